@@ -1,0 +1,54 @@
+# verigrad — two commands do everything on a fresh machine:
+#   make demo   set up if needed, then run the demo
+#   make test   set up if needed, then run every test (pytest and forge)
+SHELL := /bin/bash
+PY    := .venv/bin/python
+PIP   := .venv/bin/pip
+FORGE := node_modules/.bin/forge
+VENV_STAMP := .venv/.setup-stamp
+NPM_STAMP  := node_modules/.setup-stamp
+
+.PHONY: setup build test test-py test-forge demo lint bench snapshot clean
+
+setup: $(VENV_STAMP) $(NPM_STAMP)
+
+# The CPU build of torch is pinned first so pip never pulls a multi-GB CUDA build.
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --disable-pip-version-check "torch==2.13.0"
+	$(PIP) install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build: setup
+	$(FORGE) build
+
+test: setup build
+	$(FORGE) test
+	$(PY) -m pytest -q
+
+test-forge: setup
+	$(FORGE) test
+
+test-py: setup
+	$(PY) -m pytest -q
+
+demo: setup build
+	.venv/bin/verigrad demo
+
+lint: setup
+	.venv/bin/ruff check protocol tests benchmarks
+	.venv/bin/mypy protocol
+	.venv/bin/slither . --compile-force-framework foundry --foundry-compile-all --exclude-dependencies
+
+snapshot: setup
+	$(FORGE) snapshot --snap contracts/.gas-snapshot
+
+bench: setup build
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf out cache .venv node_modules
