@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title IFloat32Arbiter
+/// @notice The on-chain IEEE-754 binary32 arbiter: each function recomputes one float32 operation
+///         on raw bit patterns, exactly as any IEEE-754 machine does without FMA contraction and
+///         with the verigrad float policy (round to nearest even, gradual underflow, signed zeros,
+///         every NaN result the canonical quiet NaN 0x7FC00000). Anyone can call it to check a
+///         result against a reference implementation such as Berkeley SoftFloat.
+/// @dev Every function is pure and reverts only on malformed batch input.
+interface IFloat32Arbiter {
+    /// @notice The batch arrays do not have the same length.
+    /// @param expected The length of the first array.
+    /// @param actual The length of the mismatching array.
+    error BatchLengthMismatch(uint256 expected, uint256 actual);
+
+    /// @notice a + b, rounded to nearest even.
+    function add(uint32 a, uint32 b) external pure returns (uint32);
+
+    /// @notice a - b, rounded to nearest even.
+    function sub(uint32 a, uint32 b) external pure returns (uint32);
+
+    /// @notice a * b, rounded to nearest even.
+    function mul(uint32 a, uint32 b) external pure returns (uint32);
+
+    /// @notice a / b, rounded to nearest even.
+    function div(uint32 a, uint32 b) external pure returns (uint32);
+
+    /// @notice acc + a * b with two roundings (the product is rounded before the sum).
+    function mulAdd(uint32 acc, uint32 a, uint32 b) external pure returns (uint32);
+
+    /// @notice IEEE quiet a < b (false on NaN).
+    function lt(uint32 a, uint32 b) external pure returns (bool);
+
+    /// @notice IEEE quiet a <= b (false on NaN).
+    function le(uint32 a, uint32 b) external pure returns (bool);
+
+    /// @notice IEEE quiet a == b (false on NaN, +0 == -0).
+    function eq(uint32 a, uint32 b) external pure returns (bool);
+
+    /// @notice NaN-propagating minimum with -0 < +0.
+    function min(uint32 a, uint32 b) external pure returns (uint32);
+
+    /// @notice NaN-propagating maximum with -0 < +0.
+    function max(uint32 a, uint32 b) external pure returns (uint32);
+
+    /// @notice int32 -> binary32, rounded to nearest even.
+    function fromInt32(int32 v) external pure returns (uint32);
+
+    /// @notice binary32 -> int32, rounded half to even, saturating; NaN -> 0.
+    function toInt32(uint32 x) external pure returns (int32);
+
+    /// @notice Element-wise `add` over two equally long arrays (for differential testing).
+    function addBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory);
+
+    /// @notice Element-wise `sub` over two equally long arrays.
+    function subBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory);
+
+    /// @notice Element-wise `mul` over two equally long arrays.
+    function mulBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory);
+
+    /// @notice Element-wise `div` over two equally long arrays.
+    function divBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory);
+
+    /// @notice Element-wise comparisons packed in one word per pair: bit 0 = lt, bit 1 = le, bit 2 = eq.
+    function cmpBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint8[] memory);
+}
