@@ -1,0 +1,71 @@
+"""Training-state commitment S_t: the RFC 9162 root over the ordered ids of every tensor the next step reads.
+
+The caller fixes names and order (parameters, optimizer moments, the step counter as a tensor, ...);
+the root commits to the order and the tensors, not to the names, so the list a task spec derives must
+be the same on every machine. Names are kept beside the ids so that a dispute can say "leaf 3 is
+``fc1.weight``" and prove it with ``StateCommitment.inclusion_proof``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.commit.errors import CommitError
+from protocol.commit.merkle import AppendOnlyTree, InclusionProof
+from protocol.commit.tensor import TensorCommitment, tensor_id
+
+
+def _id_of(value: Any) -> bytes:
+    """A tensor id from a tensor, a ``TensorCommitment`` or an already computed 32-byte id."""
+    if isinstance(value, TensorCommitment):
+        return value.id
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) != 32:
+            raise CommitError(f"a precomputed tensor id must be 32 bytes, got {len(value)}")
+        return bytes(value)
+    return tensor_id(value)
+
+
+@dataclass
+class StateCommitment:
+    """S_t with the ordered names and ids it was built from."""
+
+    names: list[str]
+    ids: list[bytes]
+    tree: AppendOnlyTree = field(repr=False)
+
+    @property
+    def root(self) -> bytes:
+        """The state root S_t."""
+        return self.tree.root
+
+    def position(self, name: str) -> int:
+        """Leaf index of tensor ``name``."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise CommitError(f"no tensor named {name!r} in this state") from None
+
+    def inclusion_proof(self, name_or_index: str | int) -> InclusionProof:
+        """Proof that a tensor's id is the given leaf of S_t."""
+        index = self.position(name_or_index) if isinstance(name_or_index, str) else name_or_index
+        return self.tree.inclusion_proof(index)
+
+
+def state_commitment(named_tensors: Iterable[tuple[str, Any]]) -> StateCommitment:
+    """Commit to an ordered list of ``(name, tensor | TensorCommitment | id)``."""
+    names: list[str] = []
+    ids: list[bytes] = []
+    for name, value in named_tensors:
+        if name in names:
+            raise CommitError(f"tensor name {name!r} appears twice in the state")
+        names.append(name)
+        ids.append(_id_of(value))
+    return StateCommitment(names, ids, AppendOnlyTree(ids))
+
+
+def state_root(named_tensors: Iterable[tuple[str, Any]]) -> bytes:
+    """S_t: the root over the ids of the ordered ``(name, tensor)`` list."""
+    return state_commitment(named_tensors).root
