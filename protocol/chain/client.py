@@ -55,6 +55,13 @@ def revert_from(exc: BaseException) -> errors.ContractRevert | None:
         if isinstance(exc, ContractLogicError):
             msg = str(exc.args[0]) if exc.args else str(exc)
             return errors.RevertString({"message": msg}, b"", message=msg)
+    # The in-process chain (eth-tester) raises TransactionFailed with the raw revert bytes further
+    # down its chain of causes.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in ("TransactionFailed", "Revert") and seen.args and isinstance(seen.args[0], bytes):
+            return errors.decode_revert(seen.args[0])
+        seen = seen.__cause__ or seen.__context__
     return None
 
 
@@ -67,10 +74,14 @@ class Chain:
         self.dev_keys = dev_keys or []
         errors.register_errors(all_errors_abi())
         self.chain_id = self._rpc(lambda: w3.eth.chain_id)
+        # Wei each sender spent on gas through this connection: lets tests and the demo account
+        # for every wei of every balance exactly.
+        self.gas_spent: dict[str, int] = {}
 
     @classmethod
     def connect(cls, url: str, retries: int = 5, timeout: float = 30.0) -> Chain:
-        retry = ExceptionRetryConfiguration(errors=TRANSIENT, retries=retries, backoff_factor=0.2)
+        # web3 makes no request at all with retries=0, so one attempt is the minimum.
+        retry = ExceptionRetryConfiguration(errors=TRANSIENT, retries=max(1, retries), backoff_factor=0.2)
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=retry))
         return cls(w3, url)
 
@@ -96,7 +107,9 @@ class Chain:
     # ------------------------------------------------------------------ contracts
 
     def contract(self, name: str, address: str) -> Contract:
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact(name).abi)
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=artifact(name).abi, decode_tuples=True
+        )
 
     def deploy(self, name: str, *args: Any, key: str, value: int = 0) -> Contract:
         art = artifact(name)
@@ -144,6 +157,8 @@ class Chain:
                 if rev is not None:
                     raise rev from None
             raise ChainError(f"transaction {tx_hash.hex()} reverted")
+        cost = int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+        self.gas_spent[acct.address] = self.gas_spent.get(acct.address, 0) + cost
         return receipt
 
     def call(self, fn: ContractFunction, sender: str | None = None) -> Any:

@@ -1,0 +1,90 @@
+"""Deploy the verigrad contracts to any chain and remember where they are.
+
+A deployment is written to ``deployments/<chainId>.json`` (addresses, parameters, block), so every
+daemon and CLI command finds the contracts from the chain id alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+
+from protocol.chain.client import Chain
+from protocol.chain.errors import DeploymentMissing
+
+DEPLOYMENTS_DIR = Path("deployments")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Protocol parameters fixed at deployment (see docs/CONTRACTS.md for what each one does)."""
+
+    unbonding_delay: int = 7 * 24 * 3600
+    beneficiary_bps: int = 5_000  # half of a slash to the winner of the dispute, half to the sink
+    credit_bonus_bps: int = 200  # each completed task lowers a solver's score by 2% ...
+    max_bonus_bps: int = 2_000  # ... up to 20%
+    credit_min_stake: int = 10**17  # tasks below this stake earn no credit (anti-sybil)
+    dispute_timeout: int = 7 * 24 * 3600
+    sink: str | None = None  # burn/pool address; defaults to the deployer
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain_id: int
+    deployer: str
+    block: int
+    stake_manager: str
+    task_market: str
+    float32_arbiter: str
+    params: dict[str, object] = field(default_factory=dict)
+
+    def save(self, directory: Path = DEPLOYMENTS_DIR) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.chain_id}.json"
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, chain_id: int, directory: Path = DEPLOYMENTS_DIR) -> Deployment:
+        path = directory / f"{chain_id}.json"
+        if not path.is_file():
+            raise DeploymentMissing(
+                f"no deployment for chain {chain_id} at {path}: run `verigrad deploy --rpc URL` "
+                "(or `verigrad devnet` for a local chain) first"
+            )
+        return cls(**json.loads(path.read_text()))
+
+
+def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployment:
+    """Deploy StakeManager, TaskMarket and Float32Arbiter and wire them together."""
+    params = params or Params()
+    deployer = Account.from_key(key).address
+    sink = params.sink or deployer
+    stake = chain.deploy("StakeManager", deployer, params.unbonding_delay, sink, params.beneficiary_bps, key=key)
+    market = chain.deploy(
+        "TaskMarket",
+        deployer,
+        stake.address,
+        params.credit_bonus_bps,
+        params.max_bonus_bps,
+        params.credit_min_stake,
+        params.dispute_timeout,
+        key=key,
+    )
+    chain.transact(stake.functions.setMarket(market.address), key=key)
+    # The market slashes a solver that never delivers or loses a dispute.
+    chain.transact(stake.functions.setSlasher(market.address, True), key=key)
+    arbiter = chain.deploy("Float32Arbiter", key=key)
+    block = int(chain.w3.eth.block_number)
+    return Deployment(
+        chain_id=chain.chain_id,
+        deployer=deployer,
+        block=block,
+        stake_manager=stake.address,
+        task_market=market.address,
+        float32_arbiter=arbiter.address,
+        params={**asdict(params), "sink": sink},
+    )
