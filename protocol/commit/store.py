@@ -177,7 +177,8 @@ def encode_tensors(tensors: dict[str, Any]) -> bytes:
     for name, t in tensors.items():
         if hasattr(t, "detach"):
             t = t.detach().cpu().contiguous().numpy()
-        arr = np.ascontiguousarray(t)
+        arr = np.asarray(t)
+        arr = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(arr.shape)
         dtype = str(arr.dtype)
         if dtype not in _TENSOR_DTYPES:
             raise StoreError(f"tensor {name!r}: dtype {dtype} cannot be stored")

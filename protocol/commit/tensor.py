@@ -51,7 +51,9 @@ def _as_numpy(t: Any) -> np.ndarray:
             t = t.detach().cpu().contiguous().numpy()
         except (TypeError, RuntimeError) as err:  # e.g. bfloat16, which numpy cannot hold
             raise CommitError(f"cannot commit a tensor of dtype {t.dtype}: {err}") from err
-    return np.ascontiguousarray(t)
+    arr = np.asarray(t)
+    # np.ascontiguousarray would turn a 0-d scalar (e.g. the step counter) into shape (1,).
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(arr.shape)
 
 
 def _dtype_name(arr: np.ndarray) -> str:
