@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from protocol.errors import VerigradError
 
@@ -117,7 +117,10 @@ def decode_revert(data: bytes | str | None) -> ContractRevert:
         values = abi_decode(types, data[4:])
     except Exception:  # malformed payload: keep the raw bytes
         return cls(data=data, message=f"{cls.error_name} (undecodable data 0x{data.hex()})")
-    vals = {n: (v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, values, strict=True)}
+    vals = {
+        n: to_checksum_address(v) if t == "address" else v
+        for n, v, t in zip(names, values, types, strict=True)
+    }
     if cls is RevertString:
         return cls(vals, data, message=str(vals["message"]))
     return cls(vals, data)
