@@ -1,0 +1,134 @@
+"""``verigrad demo``: the protocol's story on a fresh local chain.
+
+Starts anvil, deploys, stakes three solvers, posts two tasks with the payment in escrow, runs the
+sealed-bid auctions, trains the winning task for real with the reproducible engine and commits its
+trace root, lets a second winner miss its delivery deadline (slashed, submitter refunded), and prints
+every balance and the solvency check at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from protocol.chain.client import Chain
+from protocol.chain.deploy import Params, deploy_all
+from protocol.chain.devnet import Anvil
+from protocol.chain.market import Market, SealedBid, TaskParams, TaskStatus
+from protocol.chain_cli import balance_table, fmt_eth, task_table
+
+ETH = 10**18
+
+
+def add_demo_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the whole story on a fresh local devnet",
+        description="Start anvil, deploy, post tasks, auction them, train for real, commit, settle, "
+        "and print every balance.",
+        epilog="example: verigrad demo --spec digits-mlp --steps 60",
+    )
+    p.add_argument("--spec", default="digits-mlp", help="reference spec name or path (default digits-mlp)")
+    p.add_argument("--steps", type=int, default=None, help="override the spec's number of steps")
+    p.set_defaults(func=run_demo)
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train_for_task(spec_name: str, steps: int | None) -> dict[str, Any]:
+    """Train the spec with the reproducible engine; returns trace root, steps, final state root."""
+    from protocol.train import train_spec  # heavy import (torch) only when training
+
+    return train_spec(spec_name, steps=steps)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    with Anvil(accounts=8) as node:
+        chain = Chain.connect(node.rpc_url)
+        keys = node.keys
+        d = deploy_all(chain, keys[0], Params(unbonding_delay=3600))
+        say(f"anvil on {node.rpc_url}; StakeManager {d.stake_manager}, TaskMarket {d.task_market}")
+        submitter = Market(chain, d, keys[1])
+        solvers = {name: Market(chain, d, keys[i]) for name, i in (("alice", 2), ("bob", 3), ("carol", 4))}
+        people = [("submitter", submitter), *solvers.items()]
+        start = {m.address: chain.balance(m.address) for _, m in people}
+        for name, s in solvers.items():
+            s.deposit(2 * ETH)
+            say(f"{name} staked 2 ETH")
+
+        from protocol.spec import load_spec, spec_hash
+
+        spec = load_spec(args.spec)
+        steps = args.steps or spec.steps
+        interval = spec.checkpoint_interval
+        steps -= steps % interval
+        tp = TaskParams(
+            spec_hash=bytes.fromhex(spec_hash(spec).removeprefix("0x")), spec_uri=f"builtin:{args.spec}",
+            required_stake=ETH, bid_bond=ETH // 100, bid_window=60, reveal_window=60,
+            training_window=3600, challenge_window=120, steps=steps, checkpoint_interval=interval,
+        )
+        t1 = submitter.post_task(tp, 2 * ETH)
+        t2 = submitter.post_task(tp, 2 * ETH)
+        say(f"submitter posted tasks {t1} and {t2} ({args.spec}, {steps} steps), 2 ETH escrowed each")
+
+        prices = {t1: {"alice": 8, "bob": 10, "carol": 12}, t2: {"alice": 14, "bob": 9, "carol": 11}}
+        sealed: dict[tuple[int, str], SealedBid] = {}
+        for tid, table in prices.items():
+            for name, tenth in table.items():
+                sealed[(tid, name)] = SealedBid.new(tid, tenth * ETH // 10)
+                solvers[name].commit_bid(sealed[(tid, name)])
+        say("sealed bids committed (prices hidden until the reveal window)")
+        chain.advance(60)
+        for (tid, name), bid in sealed.items():
+            if (tid, name) != (t2, "carol"):  # carol never reveals on task 2: her bond is forfeited
+                solvers[name].reveal_bid(bid)
+        say("bids revealed (carol does not reveal on task 2: her bid bond goes to the submitter)")
+        chain.advance(60)
+        for tid in (t1, t2):
+            submitter.close_auction(tid)
+            t = submitter.task(tid)
+            winner = next(n for n, s in solvers.items() if s.address == t.solver)
+            say(f"task {tid}: {winner} wins at {fmt_eth(t.winningPrice)} ETH, paid {fmt_eth(t.agreedPrice)} "
+                "(second price) on completion; 1 ETH of its stake locked")
+
+        w1 = next(s for s in solvers.values() if s.address == submitter.task(t1).solver)
+        say(f"task {t1}: training {args.spec} for {steps} steps with the reproducible engine ...")
+        result = train_for_task(args.spec, steps)
+        trace_root = bytes.fromhex(result["trace_root"].removeprefix("0x"))
+        final_root = bytes.fromhex(result["final_state_root"].removeprefix("0x"))
+        w1.commit_progress(t1, trace_root, steps // interval + 1)
+        w1.submit_result(t1, trace_root, steps, final_root, result.get("artifact_uri", "file://artifacts"))
+        say(f"task {t1}: result committed, trace root {result['trace_root'][:18]}…, loss {result['loss']:.4f}")
+
+        say(f"task {t2}: the winner never delivers")
+        chain.advance(3600)
+        submitter.fail_undelivered(t2)
+        say(f"task {t2}: delivery deadline passed: solver slashed, escrow refunded to the submitter")
+        chain.advance(120)
+        submitter.finalize(t1)
+        say(f"task {t1}: challenge window closed without a dispute: solver paid, remainder refunded, stake unlocked")
+
+        for _, m in people:
+            if m.payments():
+                m.withdraw_payments()
+            if m.proceeds():
+                m.claim_proceeds()
+        print()
+        print("\n".join(task_table(submitter)))
+        print()
+        print("\n".join(balance_table(submitter, [(n, m.address) for n, m in people])))
+        print()
+        for n, m in people:
+            delta = chain.balance(m.address) - start[m.address] + chain.gas_spent.get(m.address, 0)
+            print(f"{n:<10} net change excluding gas: {delta / ETH:+.6f} ETH")
+        acct = submitter.accounted()
+        ok = (acct["stake_manager_balance"] == acct["stake_manager_accounted"]
+              and acct["market_balance"] == acct["market_accounted"])
+        print(f"\nsolvency: StakeManager {fmt_eth(acct['stake_manager_balance'])} held / "
+              f"{fmt_eth(acct['stake_manager_accounted'])} accounted; TaskMarket {fmt_eth(acct['market_balance'])} "
+              f"held / {fmt_eth(acct['market_accounted'])} accounted -> {'OK' if ok else 'MISMATCH'}")
+        statuses = {tid: submitter.status(tid) for tid in (t1, t2)}
+        return 0 if ok and statuses == {t1: TaskStatus.COMPLETED, t2: TaskStatus.FAILED} else 1
