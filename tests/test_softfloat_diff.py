@@ -107,7 +107,10 @@ def softfloat_ref(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sf.set_rounding_mode(sf.RoundingMode.NEAR_EVEN)
     fn = _SF_OPS[op]
     out = np.fromiter(
-        (int.from_bytes(fn(_sf(x), _sf(y)).to_bytes(), "big") for x, y in zip(a.tolist(), b.tolist())),
+        (
+            int.from_bytes(fn(_sf(x), _sf(y)).to_bytes(), "big")
+            for x, y in zip(a.tolist(), b.tolist(), strict=True)
+        ),
         dtype=U32,
         count=len(a),
     )
@@ -267,7 +270,7 @@ def _near_tie_products(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np
     ok = (mb >= U64(1 << 23)) & (mb < U64(1 << 24))
     # Exact ties: an odd ma below 2^25/3 times 3 * 2^22 is a midpoint exactly.
     n_exact = n // 4
-    ma_exact = (rng.integers(1 << 22, (1 << 25) // 6, n_exact).astype(U64) * U64(2) + U64(1))
+    ma_exact = rng.integers(1 << 22, (1 << 25) // 6, n_exact).astype(U64) * U64(2) + U64(1)
     mb_exact = np.full(n_exact, 3 << 22, dtype=U64)
     return (
         np.concatenate([ma[ok], ma_exact]).astype(np.int64),
@@ -417,7 +420,7 @@ def test_comparisons_match_softfloat(arbiter: tuple[Web3, str]) -> None:
     want = np.array(
         [
             int(sf.f32_lt_quiet(x, y)) | int(sf.f32_le_quiet(x, y)) << 1 | int(sf.f32_eq(x, y)) << 2
-            for x, y in zip(fa, fb)
+            for x, y in zip(fa, fb, strict=True)
         ],
         dtype=U32,
     )
@@ -435,7 +438,12 @@ def test_single_call_functions_match_batches(arbiter: tuple[Web3, str], anvil_ch
     """The external single-op functions (what a dispute calls) return what the batches return."""
     w3, address = arbiter
     contract = anvil_chain.contract("Float32Arbiter", address)
-    pairs = [(0x3F800000, 0x33800000), (0x7F7FFFFF, 0x7F7FFFFF), (0x00000001, 0x3F000000), (0xFF800000, 0x7FC00001)]
+    pairs = [
+        (0x3F800000, 0x33800000),
+        (0x7F7FFFFF, 0x7F7FFFFF),
+        (0x00000001, 0x3F000000),
+        (0xFF800000, 0x7FC00001),
+    ]
     for x, y in pairs:
         for op in BINARY_OPS:
             want = int(softfloat_ref(op, np.array([x], dtype=U32), np.array([y], dtype=U32))[0])
@@ -447,7 +455,9 @@ def test_single_call_functions_match_batches(arbiter: tuple[Web3, str], anvil_ch
 def test_batch_length_mismatch_reverts(arbiter: tuple[Web3, str]) -> None:
     """Operand arrays of different lengths are rejected with BatchLengthMismatch(2, 1)."""
     w3, address = arbiter
-    data = _encode_u32_arrays(Web3.keccak(text="addBatch(uint32[],uint32[])")[:4], np.zeros(2, U32), np.zeros(2, U32))
+    data = _encode_u32_arrays(
+        Web3.keccak(text="addBatch(uint32[],uint32[])")[:4], np.zeros(2, U32), np.zeros(2, U32)
+    )
     # Patch the second array's length word to 1: a well-formed call with mismatched lengths.
     second_len_at = 4 + 64 + 32 * 3
     data = data[:second_len_at] + (1).to_bytes(32, "big") + data[second_len_at + 32 :]
