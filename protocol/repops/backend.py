@@ -1,0 +1,478 @@
+"""Two interpreters for one kernel: vectorised torch, and instrumented scalar tracing.
+
+Every RepOps kernel is written once, against the small interface below (``k.add``, ``k.muladd``,
+``k.select``, ...), in array style: values are arrays over output elements, reductions are Python
+loops over the reduction index. Run with :class:`TorchBackend`, a kernel computes all output elements
+at once with elementwise float32 torch operations (which are bit-exact on every device). Run with
+:class:`TraceBackend`, the same kernel, on the inputs restricted to what one output element depends
+on, records one instruction of :mod:`protocol.repops.isa` per lane per call and evaluates it with the
+reference evaluator; :meth:`TraceBackend.program` then cuts out the instructions one element needs.
+So the canonical scalar program of an element is, by construction, what the torch code computes:
+there is no second implementation that could drift.
+
+Torch values are float32 tensors (floats), int64 tensors holding 0..2^32-1 (integer bit patterns) or
+bool tensors (comparison results, the ISA's 0/1). NaNs inside a torch kernel may carry any payload;
+they are canonicalised whenever float bits are read as integers (:meth:`TorchBackend.bits`) and on
+every op output. That is equivalent to canonicalising after every instruction, as the evaluator does,
+because no float instruction's non-NaN result depends on a NaN payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from protocol.repops import isa
+from protocol.repops.isa import Imm, In, Instr, Opcode, Operand, Reg
+from protocol.repops.policy import CANONICAL_NAN_BITS, MASK32, RepOpsError, f32_bits
+
+_TWO32 = 1 << 32
+
+
+# --------------------------------------------------------------------------------------------------
+# Torch (vectorised)
+# --------------------------------------------------------------------------------------------------
+
+
+class TorchBackend:
+    """Executes a kernel over all output elements with elementwise float32 torch operations.
+
+    Only operations that are exactly rounded IEEE-754 binary32 on CPU and CUDA are used: + - * / on
+    same-device tensors (never a CPU scalar divisor: CUDA turns ``x / scalar`` into a multiplication
+    by the reciprocal), comparisons, ``torch.where`` and integer arithmetic on int64.
+    """
+
+    tracing = False
+
+    def __init__(self, device: torch.device, inputs: Sequence[torch.Tensor], coords: Sequence[Any]):
+        self.device = device
+        self._flat = [t.reshape(-1) for t in inputs]
+        self.coords = list(coords)
+        self._consts: dict[int, torch.Tensor] = {}
+        self._nan = self.const_bits(CANONICAL_NAN_BITS)
+
+    # constants and static (coordinate-derived) values ------------------------------------------
+    def const_bits(self, bits: int) -> torch.Tensor:
+        t = self._consts.get(bits)
+        if t is None:
+            b = bits - _TWO32 if bits & 0x80000000 else bits
+            t = torch.tensor(b, dtype=torch.int32, device=self.device).view(torch.float32)
+            self._consts[bits] = t
+        return t
+
+    def const(self, x: float) -> torch.Tensor:
+        """A float32 constant (``x`` rounded to binary32), as a 0-dim tensor on the device."""
+        return self.const_bits(f32_bits(x))
+
+    def imm(self, n: int) -> int:
+        """An integer immediate (uint32)."""
+        return n & MASK32
+
+    def static_int(self, a: Any) -> torch.Tensor:
+        """Integers known from coordinates alone (immediates in a scalar program)."""
+        return torch.as_tensor(a, dtype=torch.int64, device=self.device) & MASK32
+
+    def static_cond(self, a: Any) -> torch.Tensor:
+        """A condition known from coordinates alone (a 0/1 immediate in a scalar program)."""
+        return torch.as_tensor(a, dtype=torch.bool, device=self.device)
+
+    def cat(self, xs: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
+        shape = torch.broadcast_shapes(*[x.shape for x in xs])
+        return torch.cat([x.expand(shape) if x.shape != shape else x for x in xs], dim=dim)
+
+    def load(self, slot: int, index: torch.Tensor) -> torch.Tensor:
+        """Element ``index`` (flat) of input ``slot``: the only data-dependent addressing (LOAD)."""
+        return self._flat[slot].take(index)
+
+    # reinterpretation ------------------------------------------------------------------------------
+    def bits(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.int64:
+            return x
+        if x.dtype == torch.bool:
+            return x.to(torch.int64)
+        x = torch.where(x != x, self._nan, x)
+        return x.view(torch.int32).to(torch.int64) & MASK32
+
+    def fl(self, v: torch.Tensor) -> torch.Tensor:
+        if v.dtype == torch.float32:
+            return v
+        v = torch.where(v >= 0x80000000, v - _TWO32, v)
+        return v.to(torch.int32).view(torch.float32)
+
+    # float arithmetic ------------------------------------------------------------------------------
+    def add(self, a, b):
+        return a + b
+
+    def sub(self, a, b):
+        return a - b
+
+    def mul(self, a, b):
+        return a * b
+
+    def div(self, a, b):
+        return a / b
+
+    def muladd(self, c, a, b):
+        """c + a*b with two roundings: the product is materialised in float32 first (never fused)."""
+        return c + a * b
+
+    def neg(self, a):
+        return -a
+
+    def abs(self, a):
+        return a.abs()
+
+    def fmin(self, a, b):
+        return torch.where(b < a, b, a)
+
+    def fmax(self, a, b):
+        return torch.where(a < b, b, a)
+
+    def lt(self, a, b):
+        return a < b
+
+    def le(self, a, b):
+        return a <= b
+
+    def eq(self, a, b):
+        return a == b
+
+    def select(self, c, a, b):
+        if c.dtype != torch.bool:
+            c = c != 0
+        return torch.where(c, a, b)
+
+    def i2f(self, v):
+        v = self.bits(v)
+        return torch.where(v >= 0x80000000, v - _TWO32, v).to(torch.int32).to(torch.float32)
+
+    def f2i(self, x):
+        r = torch.round(x)  # round half to even: exact, so identical on every device
+        r = torch.where(r != r, torch.zeros_like(r), r)
+        hi = r >= 2147483648.0
+        lo = r < -2147483648.0
+        v = r.clamp(-2147483648.0, 2147483520.0).to(torch.int64)
+        v = torch.where(hi, torch.full_like(v, 0x7FFFFFFF), v)
+        v = torch.where(lo, torch.full_like(v, -0x80000000), v)
+        return v & MASK32
+
+    # integer arithmetic on bit patterns -------------------------------------------------------------
+    def _i(self, a):
+        return self.bits(a) if isinstance(a, torch.Tensor) else a
+
+    def iadd(self, a, b):
+        return (self._i(a) + self._i(b)) & MASK32
+
+    def isub(self, a, b):
+        return (self._i(a) - self._i(b)) & MASK32
+
+    def imul(self, a, b):
+        return (self._i(a) * self._i(b)) & MASK32
+
+    def and_(self, a, b):
+        return self._i(a) & self._i(b)
+
+    def or_(self, a, b):
+        return self._i(a) | self._i(b)
+
+    def xor(self, a, b):
+        return self._i(a) ^ self._i(b)
+
+    def shl(self, a, s: int):
+        return (self._i(a) << (s & 31)) & MASK32
+
+    def shr(self, a, s: int):
+        return self._i(a) >> (s & 31)
+
+    def sar(self, a, s: int):
+        v = self._i(a)
+        v = torch.where(v >= 0x80000000, v - _TWO32, v)
+        return (v >> (s & 31)) & MASK32
+
+    def ieq(self, a, b):
+        return self._i(a) == self._i(b)
+
+    def ilt(self, a, b):
+        a, b = self._i(a), self._i(b)
+        a = torch.where(a >= 0x80000000, a - _TWO32, a) if isinstance(a, torch.Tensor) else a
+        b = torch.where(b >= 0x80000000, b - _TWO32, b) if isinstance(b, torch.Tensor) else b
+        return a < b
+
+    def finish(self, out: torch.Tensor) -> torch.Tensor:
+        """The op's output tensor: float32 with canonical NaNs, or int32 bits for integer outputs."""
+        if out.dtype == torch.float32:
+            return torch.where(out != out, self._nan, out)
+        if out.dtype == torch.bool:
+            return out.to(torch.float32)
+        raise RepOpsError(f"kernel returned a {out.dtype} tensor; op outputs are float32")
+
+
+# --------------------------------------------------------------------------------------------------
+# Tracing (one element, instrumented)
+# --------------------------------------------------------------------------------------------------
+
+
+class TArr:
+    """An array of scalar operands (the trace backend's value): refs (Operand) and their bit values."""
+
+    __slots__ = ("refs", "vals")
+
+    def __init__(self, refs: np.ndarray, vals: np.ndarray):
+        self.refs = refs
+        self.vals = vals
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.refs.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.refs.ndim
+
+    def __getitem__(self, idx: Any) -> TArr:
+        return TArr(self.refs[idx], self.vals[idx])
+
+    def transpose(self, a: int, b: int) -> TArr:
+        return TArr(np.swapaxes(self.refs, a, b), np.swapaxes(self.vals, a, b))
+
+    def reshape(self, *shape: Any) -> TArr:
+        if len(shape) == 1 and isinstance(shape[0], tuple | list):
+            shape = tuple(shape[0])
+        return TArr(self.refs.reshape(shape), self.vals.reshape(shape))
+
+    def permute(self, *dims: int) -> TArr:
+        return TArr(self.refs.transpose(dims), self.vals.transpose(dims))
+
+    def unsqueeze(self, d: int) -> TArr:
+        return TArr(np.expand_dims(self.refs, d), np.expand_dims(self.vals, d))
+
+
+def _scalar(ref: Operand, val: int) -> TArr:
+    r = np.empty((), dtype=object)
+    r[()] = ref
+    return TArr(r, np.array(val, dtype=np.int64))
+
+
+class TraceBackend:
+    """Executes a kernel on restricted inputs, recording every scalar instruction it performs.
+
+    Each lane of each call becomes one SSA node (an instruction whose destination is a fresh value),
+    evaluated with :func:`protocol.repops.isa.execute` — the reference evaluator, not torch.
+    """
+
+    tracing = True
+
+    def __init__(self, inputs: Sequence[torch.Tensor], coords: Sequence[Any]):
+        self._bits = [_tensor_bits_np(t) for t in inputs]
+        self.coords = [np.asarray(c, dtype=np.int64) for c in coords]
+        self.nodes: list[tuple[Opcode, tuple[Operand, ...]]] = []
+        self.values: list[int] = []
+
+    def read_input(self, slot: int, index: int) -> int:
+        flat = self._bits[slot]
+        if not 0 <= index < flat.size:
+            raise RepOpsError(f"input {slot} has {flat.size} elements; index {index} is out of range")
+        return int(flat[index])
+
+    def input(self, slot: int, flat_index: np.ndarray) -> TArr:
+        """Input ``slot`` at the given flat indices (an int array of any shape) as operands."""
+        fi = np.asarray(flat_index, dtype=np.int64)
+        refs = np.empty(fi.shape, dtype=object)
+        for pos, f in np.ndenumerate(fi):
+            refs[pos] = In(slot, int(f))
+        return TArr(refs, self._bits[slot][fi].astype(np.int64))
+
+    # constants and static values ------------------------------------------------------------------
+    def const_bits(self, bits: int) -> TArr:
+        return _scalar(Imm(bits & MASK32), bits & MASK32)
+
+    def const(self, x: float) -> TArr:
+        return self.const_bits(f32_bits(x))
+
+    def imm(self, n: int) -> TArr:
+        return self.const_bits(n & MASK32)
+
+    def static_int(self, a: Any) -> TArr:
+        a = np.asarray(a, dtype=np.int64) & MASK32
+        refs = np.empty(a.shape, dtype=object)
+        for pos, v in np.ndenumerate(a):
+            refs[pos] = Imm(int(v))
+        return TArr(refs, a)
+
+    def static_cond(self, a: Any) -> TArr:
+        return self.static_int(np.asarray(a, dtype=bool).astype(np.int64))
+
+    def cat(self, xs: Sequence[TArr], dim: int) -> TArr:
+        shape = np.broadcast_shapes(*[x.shape for x in xs])
+        refs = [np.broadcast_to(x.refs, shape) for x in xs]
+        vals = [np.broadcast_to(x.vals, shape) for x in xs]
+        return TArr(np.concatenate(refs, axis=dim), np.concatenate(vals, axis=dim))
+
+    # recording ------------------------------------------------------------------------------------
+    def _emit(self, op: Opcode, *args: Any) -> TArr:
+        arrs = [a if isinstance(a, TArr) else self.imm(int(a)) for a in args]
+        shape = np.broadcast_shapes(*[a.shape for a in arrs])
+        refs = [np.broadcast_to(a.refs, shape).ravel() for a in arrs]
+        vals = [np.broadcast_to(a.vals, shape).ravel() for a in arrs]
+        n = len(refs[0])
+        out_refs = np.empty(n, dtype=object)
+        out_vals = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            srcs = tuple(r[i] for r in refs)
+            vs = [int(v[i]) for v in vals]
+            if op == Opcode.LOAD:
+                val = self.read_input(vs[0], vs[1])
+            else:
+                val = isa.execute(op, vs)
+            out_refs[i] = Reg(len(self.nodes))
+            out_vals[i] = val
+            self.nodes.append((op, srcs))
+            self.values.append(val)
+        return TArr(out_refs.reshape(shape), out_vals.reshape(shape))
+
+    def load(self, slot: int, index: TArr) -> TArr:
+        return self._emit(Opcode.LOAD, self.imm(slot), index)
+
+    def bits(self, x: TArr) -> TArr:
+        return x
+
+    def fl(self, v: TArr) -> TArr:
+        return v
+
+    def add(self, a, b):
+        return self._emit(Opcode.FADD, a, b)
+
+    def sub(self, a, b):
+        return self._emit(Opcode.FSUB, a, b)
+
+    def mul(self, a, b):
+        return self._emit(Opcode.FMUL, a, b)
+
+    def div(self, a, b):
+        return self._emit(Opcode.FDIV, a, b)
+
+    def muladd(self, c, a, b):
+        return self._emit(Opcode.FMULADD, c, a, b)
+
+    def neg(self, a):
+        return self._emit(Opcode.FNEG, a)
+
+    def abs(self, a):
+        return self._emit(Opcode.FABS, a)
+
+    def fmin(self, a, b):
+        return self._emit(Opcode.FMIN, a, b)
+
+    def fmax(self, a, b):
+        return self._emit(Opcode.FMAX, a, b)
+
+    def lt(self, a, b):
+        return self._emit(Opcode.FLT, a, b)
+
+    def le(self, a, b):
+        return self._emit(Opcode.FLE, a, b)
+
+    def eq(self, a, b):
+        return self._emit(Opcode.FEQ, a, b)
+
+    def select(self, c, a, b):
+        return self._emit(Opcode.SELECT, c, a, b)
+
+    def i2f(self, v):
+        return self._emit(Opcode.I2F, v)
+
+    def f2i(self, x):
+        return self._emit(Opcode.F2I, x)
+
+    def iadd(self, a, b):
+        return self._emit(Opcode.IADD, a, b)
+
+    def isub(self, a, b):
+        return self._emit(Opcode.ISUB, a, b)
+
+    def imul(self, a, b):
+        return self._emit(Opcode.IMUL, a, b)
+
+    def and_(self, a, b):
+        return self._emit(Opcode.AND, a, b)
+
+    def or_(self, a, b):
+        return self._emit(Opcode.OR, a, b)
+
+    def xor(self, a, b):
+        return self._emit(Opcode.XOR, a, b)
+
+    def shl(self, a, s: int):
+        return self._emit(Opcode.SHL, a, s & 31)
+
+    def shr(self, a, s: int):
+        return self._emit(Opcode.SHR, a, s & 31)
+
+    def sar(self, a, s: int):
+        return self._emit(Opcode.SAR, a, s & 31)
+
+    def ieq(self, a, b):
+        return self._emit(Opcode.IEQ, a, b)
+
+    def ilt(self, a, b):
+        return self._emit(Opcode.ILT, a, b)
+
+    # program extraction ---------------------------------------------------------------------------
+    def program(self, ref: Operand) -> tuple[list[Instr], int]:
+        """The straight-line program computing ``ref``, register-allocated; returns (program, nregs).
+
+        Keeps only the instructions ``ref`` depends on, in recording order (a topological order), and
+        gives each value the lowest register free at its definition, so e.g. a matmul element's
+        running sum lives in one register. A result that is an input or immediate (a copy) becomes a
+        single ``OR x, 0``.
+        """
+        if not isinstance(ref, Reg):
+            return [Instr(Opcode.OR, 0, (ref, Imm(0)))], 1
+        needed: set[int] = set()
+        stack = [ref.n]
+        while stack:
+            n = stack.pop()
+            if n in needed:
+                continue
+            needed.add(n)
+            for s in self.nodes[n][1]:
+                if isinstance(s, Reg) and s.n not in needed:
+                    stack.append(s.n)
+        order = sorted(needed)
+        last_use: dict[int, int] = {}
+        for pos, n in enumerate(order):
+            for s in self.nodes[n][1]:
+                if isinstance(s, Reg):
+                    last_use[s.n] = pos
+        reg_of: dict[int, int] = {}
+        free: list[int] = []
+        nregs = 0
+        prog: list[Instr] = []
+        for pos, n in enumerate(order):
+            op, srcs = self.nodes[n]
+            mapped = tuple(Reg(reg_of[s.n]) if isinstance(s, Reg) else s for s in srcs)
+            for s in {s.n for s in srcs if isinstance(s, Reg)}:
+                if last_use[s] == pos:
+                    free.append(reg_of[s])
+            if free:
+                free.sort()
+                dst = free.pop(0)
+            else:
+                dst = nregs
+                nregs += 1
+            reg_of[n] = dst
+            prog.append(Instr(op, dst, mapped))
+        return prog, nregs
+
+
+def _tensor_bits_np(t: torch.Tensor) -> np.ndarray:
+    """Flat uint32 bits of a tensor: float32 as its bit pattern, integer tensors as int32 two's complement."""
+    t = t.detach().to("cpu").contiguous().reshape(-1)
+    if t.dtype == torch.float32:
+        return t.view(torch.int32).numpy().view(np.uint32)
+    if t.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        return (t.to(torch.int64).numpy() & MASK32).astype(np.uint32)
+    raise RepOpsError(f"unsupported input dtype {t.dtype}; RepOps reads float32 and integer tensors")
