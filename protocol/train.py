@@ -119,19 +119,12 @@ class StepContext:
         }
 
 
-def increment(step: torch.Tensor) -> torch.Tensor:
-    """The step counter's update."""
-    return step + 1
-
-
 def run_step(ctx: StepContext, state: State, step: int, tape: Tape) -> tuple[State, torch.Tensor]:
     """Train step ``step``: S_step -> S_{step+1}. Returns the new state and the batch loss (0-dim).
 
     Canonical op order: the model's forward and backward ops, then for each parameter in state order
     ``adam_m``, ``adam_v``, ``adamw_update``, then ``increment`` of the step counter.
     """
-    from protocol.models import kernels as K
-
     batch = ctx.batch(step)
     tape.begin([*state.items(), *(("batch." + k, v) for k, v in batch.items())])
     params = {n: state[n] for n, _ in ctx.model.param_shapes()}
@@ -141,15 +134,15 @@ def run_step(ctx: StepContext, state: State, step: int, tape: Tape) -> tuple[Sta
     new: State = {}
     moments: dict[str, torch.Tensor] = {}
     for name in params:
-        m = tape.op("adam_m", K.adam_m, state["m." + name], grads[name], beta1=f32(opt.beta1))
-        v = tape.op("adam_v", K.adam_v, state["v." + name], grads[name], beta2=f32(opt.beta2))
-        new[name] = tape.op("adamw_update", K.adamw_update, params[name], m, v, **attrs)
+        m = tape.op("adam_m", state["m." + name], grads[name], beta1=f32(opt.beta1))
+        v = tape.op("adam_v", state["v." + name], grads[name], beta2=f32(opt.beta2))
+        new[name] = tape.op("adamw_update", params[name], m, v, **attrs)
         moments["m." + name], moments["v." + name] = m, v
     for name in params:
         new["m." + name] = moments["m." + name]
     for name in params:
         new["v." + name] = moments["v." + name]
-    new["step"] = tape.op("increment", increment, state["step"])
+    new["step"] = tape.op("increment", state["step"])
     tape.finish()
     return new, loss
 

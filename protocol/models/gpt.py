@@ -15,19 +15,8 @@ import torch
 from protocol.data import Dataset
 from protocol.models import kernels as K
 from protocol.models.init import constant_tensor, uniform_tensor
-from protocol.models.mlp import linear, linear_grad_w, linear_grad_x
 from protocol.models.tape import Tape
 from protocol.spec import TaskSpec
-
-
-def add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Elementwise (broadcast) sum: residual connections and position embeddings."""
-    return a + b
-
-
-def sum_batch(x: torch.Tensor) -> torch.Tensor:
-    """Tree-order sum over the batch dim: the position-embedding gradient."""
-    return K.tree_sum(x, 0)
 
 
 class TinyGPT:
@@ -85,70 +74,68 @@ class TinyGPT:
         """Loss and gradients of one batch, every step an op on ``tape``."""
         op = tape.op
         idx, targets = batch["x"], batch["y"]
-        tok = op("embedding", K.embedding, idx, p["wte"])
-        h = op("add", add, tok, p["wpe"])
+        tok = op("embedding", idx, p["wte"])
+        h = op("add", tok, p["wpe"])
         saved = []
         for i in range(self.n_layer):
             pre = f"h{i}."
-            a1 = op("layer_norm", K.layer_norm, h, p[pre + "ln1.g"], p[pre + "ln1.b"])
-            qkv = op("linear", linear, a1, p[pre + "attn.w"], p[pre + "attn.b"])
-            att = op("causal_attention", K.causal_attention, qkv, n_head=self.n_head)
-            proj = op("linear", linear, att, p[pre + "proj.w"], p[pre + "proj.b"])
-            h_mid = op("add", add, h, proj)
-            a2 = op("layer_norm", K.layer_norm, h_mid, p[pre + "ln2.g"], p[pre + "ln2.b"])
-            f = op("linear", linear, a2, p[pre + "fc.w"], p[pre + "fc.b"])
-            g = op("gelu", K.gelu, f)
-            out = op("linear", linear, g, p[pre + "out.w"], p[pre + "out.b"])
-            h_next = op("add", add, h_mid, out)
+            a1 = op("layer_norm", h, p[pre + "ln1.g"], p[pre + "ln1.b"])
+            qkv = op("linear", a1, p[pre + "attn.w"], p[pre + "attn.b"])
+            att = op("causal_attention", qkv, n_head=self.n_head)
+            proj = op("linear", att, p[pre + "proj.w"], p[pre + "proj.b"])
+            h_mid = op("add", h, proj)
+            a2 = op("layer_norm", h_mid, p[pre + "ln2.g"], p[pre + "ln2.b"])
+            f = op("linear", a2, p[pre + "fc.w"], p[pre + "fc.b"])
+            g = op("gelu", f)
+            out = op("linear", g, p[pre + "out.w"], p[pre + "out.b"])
+            h_next = op("add", h_mid, out)
             saved.append((h, a1, qkv, att, h_mid, a2, f, g))
             h = h_next
-        af = op("layer_norm", K.layer_norm, h, p["lnf.g"], p["lnf.b"])
-        logits = op("linear", linear, af, p["head.w"], p["head.b"])
-        flat_logits = logits.reshape(-1, self.vocab)
-        flat_targets = targets.reshape(-1)
-        loss = op("cross_entropy", K.cross_entropy, flat_logits, flat_targets)
+        af = op("layer_norm", h, p["lnf.g"], p["lnf.b"])
+        logits = op("linear", af, p["head.w"], p["head.b"])
+        loss = op("cross_entropy", logits, targets)
 
         grads: dict[str, torch.Tensor] = {}
-        dlogits = op("cross_entropy_backward", K.cross_entropy_backward, flat_logits, flat_targets)
-        grads["head.w"] = op("linear_grad_w", linear_grad_w, af, dlogits)
-        grads["head.b"] = op("sum_rows", K.sum_rows, dlogits)
-        daf = op("linear_grad_x", linear_grad_x, dlogits, p["head.w"])
-        daf = daf.reshape(h.shape)
-        grads["lnf.g"] = op("layer_norm_backward_g", K.layer_norm_backward_g, h, daf)
-        grads["lnf.b"] = op("sum_rows", K.sum_rows, daf)
-        dh = op("layer_norm_backward_x", K.layer_norm_backward_x, h, p["lnf.g"], daf)
+        dlogits = op("cross_entropy_backward", logits, targets)
+        grads["head.w"] = op("linear_grad_w", af, dlogits)
+        grads["head.b"] = op("sum_rows", dlogits)
+        daf = op("linear_grad_x", dlogits, p["head.w"])
+        grads["lnf.g"] = op("layer_norm_backward_g", h, daf)
+        grads["lnf.b"] = op("sum_rows", daf)
+        dh = op("layer_norm_backward_x", h, p["lnf.g"], daf)
         for i in reversed(range(self.n_layer)):
             pre = f"h{i}."
             h_in, a1, qkv, att, h_mid, a2, f, g = saved[i]
-            grads[pre + "out.w"] = op("linear_grad_w", linear_grad_w, g, dh)
-            grads[pre + "out.b"] = op("sum_rows", K.sum_rows, dh)
-            dg = op("linear_grad_x", linear_grad_x, dh, p[pre + "out.w"])
-            df = op("gelu_backward", K.gelu_backward, f, dg)
-            grads[pre + "fc.w"] = op("linear_grad_w", linear_grad_w, a2, df)
-            grads[pre + "fc.b"] = op("sum_rows", K.sum_rows, df)
-            da2 = op("linear_grad_x", linear_grad_x, df, p[pre + "fc.w"])
-            grads[pre + "ln2.g"] = op("layer_norm_backward_g", K.layer_norm_backward_g, h_mid, da2)
-            grads[pre + "ln2.b"] = op("sum_rows", K.sum_rows, da2)
-            dmid_ln = op("layer_norm_backward_x", K.layer_norm_backward_x, h_mid, p[pre + "ln2.g"], da2)
-            dmid = op("add", add, dh, dmid_ln)
-            grads[pre + "proj.w"] = op("linear_grad_w", linear_grad_w, att, dmid)
-            grads[pre + "proj.b"] = op("sum_rows", K.sum_rows, dmid)
-            datt = op("linear_grad_x", linear_grad_x, dmid, p[pre + "proj.w"])
-            dqkv = op("causal_attention_backward", K.causal_attention_backward, qkv, datt,
+            grads[pre + "out.w"] = op("linear_grad_w", g, dh)
+            grads[pre + "out.b"] = op("sum_rows", dh)
+            dg = op("linear_grad_x", dh, p[pre + "out.w"])
+            df = op("gelu_backward", f, dg)
+            grads[pre + "fc.w"] = op("linear_grad_w", a2, df)
+            grads[pre + "fc.b"] = op("sum_rows", df)
+            da2 = op("linear_grad_x", df, p[pre + "fc.w"])
+            grads[pre + "ln2.g"] = op("layer_norm_backward_g", h_mid, da2)
+            grads[pre + "ln2.b"] = op("sum_rows", da2)
+            dmid_ln = op("layer_norm_backward_x", h_mid, p[pre + "ln2.g"], da2)
+            dmid = op("add", dh, dmid_ln)
+            grads[pre + "proj.w"] = op("linear_grad_w", att, dmid)
+            grads[pre + "proj.b"] = op("sum_rows", dmid)
+            datt = op("linear_grad_x", dmid, p[pre + "proj.w"])
+            dqkv = op("causal_attention_backward", qkv, datt,
                       n_head=self.n_head)
-            grads[pre + "attn.w"] = op("linear_grad_w", linear_grad_w, a1, dqkv)
-            grads[pre + "attn.b"] = op("sum_rows", K.sum_rows, dqkv)
-            da1 = op("linear_grad_x", linear_grad_x, dqkv, p[pre + "attn.w"])
-            grads[pre + "ln1.g"] = op("layer_norm_backward_g", K.layer_norm_backward_g, h_in, da1)
-            grads[pre + "ln1.b"] = op("sum_rows", K.sum_rows, da1)
-            din_ln = op("layer_norm_backward_x", K.layer_norm_backward_x, h_in, p[pre + "ln1.g"], da1)
-            dh = op("add", add, dmid, din_ln)
-        grads["wpe"] = op("sum_batch", sum_batch, dh)
-        grads["wte"] = op("embedding_backward", K.embedding_backward, idx, dh, rows=self.vocab)
+            grads[pre + "attn.w"] = op("linear_grad_w", a1, dqkv)
+            grads[pre + "attn.b"] = op("sum_rows", dqkv)
+            da1 = op("linear_grad_x", dqkv, p[pre + "attn.w"])
+            grads[pre + "ln1.g"] = op("layer_norm_backward_g", h_in, da1)
+            grads[pre + "ln1.b"] = op("sum_rows", da1)
+            din_ln = op("layer_norm_backward_x", h_in, p[pre + "ln1.g"], da1)
+            dh = op("add", dmid, din_ln)
+        grads["wpe"] = op("sum_batch", dh)
+        grads["wte"] = op("embedding_backward", idx, dh, rows=self.vocab)
         return loss, grads
 
     def logits(self, p: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
         """Forward pass without a tape (evaluation and sampling)."""
+        linear = K.linear
         h = K.embedding(idx, p["wte"]) + p["wpe"][: idx.shape[1]]
         for i in range(self.n_layer):
             pre = f"h{i}."
@@ -163,5 +150,4 @@ class TinyGPT:
                  max_samples: int = 256) -> dict[str, float]:
         """Mean next-character loss over the first ``max_samples`` windows of a split."""
         b = self.batch(list(dataset.samples[:max_samples]), device)
-        logits = self.logits(p, b["x"]).reshape(-1, self.vocab)
-        return {"loss": float(K.cross_entropy(logits, b["y"].reshape(-1)).item())}
+        return {"loss": float(K.cross_entropy(self.logits(p, b["x"]), b["y"]).item())}

@@ -170,6 +170,41 @@ _GELU_K = 0.7978845834732056  # sqrt(2/pi) in float32
 _GELU_C = 0.044714998453855515  # 0.044715 in float32
 
 
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x @ w + b`` over the last dim of ``x`` (leading dims flattened): ``w`` is ``[in, out]``.
+
+    Element ``y[n, o] = tree_sum_k(x[n, k] * w[k, o]) + b[o]``.
+    """
+    y = matmul(x.reshape(-1, x.shape[-1]), w) + b
+    return y.reshape(*x.shape[:-1], w.shape[1])
+
+
+def linear_grad_w(x: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """dW = x^T dy over all rows (leading dims flattened): ``dw[i, o] = tree_sum_n(x[n, i] * dy[n, o])``."""
+    return matmul(x.reshape(-1, x.shape[-1]).t(), dy.reshape(-1, dy.shape[-1]))
+
+
+def linear_grad_x(dy: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """dx = dy W^T: ``dx[n, i] = tree_sum_o(dy[n, o] * w[i, o])``."""
+    y = matmul(dy.reshape(-1, dy.shape[-1]), w.t())
+    return y.reshape(*dy.shape[:-1], w.shape[0])
+
+
+def add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Elementwise sum with broadcasting (residual connections, position embeddings)."""
+    return a + b
+
+
+def sum_batch(x: torch.Tensor) -> torch.Tensor:
+    """Tree-order sum over dim 0 (the position-embedding gradient: a sum over the batch)."""
+    return tree_sum(x, 0)
+
+
+def increment(step: torch.Tensor) -> torch.Tensor:
+    """The step counter's update (int64)."""
+    return step + 1
+
+
 def relu(x: torch.Tensor) -> torch.Tensor:
     """max(x, 0) as a select (+0 for x <= 0)."""
     return torch.where(x > 0, x, _c(0.0, x))
@@ -207,25 +242,28 @@ def softmax_lastdim(s: torch.Tensor) -> torch.Tensor:
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of ``logsumexp(row) - row[target]`` (a 0-dim tensor)."""
+    """Mean over rows (all leading dims flattened) of ``logsumexp(row) - row[target]``, 0-dim."""
+    logits = logits.reshape(-1, logits.shape[-1])
     mx = logits.amax(dim=-1, keepdim=True)
     sh = logits - mx
     lse = log(tree_sum(exp(sh), -1))
-    picked = sh.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+    picked = sh.gather(-1, targets.reshape(-1, 1).long()).squeeze(-1)
     losses = lse - picked
     return tree_sum(losses, 0) / _c(float(losses.shape[0]), logits)
 
 
 def cross_entropy_backward(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """d(mean loss)/d logits = (softmax - onehot) / rows."""
-    p = softmax_lastdim(logits)
-    onehot = torch.zeros_like(p).scatter_(-1, targets.long().unsqueeze(-1), 1.0)
-    return (p - onehot) / _c(float(logits.shape[0]), logits)
+    """d(mean loss)/d logits = (softmax - onehot) / rows, in the shape of ``logits``."""
+    flat = logits.reshape(-1, logits.shape[-1])
+    p = softmax_lastdim(flat)
+    onehot = torch.zeros_like(p).scatter_(-1, targets.reshape(-1, 1).long(), 1.0)
+    return ((p - onehot) / _c(float(flat.shape[0]), flat)).reshape(logits.shape)
 
 
 def accuracy_count(logits: torch.Tensor, targets: torch.Tensor) -> int:
     """Rows whose arg-max (first maximum) is the target: exact, for reporting only."""
-    return int((logits.argmax(dim=-1) == targets.long()).sum().item())
+    flat = logits.reshape(-1, logits.shape[-1])
+    return int((flat.argmax(dim=-1) == targets.reshape(-1).long()).sum().item())
 
 
 _LN_EPS = 9.999999747378752e-06  # 1e-5 in float32
@@ -348,3 +386,33 @@ def adamw_update(p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: float, w
     vhat = v / _c(bc2, p)
     upd = mhat / (sqrt(vhat) + _c(eps, p)) + _c(wd, p) * p
     return p - _c(lr, p) * upd
+
+
+#: Every op a training step may issue, by the name the tape records. This vocabulary is the contract
+#: between the training engine and the scalar programs of ``protocol.repops``: an op record
+#: ``(name, inputs, attrs)`` means ``KERNELS[name](*inputs, **attrs)``.
+KERNELS = {
+    "linear": linear,
+    "linear_grad_w": linear_grad_w,
+    "linear_grad_x": linear_grad_x,
+    "add": add,
+    "sum_rows": sum_rows,
+    "sum_batch": sum_batch,
+    "relu": relu,
+    "relu_backward": relu_backward,
+    "gelu": gelu,
+    "gelu_backward": gelu_backward,
+    "cross_entropy": cross_entropy,
+    "cross_entropy_backward": cross_entropy_backward,
+    "layer_norm": layer_norm,
+    "layer_norm_backward_x": layer_norm_backward_x,
+    "layer_norm_backward_g": layer_norm_backward_g,
+    "embedding": embedding,
+    "embedding_backward": embedding_backward,
+    "causal_attention": causal_attention,
+    "causal_attention_backward": causal_attention_backward,
+    "adam_m": adam_m,
+    "adam_v": adam_v,
+    "adamw_update": adamw_update,
+    "increment": increment,
+}

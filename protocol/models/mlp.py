@@ -18,23 +18,6 @@ from protocol.models.tape import Tape
 from protocol.spec import TaskSpec
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``x @ w + b`` over the last dim of ``x`` (leading dims flattened for the product)."""
-    y = K.matmul(x.reshape(-1, x.shape[-1]), w) + b
-    return y.reshape(*x.shape[:-1], w.shape[1])
-
-
-def linear_grad_w(x: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """dW = x^T dy, a tree-order sum over all rows."""
-    return K.matmul(x.reshape(-1, x.shape[-1]).t(), dy.reshape(-1, dy.shape[-1]))
-
-
-def linear_grad_x(dy: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """dx = dy W^T."""
-    y = K.matmul(dy.reshape(-1, dy.shape[-1]), w.t())
-    return y.reshape(*dy.shape[:-1], w.shape[0])
-
-
 class DigitsMLP:
     """MLP over the 8x8 digits (features = pixels / 16)."""
 
@@ -72,20 +55,20 @@ class DigitsMLP:
         acts = [batch["x"]]
         pre: list[torch.Tensor] = []
         for i in range(n):
-            z = tape.op("linear", linear, acts[-1], p[f"fc{i}.weight"], p[f"fc{i}.bias"])
+            z = tape.op("linear", acts[-1], p[f"fc{i}.weight"], p[f"fc{i}.bias"])
             pre.append(z)
             if i < n - 1:
-                acts.append(tape.op("relu", K.relu, z))
+                acts.append(tape.op("relu", z))
         logits = pre[-1]
-        loss = tape.op("cross_entropy", K.cross_entropy, logits, batch["y"])
+        loss = tape.op("cross_entropy", logits, batch["y"])
         grads: dict[str, torch.Tensor] = {}
-        dz = tape.op("cross_entropy_backward", K.cross_entropy_backward, logits, batch["y"])
+        dz = tape.op("cross_entropy_backward", logits, batch["y"])
         for i in reversed(range(n)):
-            grads[f"fc{i}.weight"] = tape.op("linear_grad_w", linear_grad_w, acts[i], dz)
-            grads[f"fc{i}.bias"] = tape.op("sum_rows", K.sum_rows, dz)
+            grads[f"fc{i}.weight"] = tape.op("linear_grad_w", acts[i], dz)
+            grads[f"fc{i}.bias"] = tape.op("sum_rows", dz)
             if i > 0:
-                da = tape.op("linear_grad_x", linear_grad_x, dz, p[f"fc{i}.weight"])
-                dz = tape.op("relu_backward", K.relu_backward, pre[i - 1], da)
+                da = tape.op("linear_grad_x", dz, p[f"fc{i}.weight"])
+                dz = tape.op("relu_backward", pre[i - 1], da)
         return loss, grads
 
     def evaluate(self, p: dict[str, torch.Tensor], dataset: Dataset, device: torch.device) -> dict[str, float]:
@@ -94,7 +77,7 @@ class DigitsMLP:
         h = b["x"]
         n = len(self.sizes) - 1
         for i in range(n):
-            h = linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
+            h = K.linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
             if i < n - 1:
                 h = K.relu(h)
         loss = float(K.cross_entropy(h, b["y"]).item())

@@ -14,13 +14,14 @@ same code path therefore serves three purposes, with no second implementation th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from protocol.errors import VerigradError
+from protocol.models.kernels import KERNELS
 
 
 class TapeError(VerigradError):
@@ -107,11 +108,14 @@ class Tape:
         except KeyError:
             raise TapeError("an op read a tensor that is not in the step's log") from None
 
-    def op(self, name: str, fn: Callable[..., torch.Tensor], *inputs: torch.Tensor,
-           **attrs: Any) -> torch.Tensor:
-        """Run op ``fn(*inputs, **attrs)`` as the next op of the step; returns its output."""
+    def op(self, name: str, *inputs: torch.Tensor, **attrs: Any) -> torch.Tensor:
+        """Run kernel ``KERNELS[name](*inputs, **attrs)`` as the next op of the step; returns its output."""
         index = self.count
         self.count += 1
+        try:
+            fn = KERNELS[name]
+        except KeyError:
+            raise TapeError(f"no kernel named {name!r}") from None
         out = fn(*inputs, **attrs)
         if self.fault is not None and self.fault.op == index:
             out = flip_lowest_bit(out, self.fault.element)
