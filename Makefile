@@ -19,8 +19,10 @@ $(VENV_STAMP): pyproject.toml
 	$(PIP) install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
+# `npm install` (not `npm ci`): it installs exactly the locked versions, and unlike `npm ci` it
+# accepts a lock that lists only the platform binaries the registry serves.
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 build: setup
