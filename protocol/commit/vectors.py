@@ -1,0 +1,153 @@
+"""Test vectors shared by the Python and Solidity sides of the commitment layer.
+
+``python -m protocol.commit.vectors`` writes ``contracts/test/merkle/MerkleVectors.sol``: byte blobs
+that the forge tests parse, produced by the Python implementation (whose trees are checked against
+pymerkle). tests/test_commit_vectors.py fails if the committed file drifts from what this module
+generates, so a change on either side cannot pass silently.
+
+Blob layouts (all integers big-endian):
+
+* ``LEAVES``: 13 leaf values, 32 bytes each. ``ROOTS``: the root at sizes 0..13, 32 bytes each.
+* ``INCLUSION``: records ``index:u32 size:u32 n:u8 siblings:n*32``.
+* ``CONSISTENCY``: records ``oldSize:u32 newSize:u32 n:u8 path:n*32``.
+* ``ELEMENTS`` (one float32 tensor of shape ``TENSOR_SHAPE``, id ``TENSOR_ID``): records
+  ``flatIndex:u32 chunkLen:u16 chunk n:u8 siblings:n*32 bits:u64``.
+* ``TENSOR_IDS``: records ``dtype:u8 ndim:u8 dims:ndim*u32 chunkRoot:32 id:32``.
+* ``DEPTH20``: ``leafHash:32 index:u32 size:u32 siblings:20*32 root:32``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from protocol.commit.hashing import leaf_hash
+from protocol.commit.merkle import AppendOnlyTree, root_from_inclusion
+from protocol.commit.tensor import DTYPES, TensorCommitment, chunk_root, tensor_id, tensor_id_from_root
+
+OUTPUT = Path(__file__).resolve().parents[2] / "contracts" / "test" / "merkle" / "MerkleVectors.sol"
+
+N_LEAVES = 13
+INCLUSION_SIZES = (1, 2, 3, 5, 7, 8, 13)
+CONSISTENCY_SIZES = (2, 5, 8, 13)
+TENSOR_SHAPE = (7, 41)  # 287 float32 = 1148 bytes: 4 full chunks and a 124-byte last chunk
+ELEMENT_INDICES = (0, 1, 63, 64, 200, 255, 256, 286)
+
+
+def _det(label: str, i: int) -> bytes:
+    """Deterministic 32-byte values (no randomness: the file must regenerate byte for byte)."""
+    return hashlib.sha256(f"verigrad/{label}/{i}".encode()).digest()
+
+
+def _u(n: int, width: int) -> bytes:
+    return n.to_bytes(width, "big")
+
+
+def build() -> dict[str, bytes]:
+    """All vector blobs by constant name."""
+    values = [_det("leaf", i) for i in range(N_LEAVES)]
+    tree = AppendOnlyTree(values)
+    out: dict[str, bytes] = {
+        "LEAVES": b"".join(values),
+        "ROOTS": b"".join(tree.root_at(s) for s in range(N_LEAVES + 1)),
+    }
+
+    inc = bytearray()
+    for size in INCLUSION_SIZES:
+        for index in range(size):
+            p = tree.inclusion_proof(index, size)
+            inc += _u(index, 4) + _u(size, 4) + _u(len(p.siblings), 1) + b"".join(p.siblings)
+    out["INCLUSION"] = bytes(inc)
+
+    con = bytearray()
+    for n in CONSISTENCY_SIZES:
+        for m in range(1, n + 1):
+            p = tree.consistency_proof(m, n)
+            con += _u(m, 4) + _u(n, 4) + _u(len(p.path), 1) + b"".join(p.path)
+    out["CONSISTENCY"] = bytes(con)
+
+    numel = int(np.prod(TENSOR_SHAPE))
+    # Float32 values from a fixed integer pattern (exact bits, no RNG): includes -0.0 and a subnormal.
+    bits = np.array([(i * 2654435761) & 0xFFFFFFFF for i in range(numel)], dtype=np.uint32)
+    bits[5] = 0x80000000
+    bits[6] = 0x00000001
+    tensor = bits.view(np.float32).reshape(TENSOR_SHAPE)
+    commitment = TensorCommitment(tensor)
+    out["TENSOR_ID"] = commitment.id
+    out["TENSOR_CHUNK_ROOT"] = commitment.root
+    el = bytearray()
+    for i in ELEMENT_INDICES:
+        p = commitment.element_proof(i)
+        assert p.verify() == int(bits[i])
+        el += _u(i, 4) + _u(len(p.chunk), 2) + p.chunk + _u(len(p.siblings), 1) + b"".join(p.siblings)
+        el += _u(int(bits[i]), 8)
+    out["ELEMENTS"] = bytes(el)
+
+    ids = bytearray()
+    cases = [
+        tensor,
+        np.array(12, dtype=np.int64),  # a step counter: 0-d, int64
+        np.arange(2 * 3 * 4, dtype=np.int32).reshape(2, 3, 4),
+        np.zeros((0, 3), dtype=np.float32),
+        np.full((65,), -1.5, dtype=np.float32),
+    ]
+    for arr in cases:
+        code = DTYPES[str(arr.dtype)][0]
+        root = chunk_root(arr)
+        tid = tensor_id(arr)
+        assert tid == tensor_id_from_root(str(arr.dtype), arr.shape, root)
+        ids += _u(code, 1) + _u(arr.ndim, 1) + b"".join(_u(d, 4) for d in arr.shape) + root + tid
+    out["TENSOR_IDS"] = bytes(ids)
+
+    # Depth 20: leaf 0x5a5a5 of a tree of 2**20 leaves. The siblings are arbitrary hashes, which is a
+    # valid proof of some tree; its root comes from the Python verifier.
+    size = 1 << 20
+    index = 0x5A5A5
+    leaf = leaf_hash(_det("depth20-leaf", 0))
+    siblings = [_det("depth20", k) for k in range(20)]
+    root = root_from_inclusion(leaf, index, size, siblings)
+    out["DEPTH20"] = leaf + _u(index, 4) + _u(size, 4) + b"".join(siblings) + root
+    return out
+
+
+def render(blobs: dict[str, bytes]) -> str:
+    """The Solidity source of ``MerkleVectors.sol``."""
+    lines = [
+        "// SPDX-License-Identifier: MIT",
+        "pragma solidity 0.8.37;",
+        "",
+        "// Generated by `python -m protocol.commit.vectors`; do not edit (tests/test_commit_vectors.py",
+        "// checks that this file matches the Python implementation). Layouts: protocol/commit/vectors.py.",
+        "",
+        "/// @title MerkleVectors",
+        "/// @notice Proofs and ids produced by the Python commitment layer, for the forge tests.",
+        "library MerkleVectors {",
+        f"    uint256 internal constant N_LEAVES = {N_LEAVES};",
+        f"    uint32 internal constant TENSOR_ROWS = {TENSOR_SHAPE[0]};",
+        f"    uint32 internal constant TENSOR_COLS = {TENSOR_SHAPE[1]};",
+    ]
+    for name, blob in blobs.items():
+        if len(blob) == 32 and name != "DEPTH20":
+            lines.append(f"    bytes32 internal constant {name} = 0x{blob.hex()};")
+        else:
+            lines.append(f'    bytes internal constant {name} = hex"{blob.hex()}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the vectors file (or, with ``--check``, exit 1 if it is stale)."""
+    args = sys.argv[1:] if argv is None else argv
+    text = render(build())
+    if "--check" in args:
+        return 0 if OUTPUT.exists() and OUTPUT.read_text() == text else 1
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
