@@ -1,0 +1,306 @@
+"""Replay and the three trace levels below the checkpoint trace, from the very code that trains.
+
+For any step t, :class:`Replayer` starts from the nearest checkpoint at or before t (read from the
+artifact store when a manifest is given, else recomputed from S_0) and runs :func:`protocol.train.run_step`
+-- the training function itself -- forward. It produces:
+
+(a) :meth:`Replayer.interval`: the state roots S_k, S_k+1, ..., S_k+c of t's checkpoint interval
+    (level 2 of the game; its ends are the two checkpoint leaves of level 1);
+(b) :meth:`Replayer.op_trace`: the op-level trace of step t (level 3): the append-only log of tensor
+    ids starts with S_t's tensors and the step's batch, then receives each op's output; after each op
+    its root is a leaf. The links are explicit data: each op lists the log positions of its inputs,
+    and ``next_state`` lists the log positions of S_t+1's tensors, so :func:`verify_op_trace` can check
+    that the log starts at S_t and ends at S_t+1 without trusting the solver;
+(c) :meth:`Replayer.scalar_trace`: for one op and one output element, the canonical scalar program
+    of that element (``protocol.repops.programs``) evaluated step by step, checked against the
+    op's recorded output.
+
+A fault (``protocol.models.tape.Fault``) replays a faulty run exactly as it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from protocol.commit import LocalStore, OpLog, state_commitment, tensor_id
+from protocol.errors import VerigradError
+from protocol.models import build_model
+from protocol.models.tape import Fault, OpRecord, Tape
+from protocol.spec import TaskSpec, open_dataset
+from protocol.train import (
+    State,
+    StepContext,
+    checkpoint_steps,
+    initial_state,
+    load_checkpoint,
+    resolve_device,
+    run_step,
+    state_root_of,
+)
+
+
+class TraceError(VerigradError):
+    """A replay that cannot be produced or a trace whose links do not check."""
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+@dataclass
+class IntervalTrace:
+    """Level 2: the state roots of one checkpoint interval, S_start ... S_end."""
+
+    start: int
+    end: int
+    state_roots: list[bytes]
+
+    def root_at(self, step: int) -> bytes:
+        """S_step for start <= step <= end."""
+        if not self.start <= step <= self.end:
+            raise TraceError(f"step {step} is outside the interval [{self.start}, {self.end}]")
+        return self.state_roots[step - self.start]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "state_roots": [_hex(r) for r in self.state_roots]}
+
+
+@dataclass
+class OpEntry:
+    """One op of the step: its inputs' and output's log positions and the log root after it."""
+
+    index: int
+    name: str
+    attrs: dict[str, Any]
+    inputs: list[int]
+    output: int
+    output_id: bytes
+    root: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "name": self.name, "attrs": self.attrs, "inputs": self.inputs,
+                "output": self.output, "output_id": _hex(self.output_id), "root": _hex(self.root)}
+
+
+@dataclass
+class OpTrace:
+    """Level 3: the op-level trace of step ``step`` (S_step -> S_step+1)."""
+
+    step: int
+    start_names: list[str]
+    log_ids: list[bytes]
+    state_size: int
+    state_root: bytes
+    start_root: bytes
+    ops: list[OpEntry]
+    next_state: list[tuple[str, int]]
+    next_state_root: bytes
+    records: list[OpRecord] = field(repr=False, default_factory=list)
+
+    @property
+    def leaves(self) -> list[bytes]:
+        """Level 3's sequence: the log root at the start, then after each op."""
+        return [self.start_root] + [op.root for op in self.ops]
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything a verifier needs to check the links (tensors themselves are not included)."""
+        return {
+            "step": self.step,
+            "state_root": _hex(self.state_root),
+            "next_state_root": _hex(self.next_state_root),
+            "start": [{"name": n, "id": _hex(i)} for n, i in zip(self.start_names, self.log_ids, strict=False)],
+            "state_size": self.state_size,
+            "start_root": _hex(self.start_root),
+            "ops": [op.to_json() for op in self.ops],
+            "next_state": [{"name": n, "position": p} for n, p in self.next_state],
+        }
+
+
+def verify_op_trace(tr: OpTrace) -> None:
+    """Check the links of an op trace from its ids alone; raise :class:`TraceError` on the first break.
+
+    * the log's first ``state_size`` entries are S_t: their state root is ``state_root``;
+    * every op reads only earlier entries and appends exactly the next one;
+    * the log roots recomputed from the ids equal the committed leaves;
+    * the designated ``next_state`` entries, in state order, have state root ``next_state_root``.
+    """
+    n_start = len(tr.start_names)
+    ids = tr.log_ids
+    if len(ids) != n_start + len(tr.ops):
+        raise TraceError(f"log has {len(ids)} ids, expected {n_start} start entries + {len(tr.ops)} ops")
+    names = tr.start_names[: tr.state_size]
+    if state_commitment(zip(names, ids[: tr.state_size], strict=True)).root != tr.state_root:
+        raise TraceError(f"step {tr.step}: the log's first {tr.state_size} entries are not S_{tr.step}")
+    log = OpLog(ids[:n_start])
+    if log.root != tr.start_root:
+        raise TraceError(f"step {tr.step}: start root does not match the start entries")
+    for j, op in enumerate(tr.ops):
+        if op.index != j or op.output != n_start + j:
+            raise TraceError(f"op {j}: expected index {j} writing entry {n_start + j}, got {op.index}/{op.output}")
+        bad = [p for p in op.inputs if not 0 <= p < op.output]
+        if bad:
+            raise TraceError(f"op {j} ({op.name}) reads entry {bad[0]}, not an earlier log entry")
+        if ids[op.output] != op.output_id:
+            raise TraceError(f"op {j} ({op.name}): output id differs from log entry {op.output}")
+        if log.append_op([op.output_id]) != op.root:
+            raise TraceError(f"op {j} ({op.name}): log root after the op does not match")
+    nxt = [(name, ids[pos]) for name, pos in tr.next_state]
+    if [n for n, _ in nxt] != names:
+        raise TraceError(f"step {tr.step}: next_state names/order differ from S_{tr.step}'s")
+    if state_commitment(nxt).root != tr.next_state_root:
+        raise TraceError(f"step {tr.step}: the designated entries are not S_{tr.step + 1}")
+
+
+@dataclass
+class ScalarTrace:
+    """Level 4: one output element's canonical scalar program and the value after each instruction."""
+
+    step: int
+    op: int
+    name: str
+    element: int
+    program: list[Any]
+    values: list[int]
+    output_bits: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "op": self.op, "name": self.name, "element": self.element,
+                "program": [str(i) for i in self.program], "values": [f"0x{v:08x}" for v in self.values],
+                "output_bits": f"0x{self.output_bits:08x}"}
+
+
+class Replayer:
+    """Replays steps of a run (honest or with its fault) from checkpoints; see the module doc."""
+
+    def __init__(self, spec: TaskSpec, *, device: str | torch.device = "cpu", fault: Fault | None = None,
+                 store: LocalStore | None = None, manifest: dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.fault = fault
+        dataset = open_dataset(spec)
+        self.model = build_model(spec, dataset)
+        self.ctx = StepContext(spec, self.model, dataset, self.device)
+        self.store = store
+        self.digests: dict[int, str] = {}
+        if manifest is not None:
+            self.digests = {int(c["step"]): c["digest"] for c in manifest["checkpoints"] if c.get("digest")}
+        self._names: list[str] | None = None
+
+    # -- states -------------------------------------------------------------------------------------
+
+    def checkpoint_before(self, step: int) -> int:
+        """The last checkpoint step at or before ``step``."""
+        if not 0 <= step <= self.spec.steps:
+            raise TraceError(f"step {step} out of range [0, {self.spec.steps}]")
+        return max(c for c in checkpoint_steps(self.spec) if c <= step)
+
+    def _checkpoint_state(self, cp: int) -> State:
+        if cp == 0:
+            return initial_state(self.model, self.device)
+        if self.store is not None and cp in self.digests:
+            names = self.state_names()
+            return load_checkpoint(self.store, self.digests[cp], self.device, names)
+        return self.state_at(cp, from_checkpoint=self.checkpoint_before(cp - 1))
+
+    def state_names(self) -> list[str]:
+        """Tensor names of a state, in state order."""
+        if self._names is None:
+            self._names = list(initial_state(self.model, torch.device("cpu")))
+        return self._names
+
+    def state_at(self, step: int, from_checkpoint: int | None = None) -> State:
+        """S_step, replayed from the nearest checkpoint (or from ``from_checkpoint``)."""
+        cp = self.checkpoint_before(step) if from_checkpoint is None else from_checkpoint
+        state = self._checkpoint_state(cp)
+        for t in range(cp, step):
+            state, _ = run_step(self.ctx, state, t, Tape(t, fault=self.fault))
+        return state
+
+    # -- level 2 ------------------------------------------------------------------------------------
+
+    def interval(self, step: int) -> IntervalTrace:
+        """Per-step state roots of the checkpoint interval containing ``step`` (step < steps)."""
+        if not 0 <= step < self.spec.steps:
+            raise TraceError(f"step {step} out of range [0, {self.spec.steps})")
+        cps = checkpoint_steps(self.spec)
+        start = self.checkpoint_before(step)
+        end = min(c for c in cps if c > start)
+        state = self._checkpoint_state(start)
+        roots = [state_root_of(state)]
+        for t in range(start, end):
+            state, _ = run_step(self.ctx, state, t, Tape(t, fault=self.fault))
+            roots.append(state_root_of(state))
+        return IntervalTrace(start, end, roots)
+
+    # -- level 3 ------------------------------------------------------------------------------------
+
+    def op_trace(self, step: int) -> OpTrace:
+        """The op-level trace of step ``step``, recorded while replaying it with ``run_step``."""
+        if not 0 <= step < self.spec.steps:
+            raise TraceError(f"step {step} out of range [0, {self.spec.steps})")
+        state = self.state_at(step)
+        tape = Tape(step, record=True, fault=self.fault)
+        new_state, _ = run_step(self.ctx, state, step, tape)
+        state_ids = state_commitment([(n, t.detach().cpu()) for n, t in state.items()]).ids
+        n_state = len(state)
+        log_tensors = tape.log
+        n_start = len(log_tensors) - len(tape.records)
+        ids = state_ids + [tensor_id(t.detach().cpu()) for t in log_tensors[n_state:]]
+        log = OpLog(ids[:n_start])
+        start_root = log.root
+        ops = []
+        for rec in tape.records:
+            root = log.append_op([ids[rec.output_position]])
+            ops.append(OpEntry(rec.index, rec.name, _plain(rec.attrs), rec.input_positions,
+                               rec.output_position, ids[rec.output_position], root))
+        next_state = [(name, tape.position(t)) for name, t in new_state.items()]
+        return OpTrace(
+            step=step, start_names=tape.log_names[:n_start], log_ids=ids, state_size=n_state,
+            state_root=state_commitment(zip(list(state), state_ids, strict=True)).root,
+            start_root=start_root, ops=ops,
+            next_state=next_state,
+            next_state_root=state_commitment(
+                [(name, ids[pos]) for name, pos in next_state]).root,
+            records=tape.records,
+        )
+
+    # -- level 4 ------------------------------------------------------------------------------------
+
+    def scalar_trace(self, step: int, op: int, element: int, trace: OpTrace | None = None) -> ScalarTrace:
+        """The canonical scalar program of output ``element`` of op ``op`` at ``step``, evaluated.
+
+        The program comes from ``protocol.repops.programs`` (the scalar form of each kernel); the
+        last value must equal the recorded output element bit for bit, else :class:`TraceError`.
+        """
+        tr = trace if trace is not None else self.op_trace(step)
+        if not 0 <= op < len(tr.records):
+            raise TraceError(f"step {step} has {len(tr.records)} ops, no op {op}")
+        rec = tr.records[op]
+        out = rec.output.detach().cpu().reshape(-1)
+        if not 0 <= element < out.numel():
+            raise TraceError(f"op {op} ({rec.name}) has {out.numel()} output elements, no element {element}")
+        try:
+            from protocol.repops import programs
+        except ImportError as exc:
+            raise TraceError("scalar traces need protocol.repops.programs, which is not installed") from exc
+        inputs = [t.detach().cpu() for t in rec.inputs]
+        program, values = programs.trace_element(rec.name, inputs, rec.attrs, element)
+        want = _bits_of(out, element)
+        got = values[-1] if values else None
+        if got != want:
+            raise TraceError(f"op {op} ({rec.name}) element {element}: the scalar program gives "
+                             f"{got if got is None else hex(got)}, the op output holds {hex(want)}")
+        return ScalarTrace(step, op, rec.name, element, list(program), list(values), want)
+
+
+def _bits_of(flat: torch.Tensor, element: int) -> int:
+    if flat.dtype == torch.float32:
+        return int(flat.view(torch.int32)[element].item()) & 0xFFFFFFFF
+    return int(flat[element].item()) & 0xFFFFFFFF
+
+
+def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in attrs.items()}
