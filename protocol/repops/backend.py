@@ -233,7 +233,10 @@ class TArr:
         return self.refs.ndim
 
     def __getitem__(self, idx: Any) -> TArr:
-        return TArr(self.refs[idx], self.vals[idx])
+        r = self.refs[idx]
+        if not isinstance(r, np.ndarray):
+            return _scalar(r, int(self.vals[idx]))
+        return TArr(r, self.vals[idx])
 
     def transpose(self, a: int, b: int) -> TArr:
         return TArr(np.swapaxes(self.refs, a, b), np.swapaxes(self.vals, a, b))

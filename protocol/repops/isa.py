@@ -264,4 +264,3 @@ def run(program: Sequence[Instr], nregs: int, read_input: ReadInput) -> list[lis
         regs = step(ins, regs, read_input)
         states.append(regs)
     return states
-

@@ -1,0 +1,81 @@
+"""RepOps: reproducible float32 operators with canonical scalar programs.
+
+Training with these functions gives the same bits on every CPU and GPU: every op is built from
+IEEE-754 binary32 + - * / (no fused multiply-add), comparisons, selects and integer operations on
+the float bits, with every reduction in a fixed order, and NaNs canonicalised (docs/REPOPS.md).
+Each output element of each op is defined by a straight-line program over a tiny instruction set
+(:mod:`protocol.repops.isa`); the dispute game bisects such a program and the contract re-executes
+one instruction of it.
+
+Typical use::
+
+    from protocol import repops
+    repops.check_policy(device)
+    with repops.Tape(observer=on_op, inject=repops.Fault(op_index=7, element=3)) as tape:
+        h = repops.relu(repops.linear(x, w1, b1))
+        ...
+    rec = tape.records[7]
+    tr = rec.scalar_trace(3)        # program, register file after each step, tr.matches
+    repops.compute(rec.op, rec.inputs, rec.attrs)   # an honest recomputation of the op
+
+Public pieces:
+
+- policy: :func:`check_policy`, :func:`canonicalize`, :data:`CANONICAL_NAN_BITS`, :class:`RepOpsError`.
+- ISA: :class:`Opcode`, :class:`Instr`, :class:`Reg`, :class:`In`, :class:`Imm`, :func:`step`, :func:`run`.
+- ops: :func:`compute` (name, inputs, attrs) -> output, :func:`trace` (..., element) ->
+  :class:`ScalarTrace`, :data:`OPS` (the registry by name).
+- recording: :class:`Tape`, :class:`OpRecord`, :class:`Fault`, :func:`current_tape`.
+- training functions (:mod:`protocol.repops.functional`): linear/matmul and their backward, add,
+  sub, mul, scale, sum_rows, mean, relu, gelu, softmax, log_softmax, cross_entropy and their
+  backward passes, sgd_step, adamw_step, sqrt/exp/log/tanh.
+"""
+
+from protocol.repops.functional import (
+    adamw_step,
+    add,
+    cross_entropy,
+    cross_entropy_backward,
+    exp,
+    gelu,
+    gelu_backward,
+    linear,
+    linear_backward,
+    log,
+    log_softmax,
+    matmul,
+    mean,
+    mul,
+    relu,
+    relu_backward,
+    scale,
+    sgd_step,
+    softmax,
+    softmax_backward,
+    sqrt,
+    sub,
+    sum_rows,
+    tanh,
+)
+from protocol.repops.isa import Imm, In, Instr, Opcode, Reg, run, step
+from protocol.repops.ops import OPS, ScalarTrace, compute, trace
+from protocol.repops.policy import (
+    CANONICAL_NAN_BITS,
+    PolicyError,
+    RepOpsError,
+    canonicalize,
+    check_policy,
+    is_canonical,
+)
+from protocol.repops.tape import Fault, OpRecord, Tape, apply, corrupt, current_tape
+
+VERSION = "repops-1"
+"""Identifies the op definitions and scalar programs; a task spec names the version it trains with."""
+
+__all__ = [
+    "CANONICAL_NAN_BITS", "OPS", "VERSION", "Fault", "Imm", "In", "Instr", "OpRecord", "Opcode", "PolicyError",
+    "Reg", "RepOpsError", "ScalarTrace", "Tape", "adamw_step", "add", "apply", "canonicalize", "check_policy",
+    "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "exp", "gelu",
+    "gelu_backward", "is_canonical", "linear", "linear_backward", "log", "log_softmax", "matmul", "mean", "mul",
+    "relu", "relu_backward", "run", "scale", "sgd_step", "softmax", "softmax_backward", "sqrt", "step", "sub",
+    "sum_rows", "tanh", "trace",
+]  # fmt: skip

@@ -1,0 +1,639 @@
+"""The RepOps operators: one kernel per op, run vectorised on torch or traced for one element.
+
+Each op is an :class:`OpDef`: how its inputs are viewed (transposes and reshapes, no arithmetic),
+the shape of its output, its kernel (written once against the backend interface of
+:mod:`protocol.repops.backend`), and which input elements one output element can depend on (so a
+scalar trace runs the kernel on a small slice instead of the whole tensor). Forward passes, explicit
+backward passes and optimizer updates are all ops; docs/REPOPS.md lists the canonical scalar program
+of every one. All reductions are Python loops over the reduction index, in increasing index order,
+starting from +0.0 unless said otherwise.
+
+Use :func:`compute` to run an op (the public functions in :mod:`protocol.repops` wrap it and record
+it on the active :class:`~protocol.repops.tape.Tape`) and :func:`trace` for the scalar trace of one
+output element.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from protocol.repops import fmath, isa
+from protocol.repops.backend import TArr, TorchBackend, TraceBackend
+from protocol.repops.isa import Instr
+from protocol.repops.policy import MASK32, RepOpsError, bits_f32, f32_bits
+
+Attrs = dict[str, Any]
+Index = tuple[Any, ...]
+
+
+# --------------------------------------------------------------------------------------------------
+# view helpers: the same call on a torch tensor or on a numpy array of flat input indices
+# --------------------------------------------------------------------------------------------------
+
+
+def _swap(x: Any, a: int, b: int) -> Any:
+    return x.transpose(a, b) if isinstance(x, torch.Tensor) else np.swapaxes(x, a, b)
+
+
+def _perm(x: Any, dims: Sequence[int]) -> Any:
+    return x.permute(*dims) if isinstance(x, torch.Tensor) else x.transpose(tuple(dims))
+
+
+def _f32(x: float) -> np.float32:
+    return bits_f32(f32_bits(x))
+
+
+def pow_f32(base: float, n: int) -> float:
+    """base**n in binary32 by square-and-multiply (bits of n from the lowest), every product rounded.
+
+    Used for Adam's bias corrections: deterministic everywhere, unlike ``pow`` from a math library.
+    """
+    result = np.float32(1.0)
+    b = _f32(base)
+    while n > 0:
+        if n & 1:
+            result = np.float32(result * b)
+        b = np.float32(b * b)
+        n >>= 1
+    return float(result)
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One operator.
+
+    views(inputs, attrs): the kernel's views of the inputs (transpose/reshape/permute only).
+    domain(view_shapes, attrs): the shape the kernel computes over; its row-major order is the
+        output's (the output tensor has shape ``out_shape`` with the same number of elements).
+    kernel(k, views, attrs): the computation, against backend ``k``; ``k.coords`` are the domain
+        coordinates (broadcastable integer arrays).
+    restrict(pos, view_shapes, attrs): for domain position ``pos``, an index tuple per view (None:
+        the whole view) covering every element that position can depend on, and the domain dims
+        that are pinned to ``pos`` (the others are kept whole).
+    """
+
+    name: str
+    n_inputs: int
+    int_inputs: tuple[int, ...]
+    views: Callable[[list[Any], Attrs], list[Any]]
+    domain: Callable[[list[tuple[int, ...]], Attrs], tuple[int, ...]]
+    kernel: Callable[[Any, list[Any], Attrs], Any]
+    restrict: Callable[
+        [tuple[int, ...], list[tuple[int, ...]], Attrs], tuple[list[Index | None], tuple[int, ...]]
+    ]
+    out_shape: Callable[[list[tuple[int, ...]], Attrs], tuple[int, ...]] | None = None
+    torch_kernel: Callable[[TorchBackend, list[Any], Attrs], Any] | None = None
+    """An equivalent vectorised formulation used instead of ``kernel`` on torch; tests prove it
+    bit-equal to the traced ``kernel``. Only where the direct loop is far too slow."""
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def _register(op: OpDef) -> OpDef:
+    OPS[op.name] = op
+    return op
+
+
+def _identity_views(xs: list[Any], attrs: Attrs) -> list[Any]:
+    return list(xs)
+
+
+# --------------------------------------------------------------------------------------------------
+# running an op
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_inputs(op: OpDef, inputs: Sequence[torch.Tensor]) -> None:
+    if len(inputs) != op.n_inputs:
+        raise RepOpsError(f"{op.name} takes {op.n_inputs} inputs, got {len(inputs)}")
+    dev = inputs[0].device
+    for i, t in enumerate(inputs):
+        if not isinstance(t, torch.Tensor):
+            raise RepOpsError(f"{op.name}: input {i} is a {type(t).__name__}, not a tensor")
+        if t.device != dev:
+            raise RepOpsError(f"{op.name}: input {i} is on {t.device}, input 0 on {dev}")
+        if i in op.int_inputs:
+            if t.dtype not in (torch.int64, torch.int32):
+                raise RepOpsError(f"{op.name}: input {i} must be int64/int32 indices, got {t.dtype}")
+        elif t.dtype != torch.float32:
+            raise RepOpsError(f"{op.name}: input {i} must be float32, got {t.dtype}")
+
+
+def _coords(shape: tuple[int, ...], device: torch.device) -> list[torch.Tensor]:
+    n = len(shape)
+    return [
+        torch.arange(s, device=device, dtype=torch.int64).reshape([1] * d + [s] + [1] * (n - d - 1))
+        for d, s in enumerate(shape)
+    ]
+
+
+def get_op(name: str) -> OpDef:
+    op = OPS.get(name)
+    if op is None:
+        raise RepOpsError(f"unknown op {name!r}; known: {sorted(OPS)}")
+    return op
+
+
+def compute(name: str, inputs: Sequence[torch.Tensor], attrs: Attrs | None = None) -> torch.Tensor:
+    """Run op ``name`` on ``inputs`` (vectorised torch) and return its float32 output."""
+    op = get_op(name)
+    attrs = dict(attrs or {})
+    _check_inputs(op, inputs)
+    ins = [t.to(torch.int64) if i in op.int_inputs else t for i, t in enumerate(inputs)]
+    views = op.views(ins, attrs)
+    shapes = [tuple(v.shape) for v in views]
+    dom = tuple(op.domain(shapes, attrs))
+    k = TorchBackend(inputs[0].device, ins, _coords(dom, inputs[0].device))
+    fn = op.torch_kernel or op.kernel
+    out = fn(k, views, attrs)
+    out = k.finish(out)
+    if tuple(out.shape) != dom:
+        out = out.expand(dom)
+    out = out.contiguous()
+    oshape = tuple(op.out_shape(shapes, attrs)) if op.out_shape else dom
+    return out.reshape(oshape)
+
+
+@dataclass
+class ScalarTrace:
+    """The canonical scalar program of one output element and its execution.
+
+    ``states[m]`` is the register file after instruction ``m``; ``result`` (bits) is the value of the
+    last instruction's destination, which must equal the element of the op's output (``expected``,
+    when known). ``reads`` lists the (slot, flat index) input elements the program reads statically.
+    """
+
+    op: str
+    attrs: Attrs
+    element: int
+    program: list[Instr]
+    nregs: int
+    states: list[list[int]]
+    result: int
+    expected: int | None = None
+
+    @property
+    def matches(self) -> bool:
+        """True when the recomputed element equals the recorded one (or nothing was recorded)."""
+        return self.expected is None or self.expected == self.result
+
+    @property
+    def reads(self) -> list[tuple[int, int]]:
+        seen: dict[tuple[int, int], None] = {}
+        for ins in self.program:
+            for s in ins.srcs:
+                if isinstance(s, isa.In):
+                    seen[(s.slot, s.index)] = None
+        return list(seen)
+
+    def value(self, m: int) -> int:
+        """Bits written by instruction ``m``."""
+        return self.states[m][self.program[m].dst]
+
+
+def trace(
+    name: str,
+    inputs: Sequence[torch.Tensor],
+    attrs: Attrs | None,
+    element: int,
+    expected: torch.Tensor | None = None,
+) -> ScalarTrace:
+    """The scalar trace of output element ``element`` (flat, row-major) of op ``name`` on ``inputs``.
+
+    Runs the op's own kernel with the tracing backend on the slice of the inputs that element can
+    depend on, cuts out its program, then re-executes that program with :func:`isa.run`.
+    """
+    op = get_op(name)
+    attrs = dict(attrs or {})
+    _check_inputs(op, inputs)
+    cpu = [t.detach().to("cpu") for t in inputs]
+    flat_views = op.views([np.arange(t.numel(), dtype=np.int64).reshape(tuple(t.shape)) for t in cpu], attrs)
+    shapes = [tuple(v.shape) for v in flat_views]
+    dom = tuple(op.domain(shapes, attrs))
+    total = int(np.prod(dom)) if dom else 1
+    if not 0 <= element < total:
+        raise RepOpsError(f"{name}: element {element} out of range for an output of {total} elements")
+    pos = tuple(int(p) for p in np.unravel_index(element, dom)) if dom else ()
+    idxs, pinned = op.restrict(pos, shapes, attrs)
+    coords = []
+    rpos = []
+    for d, s in enumerate(dom):
+        shape = [1] * len(dom)
+        if d in pinned:
+            coords.append(np.array([pos[d]], dtype=np.int64).reshape(shape))
+            rpos.append(0)
+        else:
+            shape[d] = s
+            coords.append(np.arange(s, dtype=np.int64).reshape(shape))
+            rpos.append(pos[d])
+    k = TraceBackend(cpu, coords)
+    views = []
+    for slot, (fv, ix) in enumerate(zip(flat_views, idxs, strict=True)):
+        views.append(k.input(slot, fv if ix is None else fv[ix]))
+    out: TArr = op.kernel(k, views, attrs)
+    rdom = tuple(1 if d in pinned else s for d, s in enumerate(dom))
+    ref = np.broadcast_to(out.refs, rdom)[tuple(rpos)]
+    program, nregs = k.program(ref)
+    states = isa.run(program, nregs, k.read_input)
+    result = states[-1][program[-1].dst]
+    exp_bits = None
+    if expected is not None:
+        exp_bits = int(expected.detach().reshape(-1)[element].to("cpu").view(torch.int32)) & MASK32
+    return ScalarTrace(name, attrs, element, program, nregs, states, result, exp_bits)
+
+
+# --------------------------------------------------------------------------------------------------
+# shared kernel pieces
+# --------------------------------------------------------------------------------------------------
+
+
+def _dot(k: Any, a: Any, b: Any) -> Any:
+    """sum_t a[..., :, t] * b[..., t, :] from +0 in t order: acc <- acc + a*b (FMULADD)."""
+    acc = k.const(0.0)
+    for t in range(a.shape[-1]):
+        acc = k.muladd(acc, a[..., :, t : t + 1], b[..., t : t + 1, :])
+    return acc
+
+
+def _row_max(k: Any, x: Any) -> Any:
+    """max over the last axis in index order: m <- FMAX(m, x_t) starting from x_0."""
+    m = x[..., 0:1]
+    for t in range(1, x.shape[-1]):
+        m = k.fmax(m, x[..., t : t + 1])
+    return m
+
+
+def _row_sum(k: Any, x: Any) -> Any:
+    """sum over the last axis from +0 in index order."""
+    s = k.const(0.0)
+    for t in range(x.shape[-1]):
+        s = k.add(s, x[..., t : t + 1])
+    return s
+
+
+def _softmax_rows(k: Any, x: Any) -> tuple[Any, Any, Any]:
+    """(m, e, s): row max, e = exp(x - m), s = row sum of e."""
+    m = _row_max(k, x)
+    e = fmath.exp(k, k.sub(x, m))
+    return m, e, _row_sum(k, e)
+
+
+def _pin_all(pos: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(range(len(pos)))
+
+
+def _bcast_index(pos: tuple[int, ...], shape: tuple[int, ...]) -> Index:
+    """Index (keeping dims) of the element of a view of ``shape`` broadcast against domain pos."""
+    off = len(pos) - len(shape)
+    return tuple(
+        slice(0, 1) if s == 1 else slice(pos[off + d], pos[off + d] + 1) for d, s in enumerate(shape)
+    )
+
+
+def _rows_restrict(pos: tuple[int, ...], shapes: list[tuple[int, ...]], attrs: Attrs):
+    """Row ops: pin every domain dim but the last; inputs of the domain's rank are cut to the row."""
+    n = len(pos)
+    idxs: list[Index | None] = []
+    for s in shapes:
+        if len(s) == n:
+            idxs.append(tuple(slice(p, p + 1) for p in pos[:-1]) + (slice(None),))
+        else:
+            idxs.append(None)
+    return idxs, tuple(range(n - 1))
+
+
+def _elementwise_restrict(pos, shapes, attrs):
+    return [_bcast_index(pos, s) for s in shapes], _pin_all(pos)
+
+
+def _same_shape(shapes, attrs):
+    return shapes[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# matmul / linear / reductions
+# --------------------------------------------------------------------------------------------------
+
+
+def _matmul_views(xs, attrs):
+    a, b = xs
+    if attrs.get("ta"):
+        a = _swap(a, -1, -2)
+    if attrs.get("tb"):
+        b = _swap(b, -1, -2)
+    return [a, b]
+
+
+def _matmul_domain(shapes, attrs):
+    a, b = shapes
+    if len(a) < 2 or a[:-2] != b[:-2] or a[-1] != b[-2] or a[-1] < 1:
+        raise RepOpsError(f"matmul: incompatible shapes {a} @ {b} (after transposes {attrs})")
+    return a[:-1] + (b[-1],)
+
+
+def _matmul_restrict(pos, shapes, attrs):
+    lead = tuple(slice(p, p + 1) for p in pos[:-2])
+    i, j = pos[-2], pos[-1]
+    return [lead + (slice(i, i + 1), slice(None)), lead + (slice(None), slice(j, j + 1))], _pin_all(pos)
+
+
+_register(OpDef(
+    "matmul", 2, (), _matmul_views, _matmul_domain,
+    kernel=lambda k, v, a: _dot(k, v[0], v[1]),
+    restrict=_matmul_restrict,
+))  # fmt: skip
+
+
+def _linear_views(xs, attrs):
+    out = [xs[0], _swap(xs[1], -1, -2)]
+    return out + list(xs[2:])
+
+
+def _linear_domain(shapes, attrs):
+    x, wt = shapes[0], shapes[1]
+    if len(x) != 2 or len(wt) != 2 or x[1] != wt[0] or x[1] < 1:
+        raise RepOpsError(f"linear: x {x} and weight {wt[::-1]} are incompatible (want x (R, K), w (N, K))")
+    if len(shapes) == 3 and shapes[2] != (wt[1],):
+        raise RepOpsError(f"linear: bias shape {shapes[2]} should be ({wt[1]},)")
+    return (x[0], wt[1])
+
+
+def _linear_kernel(k, v, attrs):
+    acc = _dot(k, v[0], v[1])
+    return k.add(acc, v[2]) if len(v) == 3 else acc
+
+
+def _linear_restrict(pos, shapes, attrs):
+    i, j = pos
+    idx: list[Index | None] = [(slice(i, i + 1), slice(None)), (slice(None), slice(j, j + 1))]
+    if len(shapes) == 3:
+        idx.append((slice(j, j + 1),))
+    return idx, (0, 1)
+
+
+_register(OpDef("linear", 3, (), _linear_views, _linear_domain, _linear_kernel, _linear_restrict))
+_register(OpDef("linear_nobias", 2, (), _linear_views, _linear_domain, _linear_kernel, _linear_restrict))
+
+
+def _sum_rows_domain(shapes, attrs):
+    if len(shapes[0]) != 2:
+        raise RepOpsError(f"sum_rows: want a 2-D input, got {shapes[0]}")
+    return (shapes[0][1],)
+
+
+def _sum_rows_kernel(k, v, attrs):
+    x = v[0]
+    acc = k.const(0.0)
+    for r in range(x.shape[0]):
+        acc = k.add(acc, x[r])
+    return acc
+
+
+_register(OpDef(
+    "sum_rows", 1, (), _identity_views, _sum_rows_domain, _sum_rows_kernel,
+    restrict=lambda pos, s, a: ([(slice(None), slice(pos[0], pos[0] + 1))], (0,)),
+))  # fmt: skip
+
+
+def _mean_kernel(k, v, attrs):
+    x = v[0].reshape(-1)
+    acc = k.const(0.0)
+    for t in range(x.shape[0]):
+        acc = k.add(acc, x[t])
+    return k.div(acc, k.const(float(x.shape[0])))
+
+
+_register(OpDef(
+    "mean", 1, (), _identity_views, lambda s, a: (), _mean_kernel,
+    restrict=lambda pos, s, a: ([None], ()),
+))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# elementwise
+# --------------------------------------------------------------------------------------------------
+
+
+def _bin_domain(shapes, attrs):
+    a, b = shapes
+    if len(b) > len(a) or any(sb not in (1, sa) for sa, sb in zip(a[len(a) - len(b) :], b, strict=True)):
+        raise RepOpsError(f"second operand of shape {b} does not broadcast to {a}")
+    return a
+
+
+for _name, _fn in (("add", "add"), ("sub", "sub"), ("mul", "mul")):
+    _register(OpDef(
+        _name, 2, (), _identity_views, _bin_domain,
+        kernel=(lambda f: lambda k, v, a: getattr(k, f)(v[0], v[1]))(_fn),
+        restrict=_elementwise_restrict,
+    ))  # fmt: skip
+
+_register(OpDef(
+    "scale", 1, (), _identity_views, _same_shape,
+    kernel=lambda k, v, a: k.mul(v[0], k.const(a["c"])),
+    restrict=_elementwise_restrict,
+))  # fmt: skip
+
+_register(OpDef(
+    "relu", 1, (), _identity_views, _same_shape,
+    kernel=lambda k, v, a: k.fmax(v[0], k.const(0.0)),
+    restrict=_elementwise_restrict,
+))  # fmt: skip
+
+_register(OpDef(
+    "relu_backward", 2, (), _identity_views, _same_shape,
+    kernel=lambda k, v, a: k.select(k.lt(k.const(0.0), v[0]), v[1], k.const(0.0)),
+    restrict=_elementwise_restrict,
+))  # fmt: skip
+
+GELU_C = 0.044715
+GELU_K = 0.7978845608028654  # sqrt(2/pi)
+
+
+def _gelu_parts(k, x):
+    x2 = k.mul(x, x)
+    inner = k.muladd(x, k.const(GELU_C), k.mul(x2, x))  # x + c*x^3
+    t = fmath.tanh(k, k.mul(k.const(GELU_K), inner))
+    return x2, t
+
+
+def _gelu_kernel(k, v, attrs):
+    x = v[0]
+    _, t = _gelu_parts(k, x)
+    return k.mul(k.mul(k.const(0.5), x), k.add(k.const(1.0), t))
+
+
+def _gelu_backward_kernel(k, v, attrs):
+    x, dy = v
+    x2, t = _gelu_parts(k, x)
+    one = k.const(1.0)
+    half = k.const(0.5)
+    sech2 = k.sub(one, k.mul(t, t))
+    dinner = k.muladd(one, k.const(3.0 * GELU_C), x2)  # 1 + 3c x^2
+    left = k.mul(half, k.add(one, t))
+    right = k.mul(k.mul(k.mul(half, x), sech2), k.mul(k.const(GELU_K), dinner))
+    return k.mul(dy, k.add(left, right))
+
+
+_register(OpDef("gelu", 1, (), _identity_views, _same_shape, _gelu_kernel, _elementwise_restrict))
+_register(
+    OpDef("gelu_backward", 2, (), _identity_views, _same_shape, _gelu_backward_kernel, _elementwise_restrict)
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# softmax family
+# --------------------------------------------------------------------------------------------------
+
+
+def _softmax_kernel(k, v, attrs):
+    _, e, s = _softmax_rows(k, v[0])
+    return k.div(e, s)
+
+
+def _log_softmax_kernel(k, v, attrs):
+    x = v[0]
+    m, _, s = _softmax_rows(k, x)
+    return k.sub(k.sub(x, m), fmath.log(k, s))
+
+
+def _softmax_backward_kernel(k, v, attrs):
+    p, dp = v
+    dot = k.const(0.0)
+    for t in range(p.shape[-1]):
+        dot = k.muladd(dot, dp[..., t : t + 1], p[..., t : t + 1])
+    return k.mul(p, k.sub(dp, dot))
+
+
+_register(OpDef("softmax", 1, (), _identity_views, _same_shape, _softmax_kernel, _rows_restrict))
+_register(OpDef("log_softmax", 1, (), _identity_views, _same_shape, _log_softmax_kernel, _rows_restrict))
+_register(
+    OpDef("softmax_backward", 2, (), _identity_views, _same_shape, _softmax_backward_kernel, _rows_restrict)
+)
+
+
+def _ce_domain(shapes, attrs):
+    z, t = shapes
+    if len(z) != 2 or t != (z[0],):
+        raise RepOpsError(f"cross_entropy: logits {z} and targets {t} (want (B, V) and (B,))")
+    return (z[0],)
+
+
+def _ce_kernel(k, v, attrs):
+    z, tgt = v
+    n_cls = z.shape[-1]
+    m, _, s = _softmax_rows(k, z)
+    lse = k.add(m, fmath.log(k, s))
+    row = k.coords[0].reshape(-1, 1) if not k.tracing else k.coords[0].reshape(-1, 1)
+    idx = k.iadd(k.imul(k.static_int(row), k.imm(n_cls)), tgt.reshape(-1, 1))
+    picked = k.load(0, idx)
+    return k.sub(lse, picked).reshape(-1)
+
+
+_register(OpDef(
+    "cross_entropy", 2, (1,), _identity_views, _ce_domain, _ce_kernel,
+    restrict=lambda pos, s, a: ([(slice(pos[0], pos[0] + 1), slice(None)), (slice(pos[0], pos[0] + 1),)], (0,)),
+))  # fmt: skip
+
+
+def _ce_bwd_domain(shapes, attrs):
+    z, t, g = shapes
+    _ce_domain([z, t], attrs)
+    if g != ():
+        raise RepOpsError(f"cross_entropy_backward: dloss must be a scalar tensor, got shape {g}")
+    return z
+
+
+def _ce_bwd_kernel(k, v, attrs):
+    z, tgt, dloss = v
+    g = k.div(dloss, k.const(float(attrs["batch"])))
+    _, e, s = _softmax_rows(k, z)
+    p = k.div(e, s)
+    hit = k.ieq(tgt.reshape(-1, 1), k.static_int(k.coords[1]))
+    return k.mul(k.select(hit, k.sub(p, k.const(1.0)), p), g)
+
+
+_register(OpDef(
+    "cross_entropy_backward", 3, (1,), _identity_views, _ce_bwd_domain, _ce_bwd_kernel,
+    restrict=lambda pos, s, a: (
+        [(slice(pos[0], pos[0] + 1), slice(None)), (slice(pos[0], pos[0] + 1),), None], (0,)
+    ),
+))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# optimizers
+# --------------------------------------------------------------------------------------------------
+
+
+def _sgd_kernel(k, v, attrs):
+    p, g = v
+    return k.sub(p, k.mul(k.const(attrs["lr"]), g))
+
+
+def _adam_m_kernel(k, v, attrs):
+    m, g = v
+    b1 = _f32(attrs["beta1"])
+    return k.add(k.mul(k.const(b1), m), k.mul(k.const(float(np.float32(1.0) - b1)), g))
+
+
+def _adam_v_kernel(k, v, attrs):
+    vv, g = v
+    b2 = _f32(attrs["beta2"])
+    return k.add(k.mul(k.const(b2), vv), k.mul(k.const(float(np.float32(1.0) - b2)), k.mul(g, g)))
+
+
+def adam_constants(attrs: Attrs) -> dict[str, float]:
+    """The binary32 constants of the AdamW parameter update for step ``attrs['step']`` (1-based)."""
+    t = int(attrs["step"])
+    if t < 1:
+        raise RepOpsError(f"adamw: step counts from 1, got {t}")
+    one = np.float32(1.0)
+    bc1 = float(one - np.float32(pow_f32(attrs["beta1"], t)))
+    bc2 = float(one - np.float32(pow_f32(attrs["beta2"], t)))
+    lrwd = float(_f32(attrs["lr"]) * _f32(attrs.get("weight_decay", 0.0)))
+    return {"bc1": bc1, "bc2": bc2, "lrwd": lrwd}
+
+
+def _adamw_kernel(k, v, attrs):
+    p, m, vv = v
+    c = adam_constants(attrs)
+    mhat = k.div(m, k.const(c["bc1"]))
+    vhat = k.div(vv, k.const(c["bc2"]))
+    upd = k.div(mhat, k.add(fmath.sqrt(k, vhat), k.const(attrs["eps"])))
+    decayed = k.sub(p, k.mul(k.const(c["lrwd"]), p))
+    return k.sub(decayed, k.mul(k.const(attrs["lr"]), upd))
+
+
+def _all_same_domain(shapes, attrs):
+    for s in shapes[1:]:
+        if s != shapes[0]:
+            raise RepOpsError(f"shapes differ: {shapes}")
+    return shapes[0]
+
+
+_register(OpDef("sgd", 2, (), _identity_views, _all_same_domain, _sgd_kernel, _elementwise_restrict))
+_register(OpDef("adam_m", 2, (), _identity_views, _all_same_domain, _adam_m_kernel, _elementwise_restrict))
+_register(OpDef("adam_v", 2, (), _identity_views, _all_same_domain, _adam_v_kernel, _elementwise_restrict))
+_register(OpDef("adamw", 3, (), _identity_views, _all_same_domain, _adamw_kernel, _elementwise_restrict))
+
+
+def _sqrt_kernel(k, v, attrs):
+    return fmath.sqrt(k, v[0])
+
+
+for _fname in ("sqrt", "exp", "log", "tanh"):
+    _register(OpDef(
+        _fname, 1, (), _identity_views, _same_shape,
+        kernel=(lambda f: lambda k, v, a: getattr(fmath, f)(k, v[0]))(_fname),
+        restrict=_elementwise_restrict,
+    ))  # fmt: skip
+
+_ = math  # math is used by later slices
