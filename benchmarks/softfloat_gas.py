@@ -8,6 +8,8 @@ Method (two figures per op, both on a fresh anvil):
 * ``gas_<op>`` / ``gas_<op>_median``: the library call itself, as a contract linking ``Float32``
   pays it. ``Float32GasProbe.measure`` brackets each internal call with ``gasleft()``; the
   bracket's own constant cost (``probe_overhead``, the empty bracket) is subtracted.
+* ``gas_execute_<opcode>``: the same vectors through ``RepOpsISA.execute`` (opcode dispatch
+  included), which is what the one-step verifier calls; ``fmuladd`` is acc + a*b, two roundings.
 * ``call_<op>``: what an external caller pays to run the worst vector through the deployed
   ``Float32Arbiter.<op>(uint32,uint32)``: ``eth_estimateGas`` minus the 21,000 transaction base and
   the calldata charge (16 gas per nonzero byte, 4 per zero byte), i.e. dispatch + ABI + the op.
@@ -89,6 +91,34 @@ def measure(w3: Web3, probe: str, op: int, a: np.ndarray, b: np.ndarray) -> tupl
     return np.concatenate(results), np.concatenate(used)
 
 
+def _encode_rows(selector: bytes, arrays: list[np.ndarray]) -> bytes:
+    """Calldata of ``f(uint8[], uint32[], uint32[], uint32[])`` encoded with numpy."""
+    n = len(arrays[0])
+    head = bytearray(selector)
+    offset = 32 * len(arrays)
+    for _ in arrays:
+        head += offset.to_bytes(32, "big")
+        offset += 32 * (n + 1)
+    for arr in arrays:
+        words = np.zeros((n, 8), dtype=">u4")
+        words[:, 7] = arr
+        head += n.to_bytes(32, "big") + words.tobytes()
+    return bytes(head)
+
+
+def measure_execute(w3: Web3, probe: str, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``Float32GasProbe.measureExecute`` over (opcodes, x0, x1, x2): (results, gas per row)."""
+    selector = Web3.keccak(text="measureExecute(uint8[],uint32[],uint32[],uint32[])")[:4]
+    results, used = [], []
+    for start in range(0, len(rows[0]), BATCH):
+        chunk = [r[start : start + BATCH] for r in rows]
+        raw = bytes(w3.eth.call({"to": probe, "data": _encode_rows(selector, chunk), "gas": CALL_GAS}))
+        r, u = _decode(raw, len(chunk[0]))
+        results.append(r)
+        used.append(u)
+    return np.concatenate(results), np.concatenate(used)
+
+
 def calldata_gas(data: bytes) -> int:
     """The intrinsic calldata charge: 16 gas per nonzero byte, 4 per zero byte."""
     nonzero = sum(1 for x in data if x)
@@ -131,6 +161,27 @@ def main() -> None:
             print(
                 f"{name:>3}: worst {net[worst]:5d} gas  median {int(np.median(net)):5d} gas  "
                 f"external call {report[f'call_{name}']:5d} gas  over {len(a)} vectors",
+                flush=True,
+            )
+        # The same vectors through the RepOps instruction dispatcher (what the one-step check runs).
+        add_a, add_b = vec.vectors("add")
+        mul_a, mul_b = vec.vectors("mul")
+        m = min(len(add_a), len(mul_a))
+        isa_rows = {
+            "fadd": (0x01, add_a, add_b, add_b),
+            "fmul": (0x03, mul_a, mul_b, mul_b),
+            "fdiv": (0x04, *vec.vectors("div"), vec.vectors("div")[1]),
+            "fmuladd": (0x05, add_a[:m], mul_a[:m], mul_b[:m]),
+        }
+        for name, (opcode, x0, x1, x2) in isa_rows.items():
+            ops = np.full(len(x0), opcode, dtype=np.uint32)
+            _, used = measure_execute(w3, probe, [ops, x0, x1, x2])
+            net = used - overhead
+            report[f"gas_execute_{name}"] = int(net.max())
+            report[f"gas_execute_{name}_median"] = int(np.median(net))
+            print(
+                f"execute {name:>8}: worst {int(net.max()):5d} gas  median {int(np.median(net)):5d} gas  "
+                f"over {len(x0)} vectors",
                 flush=True,
             )
     report["method"] = "gasleft() bracket around the internal library call minus the empty bracket"

@@ -2,6 +2,7 @@
 pragma solidity 0.8.37;
 
 import {Float32} from "./Float32.sol";
+import {RepOpsISA} from "./RepOpsISA.sol";
 
 /// @title Float32GasProbe
 /// @notice Measures what one Float32 operation costs a contract that links the library (the way the
@@ -38,6 +39,36 @@ contract Float32GasProbe {
         for (uint256 i; i < a.length; ++i) {
             (results[i], used[i]) = _one(op, a[i], b[i]);
         }
+    }
+
+    /// @notice Gas of `RepOpsISA.execute` (opcode dispatch included) for each instruction row.
+    /// @param opcodes RepOps opcodes (LOAD and unknown numbers revert).
+    /// @param x0 First operands.
+    /// @param x1 Second operands.
+    /// @param x2 Third operands.
+    /// @return results The instruction results.
+    /// @return used The gas between the two gasleft() reads for each row.
+    function measureExecute(
+        uint8[] calldata opcodes,
+        uint32[] calldata x0,
+        uint32[] calldata x1,
+        uint32[] calldata x2
+    ) external view returns (uint32[] memory results, uint256[] memory used) {
+        uint256 n = opcodes.length;
+        if (x0.length != n) revert ProbeLengthMismatch(n, x0.length);
+        if (x1.length != n) revert ProbeLengthMismatch(n, x1.length);
+        if (x2.length != n) revert ProbeLengthMismatch(n, x2.length);
+        results = new uint32[](n);
+        used = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            (results[i], used[i]) = _exec(opcodes[i], x0[i], x1[i], x2[i]);
+        }
+    }
+
+    function _exec(uint8 op, uint32 a, uint32 b, uint32 c) private view returns (uint32 r, uint256 used) {
+        uint256 g = gasleft();
+        r = RepOpsISA.execute(op, a, b, c);
+        used = g - gasleft();
     }
 
     function _one(uint8 op, uint32 x, uint32 y) private view returns (uint32 r, uint256 used) {
