@@ -79,6 +79,7 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
     function postTask(TaskParams calldata params) external payable returns (uint256 taskId) {
         if (msg.value == 0) revert ZeroPayment();
         if (params.requiredStake == 0) revert ZeroStake();
+        if (params.initialStateRoot == bytes32(0)) revert ZeroRoot();
         _checkWindow(0, params.bidWindow);
         _checkWindow(1, params.revealWindow);
         _checkWindow(2, params.trainingWindow);
@@ -104,6 +105,7 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         t.requiredStake = params.requiredStake;
         t.bidBond = params.bidBond;
         t.specHash = params.specHash;
+        t.initialStateRoot = params.initialStateRoot;
         t.specURI = params.specURI;
         _totalEscrow += msg.value;
         emit TaskPosted(
@@ -427,6 +429,7 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         ctx.submitter = t.submitter;
         ctx.solver = t.solver;
         ctx.specHash = t.specHash;
+        ctx.initialStateRoot = t.initialStateRoot;
         ctx.traceRoot = t.traceRoot;
         ctx.finalStateRoot = t.finalStateRoot;
         ctx.numSteps = t.numSteps;

@@ -74,6 +74,7 @@ abstract contract MarketFixture is TestBase {
     function _params() internal pure returns (ITaskMarket.TaskParams memory p) {
         p = ITaskMarket.TaskParams({
             specHash: SPEC,
+            initialStateRoot: keccak256("S_0"),
             specURI: "ipfs://spec",
             requiredStake: STAKE,
             bidBond: BOND,
