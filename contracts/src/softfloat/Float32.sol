@@ -23,6 +23,10 @@ pragma solidity 0.8.37;
 ///      extra bits, guard (G), round (R) and sticky (S), where S is the OR of every bit shifted out
 ///      below it ("shift right jamming"). RNE then rounds up when GRS > 100b, or GRS == 100b and the
 ///      kept LSB is 1.
+// Every narrowing cast below packs a value already known to fit (a sign bit OR-ed with a pattern
+// below 2^31, an int32 result below 2^31 in magnitude, or a deliberate two's-complement
+// reinterpretation of a 32-bit word), and the shifts of a constant 1 build bit masks on purpose.
+// forge-lint: disable-start(unsafe-typecast, incorrect-shift)
 library Float32 {
     // =============================================================================================
     //                                         CONSTANTS
@@ -451,3 +455,4 @@ library Float32 {
         }
     }
 }
+// forge-lint: disable-end(unsafe-typecast, incorrect-shift)

@@ -15,6 +15,10 @@ import {Float32} from "./Float32.sol";
 ///      integer instructions work on raw 32-bit words modulo 2^32. LOAD (0x30) reads an input
 ///      tensor element, which is a Merkle-proof matter for the verifier, not an arithmetic one, so
 ///      `execute` rejects it like any unknown opcode.
+// Every narrowing cast below packs a value already known to fit (a sign bit OR-ed with a pattern
+// below 2^31, an int32 result below 2^31 in magnitude, or a deliberate two's-complement
+// reinterpretation of a 32-bit word), and the shifts of a constant 1 build bit masks on purpose.
+// forge-lint: disable-start(unsafe-typecast, incorrect-shift)
 library RepOpsISA {
     /// @notice The opcode is not an arithmetic instruction of the RepOps ISA.
     /// @param opcode The rejected opcode.
@@ -104,3 +108,4 @@ library RepOpsISA {
         return b ? 1 : 0;
     }
 }
+// forge-lint: disable-end(unsafe-typecast, incorrect-shift)

@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {Float32Arbiter} from "../../src/Float32Arbiter.sol";
 import {IFloat32Arbiter} from "../../src/softfloat/IFloat32Arbiter.sol";
 import {Float32} from "../../src/softfloat/Float32.sol";
+import {RepOpsISA} from "../../src/softfloat/RepOpsISA.sol";
 import {SoftFloatTestBase} from "./SoftFloatTestBase.sol";
 
 /// @notice The deployable arbiter forwards to the library unchanged, one op or a batch at a time.
@@ -43,6 +44,30 @@ contract Float32ArbiterTest is SoftFloatTestBase {
             _eq(cmps[i] & 2 != 0, arbiter.le(a[i], b[i]));
             _eq(cmps[i] & 4 != 0, arbiter.eq(a[i], b[i]));
         }
+    }
+
+    function test_execute_forwardsToIsa_succeeds(uint8 opcode, uint32 a, uint32 b, uint32 c) public view {
+        VM.assume(RepOpsISA.isExecutable(opcode));
+        _eq(arbiter.execute(opcode, a, b, c), RepOpsISA.execute(opcode, a, b, c));
+        uint8[] memory ops = new uint8[](1);
+        uint32[] memory x0 = new uint32[](1);
+        uint32[] memory x1 = new uint32[](1);
+        uint32[] memory x2 = new uint32[](1);
+        (ops[0], x0[0], x1[0], x2[0]) = (opcode, a, b, c);
+        _eq(arbiter.executeBatch(ops, x0, x1, x2)[0], RepOpsISA.execute(opcode, a, b, c));
+    }
+
+    function test_executeBatch_lengthMismatch_reverts() public {
+        uint8[] memory ops = new uint8[](2);
+        uint32[] memory two = new uint32[](2);
+        uint32[] memory one = new uint32[](1);
+        VM.expectRevert(abi.encodeWithSelector(IFloat32Arbiter.BatchLengthMismatch.selector, 2, 1));
+        arbiter.executeBatch(ops, two, two, one);
+    }
+
+    function test_execute_unknownOpcode_reverts() public {
+        VM.expectRevert(abi.encodeWithSelector(RepOpsISA.UnknownOpcode.selector, uint8(0xFF)));
+        arbiter.execute(0xFF, 0, 0, 0);
     }
 
     function test_addBatch_lengthMismatch_reverts() public {
