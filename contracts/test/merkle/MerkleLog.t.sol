@@ -346,42 +346,40 @@ contract MerkleLogTest is TestBase {
         root = c.readBytes32();
     }
 
-    /// sha256 node hash through the precompile, written as tightly as MerkleLog.hashNode.
-    function _sha256Node(bytes32 left, bytes32 right) internal view returns (bytes32 out) {
-        assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore8(p, 0x01)
-            mstore(add(p, 1), left)
-            mstore(add(p, 33), right)
-            if iszero(staticcall(gas(), 0x02, p, 65, p, 32)) { revert(0, 0) }
-            out := mload(p)
-        }
-    }
-
-    /// The same walk as MerkleLog with sha256 nodes, only to compare gas.
+    /// The same assembly walk as MerkleLog._walkInclusion with sha256 nodes (precompile 0x02), only
+    /// to compare gas; proof structure checks are left out, which only flatters sha256.
     function _sha256Root(bytes32 leaf, uint256 index, uint256 size, bytes32[] memory siblings)
         internal
         view
         returns (bytes32 r)
     {
-        uint256 fn = index;
-        uint256 sn = size - 1;
         r = leaf;
-        uint256 n = siblings.length;
-        for (uint256 i; i < n; ++i) {
-            // Same loop shape as MerkleLog._walkInclusion, so only the hash differs.
-            unchecked {
-                if (fn & 1 == 1 || fn == sn) {
-                    r = _sha256Node(siblings[i], r);
-                    while (fn & 1 == 0 && fn != 0) {
-                        fn >>= 1;
-                        sn >>= 1;
-                    }
-                } else {
-                    r = _sha256Node(r, siblings[i]);
+        assembly ("memory-safe") {
+            let fn := index
+            let sn := sub(size, 1)
+            let buf := mload(0x40)
+            mstore8(buf, 0x01)
+            let ptr := add(siblings, 0x20)
+            let end := add(ptr, shl(5, mload(siblings)))
+            for {} lt(ptr, end) { ptr := add(ptr, 0x20) } {
+                let p := mload(ptr)
+                switch or(and(fn, 1), eq(fn, sn))
+                case 0 {
+                    mstore(add(buf, 0x01), r)
+                    mstore(add(buf, 0x21), p)
                 }
-                fn >>= 1;
-                sn >>= 1;
+                default {
+                    mstore(add(buf, 0x01), p)
+                    mstore(add(buf, 0x21), r)
+                    for {} and(iszero(and(fn, 1)), iszero(iszero(fn))) {} {
+                        fn := shr(1, fn)
+                        sn := shr(1, sn)
+                    }
+                }
+                if iszero(staticcall(gas(), 0x02, buf, 0x41, add(buf, 0x60), 0x20)) { revert(0, 0) }
+                r := mload(add(buf, 0x60))
+                fn := shr(1, fn)
+                sn := shr(1, sn)
             }
         }
     }
