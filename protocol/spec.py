@@ -325,7 +325,7 @@ def samples_root(samples: tuple[bytes, ...] | list[bytes]) -> str:
     tree = InmemoryTree(algorithm=PYMERKLE_ALGORITHM)
     for s in samples:
         tree.append_entry(s)
-    return "0x" + tree.get_state().hex()
+    return "0x" + tree.get_root().hex()
 
 
 def open_dataset(spec: TaskSpec, *, check: bool = True) -> Dataset:

@@ -147,7 +147,7 @@ class TinyGPT:
         return linear(K.layer_norm(h, p["lnf.g"], p["lnf.b"]), p["head.w"], p["head.b"])
 
     def evaluate(self, p: dict[str, torch.Tensor], dataset: Dataset, device: torch.device,
-                 max_samples: int = 256) -> dict[str, float]:
+                 max_samples: int = 64) -> dict[str, float]:
         """Mean next-character loss over the first ``max_samples`` windows of a split."""
         b = self.batch(list(dataset.samples[:max_samples]), device)
         return {"loss": float(K.cross_entropy(self.logits(p, b["x"]), b["y"]).item())}

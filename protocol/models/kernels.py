@@ -38,13 +38,20 @@ CANONICAL_NAN_BITS = 0x7FC00000
 
 
 def tree_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sum along ``dim`` in tree order (adjacent pairs, odd tail carried), dimension removed."""
+    """Sum along ``dim`` in tree order (adjacent pairs, odd tail carried), dimension removed.
+
+    A last-dim sum first moves the dim to the front (a copy), so each level adds contiguous blocks
+    rather than every other element; the layout changes only speed, never which values are added.
+    """
     dim = dim % x.dim()
     n = x.shape[dim]
     if n == 0:
         shape = list(x.shape)
         del shape[dim]
         return torch.zeros(shape, dtype=x.dtype, device=x.device)
+    if dim == x.dim() - 1 and dim > 0:
+        x = x.movedim(dim, 0).contiguous()
+        dim = 0
     while n > 1:
         half = n // 2
         pairs = x.narrow(dim, 0, 2 * half).unflatten(dim, (half, 2))
