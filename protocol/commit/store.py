@@ -200,10 +200,12 @@ def decode_tensors(data: bytes, as_torch: bool = True) -> dict[str, Any]:
     except ValueError as err:
         raise StoreError(f"tensor artifact header is not JSON: {err}") from err
     body = memoryview(data)[8 + n :]
-    torch = None
+    torch: Any = None
     if as_torch:
         try:
-            import torch
+            import torch as _torch
+
+            torch = _torch
         except ImportError:
             torch = None
     out: dict[str, Any] = {}

@@ -65,8 +65,8 @@ def build() -> dict[str, bytes]:
     con = bytearray()
     for n in CONSISTENCY_SIZES:
         for m in range(1, n + 1):
-            p = tree.consistency_proof(m, n)
-            con += _u(m, 4) + _u(n, 4) + _u(len(p.path), 1) + b"".join(p.path)
+            cp = tree.consistency_proof(m, n)
+            con += _u(m, 4) + _u(n, 4) + _u(len(cp.path), 1) + b"".join(cp.path)
     out["CONSISTENCY"] = bytes(con)
 
     numel = int(np.prod(TENSOR_SHAPE))
@@ -80,14 +80,14 @@ def build() -> dict[str, bytes]:
     out["TENSOR_CHUNK_ROOT"] = commitment.root
     el = bytearray()
     for i in ELEMENT_INDICES:
-        p = commitment.element_proof(i)
-        assert p.verify() == int(bits[i])
-        el += _u(i, 4) + _u(len(p.chunk), 2) + p.chunk + _u(len(p.siblings), 1) + b"".join(p.siblings)
+        ep = commitment.element_proof(i)
+        assert ep.verify() == int(bits[i])
+        el += _u(i, 4) + _u(len(ep.chunk), 2) + ep.chunk + _u(len(ep.siblings), 1) + b"".join(ep.siblings)
         el += _u(int(bits[i]), 8)
     out["ELEMENTS"] = bytes(el)
 
     ids = bytearray()
-    cases = [
+    cases: list[np.ndarray] = [
         tensor,
         np.array(12, dtype=np.int64),  # a step counter: 0-d, int64
         np.arange(2 * 3 * 4, dtype=np.int32).reshape(2, 3, 4),
