@@ -9,7 +9,9 @@ every balance and the solvency check at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from protocol.chain.client import Chain
@@ -31,6 +33,7 @@ def add_demo_parser(sub: Any) -> None:
     )
     p.add_argument("--spec", default="digits-mlp", help="reference spec name or path (default digits-mlp)")
     p.add_argument("--steps", type=int, default=None, help="override the spec's number of steps")
+    p.add_argument("--out", default="runs/demo", help="artifact directory (default runs/demo)")
     p.set_defaults(func=run_demo)
 
 
@@ -38,11 +41,16 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def train_for_task(spec_name: str, steps: int | None) -> dict[str, Any]:
-    """Train the spec with the reproducible engine; returns trace root, steps, final state root."""
-    from protocol.train import train_spec  # heavy import (torch) only when training
+def initial_state_root(spec: Any) -> bytes:
+    """S_0's root as the spec's seed gives it: what a submitter puts in the task."""
+    import torch
 
-    return train_spec(spec_name, steps=steps)
+    from protocol.models import build_model
+    from protocol.spec import open_dataset
+    from protocol.train import initial_state, state_root_of
+
+    model = build_model(spec, open_dataset(spec))
+    return state_root_of(initial_state(model, torch.device("cpu")))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -66,7 +74,8 @@ def run_demo(args: argparse.Namespace) -> int:
         interval = spec.checkpoint_interval
         steps -= steps % interval
         tp = TaskParams(
-            spec_hash=bytes.fromhex(spec_hash(spec).removeprefix("0x")), spec_uri=f"builtin:{args.spec}",
+            spec_hash=bytes.fromhex(spec_hash(spec).removeprefix("0x")),
+            initial_state_root=initial_state_root(spec), spec_uri=f"builtin:{args.spec}",
             required_stake=ETH, bid_bond=ETH // 100, bid_window=60, reveal_window=60,
             training_window=3600, challenge_window=120, steps=steps, checkpoint_interval=interval,
         )
@@ -96,12 +105,23 @@ def run_demo(args: argparse.Namespace) -> int:
 
         w1 = next(s for s in solvers.values() if s.address == submitter.task(t1).solver)
         say(f"task {t1}: training {args.spec} for {steps} steps with the reproducible engine ...")
-        result = train_for_task(args.spec, steps)
-        trace_root = bytes.fromhex(result["trace_root"].removeprefix("0x"))
-        final_root = bytes.fromhex(result["final_state_root"].removeprefix("0x"))
-        w1.commit_progress(t1, trace_root, steps // interval + 1)
-        w1.submit_result(t1, trace_root, steps, final_root, result.get("artifact_uri", "file://artifacts"))
-        say(f"task {t1}: result committed, trace root {result['trace_root'][:18]}…, loss {result['loss']:.4f}")
+        from protocol.train import train  # heavy import (torch) only now
+
+        committed = {"n": 0}
+
+        def on_checkpoint(cp: Any, trace_root: bytes) -> None:
+            # A progress commitment on chain after every checkpoint: the trace root over S_0..S_t.
+            committed["n"] += 1
+            if committed["n"] > 1:  # S_0 alone says nothing about progress
+                w1.commit_progress(t1, trace_root, committed["n"])
+
+        out_dir = Path(args.out) / f"task-{t1}"
+        result = train(dataclasses.replace(spec, steps=steps), out_dir=out_dir, on_checkpoint=on_checkpoint)
+        w1.submit_result(t1, result.trace_root, steps, result.final_state_root, out_dir.resolve().as_uri())
+        summary = result.summary()
+        say(f"task {t1}: {committed['n'] - 1} progress commitments; result committed: trace root "
+            f"0x{result.trace_root.hex()[:16]}…, loss {summary['first_loss']:.3f} -> {summary['loss']:.3f}"
+            + (f", accuracy {summary['accuracy']:.3f}" if "accuracy" in summary else ""))
 
         say(f"task {t2}: the winner never delivers")
         chain.advance(3600)
