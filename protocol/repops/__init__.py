@@ -26,18 +26,24 @@ Public pieces:
   :class:`ScalarTrace`, :data:`OPS` (the registry by name).
 - recording: :class:`Tape`, :class:`OpRecord`, :class:`Fault`, :func:`current_tape`.
 - training functions (:mod:`protocol.repops.functional`): linear/matmul and their backward, add,
-  sub, mul, scale, sum_rows, mean, relu, gelu, softmax, log_softmax, cross_entropy and their
-  backward passes, sgd_step, adamw_step, sqrt/exp/log/tanh.
+  sub, mul, scale, sum_rows, mean, relu, gelu, softmax, log_softmax, cross_entropy, layernorm,
+  embedding, causal attention and their backward passes, sgd_step, adamw_step, sqrt/exp/log/tanh.
 """
 
 from protocol.repops.functional import (
     adamw_step,
     add,
+    attention,
+    attention_backward,
     cross_entropy,
     cross_entropy_backward,
+    embedding,
+    embedding_backward,
     exp,
     gelu,
     gelu_backward,
+    layernorm,
+    layernorm_backward,
     linear,
     linear_backward,
     log,
@@ -73,9 +79,9 @@ VERSION = "repops-1"
 
 __all__ = [
     "CANONICAL_NAN_BITS", "OPS", "VERSION", "Fault", "Imm", "In", "Instr", "OpRecord", "Opcode", "PolicyError",
-    "Reg", "RepOpsError", "ScalarTrace", "Tape", "adamw_step", "add", "apply", "canonicalize", "check_policy",
-    "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "exp", "gelu",
-    "gelu_backward", "is_canonical", "linear", "linear_backward", "log", "log_softmax", "matmul", "mean", "mul",
+    "Reg", "RepOpsError", "ScalarTrace", "Tape", "adamw_step", "add", "apply", "attention", "attention_backward", "canonicalize", "check_policy",
+    "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "embedding", "embedding_backward", "exp", "gelu",
+    "gelu_backward", "is_canonical", "layernorm", "layernorm_backward", "linear", "linear_backward", "log", "log_softmax", "matmul", "mean", "mul",
     "relu", "relu_backward", "run", "scale", "sgd_step", "softmax", "softmax_backward", "sqrt", "step", "sub",
     "sum_rows", "tanh", "trace",
 ]  # fmt: skip

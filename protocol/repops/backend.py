@@ -51,6 +51,7 @@ class TorchBackend:
         self.device = device
         self._flat = [t.reshape(-1) for t in inputs]
         self.coords = list(coords)
+        self.view_shapes: list[tuple[int, ...]] = []
         self._consts: dict[int, torch.Tensor] = {}
         self._nan = self.const_bits(CANONICAL_NAN_BITS)
 
@@ -271,6 +272,7 @@ class TraceBackend:
     def __init__(self, inputs: Sequence[torch.Tensor], coords: Sequence[Any]):
         self._bits = [_tensor_bits_np(t) for t in inputs]
         self.coords = [np.asarray(c, dtype=np.int64) for c in coords]
+        self.view_shapes: list[tuple[int, ...]] = []
         self.nodes: list[tuple[Opcode, tuple[Operand, ...]]] = []
         self.values: list[int] = []
 

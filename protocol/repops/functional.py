@@ -186,3 +186,73 @@ def log(x: Tensor) -> Tensor:
 def tanh(x: Tensor) -> Tensor:
     """RepOps tanh. Op ``tanh``."""
     return apply("tanh", [x])
+
+
+# layer norm ----------------------------------------------------------------------------------------
+
+
+def layernorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    """Layer norm over the last dim of x (R, N). Returns (y, stats); keep stats for the backward pass.
+
+    Ops ``layernorm_stats`` -> stats (R, 2) = [mean, rstd] with mean = (sum x)/N,
+    var = (sum (x - mean)^2)/N, rstd = 1 / sqrt(var + eps); ``layernorm_apply`` ->
+    y = ((x - mean) * rstd) * gamma + beta.
+    """
+    stats = apply("layernorm_stats", [x], {"eps": float(eps)})
+    return apply("layernorm_apply", [x, stats, gamma, beta]), stats
+
+
+def layernorm_backward(x: Tensor, stats: Tensor, gamma: Tensor, dy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(dx, dgamma, dbeta) of :func:`layernorm`.
+
+    Ops ``layernorm_backward``: xhat = (x - mean) * rstd, g = dy * gamma, a = (sum g)/N,
+    b = (sum g*xhat)/N, dx = ((g - a) - xhat*b) * rstd; ``layernorm_dgamma``: sum over rows of
+    dy*xhat; ``sum_rows``: dbeta.
+    """
+    dx = apply("layernorm_backward", [x, stats, gamma, dy])
+    dgamma = apply("layernorm_dgamma", [x, stats, dy])
+    return dx, dgamma, sum_rows(dy)
+
+
+# embedding -----------------------------------------------------------------------------------------
+
+
+def embedding(ids: Tensor, table: Tensor) -> Tensor:
+    """Rows of ``table`` (V, D) picked by int ids (P,): a LOAD of table[ids[p]*D + j]. Op ``embedding``."""
+    return apply("embedding", [ids, table])
+
+
+def embedding_backward(ids: Tensor, dy: Tensor, num_embeddings: int) -> Tensor:
+    """d table: for each row v, the dy rows of positions p with ids[p] == v added in increasing p from +0.
+
+    Op ``embedding_backward`` (scalar program: acc <- SELECT(ids[p] == v, acc + dy[p, j], acc) for
+    every p).
+    """
+    return apply("embedding_backward", [ids, dy], {"num_embeddings": int(num_embeddings)})
+
+
+# causal self-attention -----------------------------------------------------------------------------
+
+
+def attention(qkv: Tensor, batch: int, n_head: int) -> tuple[Tensor, Tensor]:
+    """Causal multi-head self-attention on packed ``qkv`` (B*T, 3*D) = [q | k | v], heads contiguous.
+
+    Returns (y (B*T, D), probs (B, H, T, T)); keep probs for the backward pass. Ops ``attn_scores``:
+    S = (sum_d q*k) * (1/sqrt(Dh)), -inf above the diagonal; ``softmax``; ``attn_apply``:
+    y = sum over all s of P*v (masked terms are exact zeros).
+    """
+    a = {"batch": int(batch), "n_head": int(n_head)}
+    probs = softmax(apply("attn_scores", [qkv], a))
+    return apply("attn_apply", [probs, qkv], a), probs
+
+
+def attention_backward(qkv: Tensor, probs: Tensor, dy: Tensor, batch: int, n_head: int) -> Tensor:
+    """d qkv of :func:`attention` given dy (B*T, D).
+
+    Ops ``attn_dprobs``: dP = sum_d dy*v; ``softmax_backward``: dS; ``attn_dqkv``: dq = (sum_s dS*k)*scale,
+    dk = (sum_t dS*q)*scale, dv = sum_t P*dy, packed like qkv.
+    """
+    a = {"batch": int(batch), "n_head": int(n_head)}
+    dprobs = apply("attn_dprobs", [dy, qkv], a)
+    dscores = softmax_backward(probs, dprobs)
+    return apply("attn_dqkv", [dscores, qkv, probs, dy], a)

@@ -72,7 +72,8 @@ class OpDef:
     domain(view_shapes, attrs): the shape the kernel computes over; its row-major order is the
         output's (the output tensor has shape ``out_shape`` with the same number of elements).
     kernel(k, views, attrs): the computation, against backend ``k``; ``k.coords`` are the domain
-        coordinates (broadcastable integer arrays).
+        coordinates (broadcastable integer arrays) and ``k.view_shapes`` the unrestricted view shapes
+        (a traced kernel sees restricted views: sizes it needs must come from there).
     restrict(pos, view_shapes, attrs): for domain position ``pos``, an index tuple per view (None:
         the whole view) covering every element that position can depend on, and the domain dims
         that are pinned to ``pos`` (the others are kept whole).
@@ -88,6 +89,8 @@ class OpDef:
         [tuple[int, ...], list[tuple[int, ...]], Attrs], tuple[list[Index | None], tuple[int, ...]]
     ]
     out_shape: Callable[[list[tuple[int, ...]], Attrs], tuple[int, ...]] | None = None
+    view_slots: tuple[int, ...] | None = None
+    """Input slot each view reads (default: view i is input i)."""
     torch_kernel: Callable[[TorchBackend, list[Any], Attrs], Any] | None = None
     """An equivalent vectorised formulation used instead of ``kernel`` on torch; tests prove it
     bit-equal to the traced ``kernel``. Only where the direct loop is far too slow."""
@@ -151,6 +154,7 @@ def compute(name: str, inputs: Sequence[torch.Tensor], attrs: Attrs | None = Non
     shapes = [tuple(v.shape) for v in views]
     dom = tuple(op.domain(shapes, attrs))
     k = TorchBackend(inputs[0].device, ins, _coords(dom, inputs[0].device))
+    k.view_shapes = shapes
     fn = op.torch_kernel or op.kernel
     out = fn(k, views, attrs)
     out = k.finish(out)
@@ -234,8 +238,10 @@ def trace(
             coords.append(np.arange(s, dtype=np.int64).reshape(shape))
             rpos.append(pos[d])
     k = TraceBackend(cpu, coords)
+    k.view_shapes = shapes
     views = []
-    for slot, (fv, ix) in enumerate(zip(flat_views, idxs, strict=True)):
+    slots = op.view_slots or tuple(range(len(flat_views)))
+    for slot, fv, ix in zip(slots, flat_views, idxs, strict=True):
         views.append(k.input(slot, fv if ix is None else fv[ix]))
     out: TArr = op.kernel(k, views, attrs)
     rdom = tuple(1 if d in pinned else s for d, s in enumerate(dom))
@@ -531,8 +537,7 @@ def _ce_kernel(k, v, attrs):
     n_cls = z.shape[-1]
     m, _, s = _softmax_rows(k, z)
     lse = k.add(m, fmath.log(k, s))
-    row = k.coords[0].reshape(-1, 1) if not k.tracing else k.coords[0].reshape(-1, 1)
-    idx = k.iadd(k.imul(k.static_int(row), k.imm(n_cls)), tgt.reshape(-1, 1))
+    idx = k.iadd(k.imul(k.static_int(k.coords[0].reshape(-1, 1)), k.imm(n_cls)), tgt.reshape(-1, 1))
     picked = k.load(0, idx)
     return k.sub(lse, picked).reshape(-1)
 
@@ -636,4 +641,308 @@ for _fname in ("sqrt", "exp", "log", "tanh"):
         restrict=_elementwise_restrict,
     ))  # fmt: skip
 
-_ = math  # math is used by later slices
+
+# --------------------------------------------------------------------------------------------------
+# layer norm (over the last dim of a 2-D input)
+# --------------------------------------------------------------------------------------------------
+
+
+def _ln_check(shapes, attrs):
+    x = shapes[0]
+    if len(x) != 2:
+        raise RepOpsError(f"layer norm takes a 2-D input (rows, features), got {x}")
+    return x
+
+
+def _ln_stats_kernel(k, v, attrs):
+    x = v[0]
+    n = k.const(float(x.shape[-1]))
+    mu = k.div(_row_sum(k, x), n)
+    d = k.sub(x, mu)
+    var = k.const(0.0)
+    for t in range(x.shape[-1]):
+        var = k.muladd(var, d[..., t : t + 1], d[..., t : t + 1])
+    var = k.div(var, n)
+    rstd = k.div(k.const(1.0), fmath.sqrt(k, k.add(var, k.const(attrs["eps"]))))
+    return k.cat([mu, rstd], -1)
+
+
+_register(OpDef(
+    "layernorm_stats", 1, (), _identity_views,
+    domain=lambda s, a: (_ln_check(s, a)[0], 2),
+    kernel=_ln_stats_kernel,
+    restrict=lambda pos, s, a: ([(slice(pos[0], pos[0] + 1), slice(None))], (0,)),
+))  # fmt: skip
+
+
+def _xhat(k, x, stats):
+    return k.mul(k.sub(x, stats[..., 0:1]), stats[..., 1:2])
+
+
+def _ln_apply_kernel(k, v, attrs):
+    x, stats, gamma, beta = v
+    return k.add(k.mul(_xhat(k, x, stats), gamma), beta)
+
+
+def _ln_apply_restrict(pos, shapes, attrs):
+    r, j = pos
+    rows = slice(r, r + 1)
+    col = slice(j, j + 1)
+    return [(rows, col), (rows, slice(None)), (col,), (col,)], (0, 1)
+
+
+_register(OpDef(
+    "layernorm_apply", 4, (), _identity_views, lambda s, a: _ln_check(s, a), _ln_apply_kernel, _ln_apply_restrict,
+))  # fmt: skip
+
+
+def _ln_backward_kernel(k, v, attrs):
+    x, stats, gamma, dy = v
+    n = k.const(float(x.shape[-1]))
+    xhat = _xhat(k, x, stats)
+    dxhat = k.mul(dy, gamma)
+    a = k.div(_row_sum(k, dxhat), n)
+    b = k.const(0.0)
+    for t in range(x.shape[-1]):
+        b = k.muladd(b, dxhat[..., t : t + 1], xhat[..., t : t + 1])
+    b = k.div(b, n)
+    return k.mul(k.sub(k.sub(dxhat, a), k.mul(xhat, b)), stats[..., 1:2])
+
+
+_register(OpDef(
+    "layernorm_backward", 4, (), _identity_views, lambda s, a: _ln_check(s, a), _ln_backward_kernel, _rows_restrict,
+))  # fmt: skip
+
+
+def _ln_dgamma_kernel(k, v, attrs):
+    x, stats, dy = v
+    xhat = _xhat(k, x, stats)
+    acc = k.const(0.0)
+    for r in range(x.shape[0]):
+        acc = k.muladd(acc, dy[r], xhat[r])
+    return acc
+
+
+_register(OpDef(
+    "layernorm_dgamma", 3, (), _identity_views,
+    domain=lambda s, a: (_ln_check(s, a)[1],),
+    kernel=_ln_dgamma_kernel,
+    restrict=lambda pos, s, a: (
+        [(slice(None), slice(pos[0], pos[0] + 1)), None, (slice(None), slice(pos[0], pos[0] + 1))], (0,)
+    ),
+))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# embedding
+# --------------------------------------------------------------------------------------------------
+
+
+def _emb_domain(shapes, attrs):
+    ids, w = shapes
+    if len(ids) != 1 or len(w) != 2:
+        raise RepOpsError(f"embedding: ids {ids} must be 1-D and the table {w} 2-D")
+    return (ids[0], w[1])
+
+
+def _emb_kernel(k, v, attrs):
+    ids, w = v
+    n_rows, dim = w.shape
+    if not k.tracing and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n_rows):
+        raise RepOpsError(
+            f"embedding: ids must lie in [0, {n_rows}), got [{int(ids.min())}, {int(ids.max())}]"
+        )
+    idx = k.iadd(k.imul(ids.reshape(-1, 1), k.imm(dim)), k.static_int(k.coords[1]))
+    return k.load(1, idx)
+
+
+_register(OpDef(
+    "embedding", 2, (0,), _identity_views, _emb_domain, _emb_kernel,
+    restrict=lambda pos, s, a: ([(slice(pos[0], pos[0] + 1),), (slice(0, 1), slice(None))], (0, 1)),
+))  # fmt: skip
+
+
+def _emb_bwd_domain(shapes, attrs):
+    ids, dy = shapes
+    if len(ids) != 1 or len(dy) != 2 or dy[0] != ids[0]:
+        raise RepOpsError(f"embedding_backward: ids {ids} and dy {dy} (want (P,) and (P, D))")
+    return (int(attrs["num_embeddings"]), dy[1])
+
+
+def _emb_bwd_kernel(k, v, attrs):
+    """acc <- SELECT(ids[p] == row, acc + dy[p, j], acc) for p ascending, from +0."""
+    ids, dy = v
+    row = k.static_int(k.coords[0])
+    acc = k.const(0.0)
+    for p in range(dy.shape[0]):
+        acc = k.select(k.ieq(ids[p], row), k.add(acc, dy[p : p + 1, :]), acc)
+    return acc
+
+
+def _emb_bwd_torch(k, v, attrs):
+    """The same sums, skipping the SELECTs that keep acc (exact identities): for each table row, the
+    dy rows of its occurrences are added in increasing position order, one occurrence rank at a time."""
+    ids, dy = v
+    n_rows = int(attrs["num_embeddings"])
+    dim = dy.shape[1]
+    acc = torch.zeros((n_rows, dim), dtype=torch.float32, device=dy.device)
+    if ids.numel() == 0:
+        return acc
+    if int(ids.min()) < 0 or int(ids.max()) >= n_rows:
+        raise RepOpsError(f"embedding_backward: ids must lie in [0, {n_rows})")
+    sorted_ids, order = torch.sort(ids, stable=True)
+    counts = torch.bincount(ids, minlength=n_rows)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(ids.numel(), device=ids.device) - starts[sorted_ids]
+    depth = int(counts.max())
+    table = torch.full((n_rows, depth), -1, dtype=torch.int64, device=ids.device)
+    table[sorted_ids, rank] = order
+    valid = table >= 0
+    table = table.clamp(min=0)
+    for r in range(depth):
+        g = dy.index_select(0, table[:, r])
+        acc = torch.where(valid[:, r : r + 1], acc + g, acc)
+    return acc
+
+
+_register(OpDef(
+    "embedding_backward", 2, (0,), _identity_views, _emb_bwd_domain, _emb_bwd_kernel,
+    restrict=lambda pos, s, a: ([None, (slice(None), slice(pos[1], pos[1] + 1))], (0, 1)),
+    torch_kernel=_emb_bwd_torch,
+))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# causal self-attention (qkv packed as (B*T, 3*D): [q heads | k heads | v heads], D = H*Dh)
+# --------------------------------------------------------------------------------------------------
+
+
+def _qkv5(x, attrs):
+    b, h = int(attrs["batch"]), int(attrs["n_head"])
+    rows, cols = x.shape
+    if rows % b or cols % (3 * h):
+        raise RepOpsError(f"qkv of shape {(rows, cols)} does not split into batch {b}, 3 x {h} heads")
+    return x.reshape(b, rows // b, 3, h, cols // (3 * h))
+
+
+def _heads(x, attrs):
+    """(B*T, D) -> (B, T, H, Dh)."""
+    b, h = int(attrs["batch"]), int(attrs["n_head"])
+    rows, cols = x.shape
+    return x.reshape(b, rows // b, h, cols // h)
+
+
+def attn_scale(head_dim: int) -> float:
+    """1/sqrt(head_dim) rounded to binary32 (Python's correctly rounded sqrt, then one division)."""
+    return float(_f32(1.0 / math.sqrt(head_dim)))
+
+
+def _scores_views(xs, attrs):
+    q5 = _qkv5(xs[0], attrs)
+    return [_perm(q5[:, :, 0], (0, 2, 1, 3)), _perm(q5[:, :, 1], (0, 2, 3, 1))]
+
+
+def _scores_kernel(k, v, attrs):
+    q, kt = v
+    s = k.mul(_dot(k, q, kt), k.const(attn_scale(k.view_shapes[0][-1])))
+    causal = k.static_cond(k.coords[3] <= k.coords[2])
+    return k.select(causal, s, k.neg(fmath._inf(k)))
+
+
+_register(OpDef(
+    "attn_scores", 1, (), _scores_views, _matmul_domain, _scores_kernel, _matmul_restrict, view_slots=(0, 0),
+))  # fmt: skip
+
+
+def _apply_views(xs, attrs):
+    p, qkv = xs
+    return [_perm(p, (0, 2, 1, 3)), _qkv5(qkv, attrs)[:, :, 2]]
+
+
+def _apply_domain(shapes, attrs):
+    a, vv = shapes
+    if a[:3] != (vv[0], vv[0 + 1], vv[2]) or a[3] != vv[1]:
+        raise RepOpsError(f"attn_apply: probabilities {a} (as B,T,H,S) and values {vv} disagree")
+    return vv
+
+
+def _apply_kernel(k, v, attrs):
+    a, vv = v
+    acc = k.const(0.0)
+    for s in range(a.shape[-1]):
+        acc = k.muladd(acc, a[..., s : s + 1], vv[:, s : s + 1])
+    return acc
+
+
+def _apply_restrict(pos, shapes, attrs):
+    b, t, h, d = pos
+    return [
+        (slice(b, b + 1), slice(t, t + 1), slice(h, h + 1), slice(None)),
+        (slice(b, b + 1), slice(None), slice(h, h + 1), slice(d, d + 1)),
+    ], (0, 1, 2, 3)
+
+
+_register(OpDef(
+    "attn_apply", 2, (), _apply_views, _apply_domain, _apply_kernel, _apply_restrict,
+    out_shape=lambda s, a: (s[1][0] * s[1][1], s[1][2] * s[1][3]),
+))  # fmt: skip
+
+
+def _dprobs_views(xs, attrs):
+    dy, qkv = xs
+    return [_perm(_heads(dy, attrs), (0, 2, 1, 3)), _perm(_qkv5(qkv, attrs)[:, :, 2], (0, 2, 3, 1))]
+
+
+_register(OpDef(
+    "attn_dprobs", 2, (), _dprobs_views, _matmul_domain,
+    kernel=lambda k, v, a: _dot(k, v[0], v[1]),
+    restrict=_matmul_restrict,
+))  # fmt: skip
+
+
+def _dqkv_views(xs, attrs):
+    ds, qkv, p, dy = xs
+    q5 = _qkv5(qkv, attrs)
+    return [
+        _perm(ds, (0, 2, 1, 3)),  # [b, t, h, s] = dS[b, h, t, s]
+        q5[:, :, 1],  # k as (B, S, H, Dh)
+        _perm(ds, (0, 3, 1, 2)),  # [b, s, h, t] = dS[b, h, t, s]
+        q5[:, :, 0],  # q as (B, T, H, Dh)
+        _perm(p, (0, 3, 1, 2)),  # [b, s, h, t] = P[b, h, t, s]
+        _heads(dy, attrs),  # dy as (B, T, H, Dh)
+    ]
+
+
+def _dqkv_domain(shapes, attrs):
+    kk = shapes[1]
+    return (kk[0], kk[1], 3, kk[2], kk[3])
+
+
+def _sum_lane(k, a, b):
+    acc = k.const(0.0)
+    for t in range(a.shape[-1]):
+        acc = k.muladd(acc, a[..., t : t + 1], b[:, t : t + 1])
+    return acc
+
+
+def _dqkv_kernel(k, v, attrs):
+    a1, kk, a2, q, a3, dy = v
+    sc = k.const(attn_scale(k.view_shapes[1][-1]))
+    dq = k.mul(_sum_lane(k, a1, kk), sc)
+    dk = k.mul(_sum_lane(k, a2, q), sc)
+    dv = _sum_lane(k, a3, dy)
+    return k.cat([dq.unsqueeze(2), dk.unsqueeze(2), dv.unsqueeze(2)], 2)
+
+
+def _dqkv_restrict(pos, shapes, attrs):
+    b, t, _, h, d = pos
+    row = (slice(b, b + 1), slice(t, t + 1), slice(h, h + 1), slice(None))
+    col = (slice(b, b + 1), slice(None), slice(h, h + 1), slice(d, d + 1))
+    return [row, col, row, col, row, col], (0, 1, 3, 4)
+
+
+_register(OpDef(
+    "attn_dqkv", 4, (), _dqkv_views, _dqkv_domain, _dqkv_kernel, _dqkv_restrict,
+    out_shape=lambda s, a: (s[1][0] * s[1][1], 3 * s[1][2] * s[1][3]),
+    view_slots=(0, 1, 0, 1, 2, 3),
+))  # fmt: skip
