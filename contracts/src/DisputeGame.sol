@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IDisputeGame} from "./interfaces/IDisputeGame.sol";
+import {IDisputeHook} from "./interfaces/IDisputeHook.sol";
+import {IOneStepVerifier} from "./interfaces/IOneStepVerifier.sol";
+import {Bisection} from "./libraries/Bisection.sol";
+import {MerkleLog} from "./merkle/MerkleLog.sol";
+import {TensorCommit} from "./merkle/TensorCommit.sol";
+
+/// @title DisputeGame
+/// @notice Four-level bisection game of a solver against one challenger per game, with chess clocks
+///         and a bond. See IDisputeGame for the moves and docs/DISPUTE.md for the rules and why.
+/// @dev Money: `address(this).balance == totalBonds + totalCredits` at all times. A bond enters with
+///      `challenge`, moves to exactly one account's credit when its game ends, and leaves with
+///      `withdraw`.
+contract DisputeGame is IDisputeGame, ReentrancyGuard {
+    /// @inheritdoc IDisputeGame
+    IDisputeHook public immutable market;
+    /// @inheritdoc IDisputeGame
+    IOneStepVerifier public immutable verifier;
+    /// @inheritdoc IDisputeGame
+    uint256 public immutable bond;
+    /// @inheritdoc IDisputeGame
+    uint256 public immutable degree;
+    /// @inheritdoc IDisputeGame
+    uint64 public immutable clock;
+
+    /// @notice Largest query degree (bounds the leaves and proofs of one reveal).
+    uint256 public constant MAX_DEGREE = 64;
+
+    /// @inheritdoc IDisputeGame
+    uint256 public gameCount;
+
+    mapping(uint256 gameId => Game) internal _games;
+    mapping(uint256 gameId => mapping(uint256 slot => bytes32)) internal _revealed;
+    mapping(address account => uint256) internal _credits;
+
+    uint256 internal _totalBonds;
+    uint256 internal _totalCredits;
+
+    /// @param market_ the task market (this contract must be authorised there as a dispute contract).
+    /// @param verifier_ the one-step verifier.
+    /// @param bond_ wei a challenger posts; may be zero only if griefing is acceptable.
+    /// @param degree_ k of the k-ary queries, 2 .. MAX_DEGREE.
+    /// @param clock_ seconds each party has in total for its moves in one game; keep
+    ///        2 * clock_ below the market's dispute timeout so a game always ends before it expires.
+    constructor(IDisputeHook market_, IOneStepVerifier verifier_, uint256 bond_, uint256 degree_, uint64 clock_) {
+        if (address(market_) == address(0)) revert InvalidParameter(0, 0);
+        if (address(verifier_) == address(0)) revert InvalidParameter(1, 0);
+        if (degree_ < 2 || degree_ > MAX_DEGREE) revert InvalidParameter(2, degree_);
+        if (clock_ == 0) revert InvalidParameter(3, clock_);
+        market = market_;
+        verifier = verifier_;
+        bond = bond_;
+        degree = degree_;
+        clock = clock_;
+    }
+
+    // ─────────────────────────────────────────────────────────────── opening
+
+    /// @inheritdoc IDisputeGame
+    function challenge(uint256 taskId) external payable returns (uint256 gameId) {
+        if (msg.value != bond) revert WrongBond(msg.value, bond);
+        IDisputeHook.DisputeContext memory ctx = market.disputeContext(taskId);
+        // The market checks the task's status, the challenge window and that the challenger is not
+        // the solver; it reverts otherwise.
+        uint256 disputeId = market.openDispute(taskId, msg.sender);
+        gameId = ++gameCount;
+        Game storage g = _games[gameId];
+        g.challenger = msg.sender;
+        g.solver = ctx.solver;
+        g.status = GameStatus.InProgress;
+        g.phase = Phase.DefendTrace;
+        g.level = 1;
+        g.lastMoveAt = uint64(block.timestamp);
+        g.solverClock = clock;
+        g.challengerClock = clock;
+        g.taskId = taskId;
+        g.disputeId = disputeId;
+        g.bond = msg.value;
+        g.specHash = ctx.specHash;
+        g.checkpointInterval = ctx.checkpointInterval;
+        g.root = ctx.traceRoot;
+        g.size = ctx.numCheckpoints;
+        g.hi = ctx.numCheckpoints - 1;
+        // INVARIANT: level 1's ends are fixed by the task, not by either party: S_0 chosen by the
+        // submitter, S_N claimed by the solver. The challenger disputes the claim, so it agrees with
+        // S_0 and disagrees with S_N by the act of challenging.
+        g.leafLo = ctx.initialStateRoot;
+        g.leafHi = ctx.finalStateRoot;
+        _totalBonds += msg.value;
+        emit GameCreated(gameId, taskId, disputeId, msg.sender, ctx.solver, msg.value);
+    }
+
+    // ─────────────────────────────────────────────────────────────── solver: level links
+
+    /// @inheritdoc IDisputeGame
+    function defendTrace(uint256 gameId, bytes32[] calldata firstProof, bytes32[] calldata lastProof) external {
+        Game storage g = _move(gameId, Phase.DefendTrace);
+        // INVARIANT: the trace the solver committed starts at the task's S_0 and ends at its claimed S_N.
+        _requireLeaf(g.root, g.leafLo, 0, g.size, firstProof);
+        _requireLeaf(g.root, g.leafHi, g.hi, g.size, lastProof);
+        emit LevelCommitted(gameId, 1, g.root, g.size);
+        _startBisection(g);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function commitSteps(uint256 gameId, bytes32 root, bytes32[] calldata firstProof, bytes32[] calldata lastProof)
+        external
+    {
+        Game storage g = _move(gameId, Phase.CommitSteps);
+        uint256 size = uint256(g.checkpointInterval) + 1;
+        // INVARIANT: level 2 runs from the agreed checkpoint to the disputed one: its first and last
+        // leaves are exactly level 1's adjacent pair.
+        _requireLeaf(root, g.leafLo, 0, size, firstProof);
+        _requireLeaf(root, g.leafHi, size - 1, size, lastProof);
+        g.checkpoint = g.lo;
+        _enterLevel(g, 2, root, size, g.leafLo, g.leafHi);
+        emit LevelCommitted(gameId, 2, root, size);
+        _startBisection(g);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function commitOps(uint256 gameId, OpsCommitment calldata c) external {
+        Game storage g = _move(gameId, Phase.CommitOps);
+        // INVARIANT: a step has at least one op, so level 3 has at least two leaves.
+        if (c.size < 2) revert SequenceTooShort(c.size, 2);
+        bytes32 stateT = g.leafLo;
+        bytes32 stateNext = g.leafHi;
+        bytes32 first = Bisection.opLeaf(c.firstLogRoot, c.firstLogSize);
+        bytes32 last = Bisection.opLeaf(c.lastLogRoot, c.lastLogSize);
+        _requireLeaf(c.root, first, 0, c.size, c.firstProof);
+        _requireLeaf(c.root, last, c.size - 1, c.size, c.lastProof);
+        // INVARIANT: the step's log starts with S_t's tensors: S_t is the root of the first log's
+        // prefix of `stateSize` entries (a consistency proof; domain-separated hashing binds the size).
+        if (
+            c.stateSize == 0
+                || !MerkleLog.verifyConsistency(c.stateSize, c.firstLogSize, stateT, c.firstLogRoot, c.stateConsistency)
+        ) revert NotConsistent(c.stateSize, c.firstLogSize);
+        // INVARIANT: S_t+1 is the root over the designated entries of the last log, in order.
+        _requireDesignation(c, stateNext);
+        g.trainingStep = g.checkpoint * g.checkpointInterval + g.lo;
+        _enterLevel(g, 3, c.root, c.size, first, last);
+        emit LevelCommitted(gameId, 3, c.root, c.size);
+        _startBisection(g);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function openOp(
+        uint256 gameId,
+        bytes32 preRoot,
+        uint64 preSize,
+        bytes32 postRoot,
+        uint256 postSize,
+        bytes32[] calldata consistency
+    ) external {
+        Game storage g = _move(gameId, Phase.OpenOp);
+        // INVARIANT: the opened roots and sizes are exactly the two adjacent level 3 leaves.
+        bytes32 pre = Bisection.opLeaf(preRoot, preSize);
+        if (pre != g.leafLo) revert LeafPreimageMismatch(g.leafLo, pre);
+        bytes32 post = Bisection.opLeaf(postRoot, postSize);
+        if (post != g.leafHi) revert LeafPreimageMismatch(g.leafHi, post);
+        // INVARIANT: the op appends at least one output and rewrites no earlier entry, so the only
+        // entries in dispute are its outputs [preSize, postSize).
+        if (postSize <= preSize) revert EmptyOp(preSize, postSize);
+        if (!MerkleLog.verifyConsistency(preSize, postSize, preRoot, postRoot, consistency)) {
+            revert NotConsistent(preSize, postSize);
+        }
+        g.op = g.hi;
+        g.logRoot = preRoot;
+        g.logSize = preSize;
+        g.nextLogRoot = postRoot;
+        g.nextLogSize = postSize;
+        g.phase = Phase.NameOutput;
+        emit OpOpened(gameId, g.hi, preRoot, preSize, postRoot, postSize);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function nameOutput(uint256 gameId, uint256 entry, uint256 flatIndex) external {
+        Game storage g = _move(gameId, Phase.NameOutput);
+        // INVARIANT: the named tensor is one of the disputed op's outputs.
+        if (entry < g.logSize || entry >= g.nextLogSize) revert EntryOutOfRange(entry, g.logSize, g.nextLogSize);
+        if (flatIndex > type(uint64).max) revert PositionOutOfRange(flatIndex, 0, type(uint64).max);
+        g.outputEntry = uint64(entry); // < nextLogSize, a tree size: far below 2^64
+        g.flatIndex = uint64(flatIndex);
+        g.phase = Phase.CommitScalar;
+        emit OutputNamed(gameId, entry, flatIndex);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function commitScalar(uint256 gameId, ScalarCommitment calldata c) external {
+        Game storage g = _move(gameId, Phase.CommitScalar);
+        IOneStepVerifier.StepContext memory ctx = _context(g, 0);
+        uint256 steps = verifier.programLength(ctx);
+        if (steps == 0) revert SequenceTooShort(0, 2);
+        uint256 size = steps + 1;
+        bytes32 first = verifier.initialState(ctx);
+        // INVARIANT: the program starts from the verifier's initial state (fixed by the op and element).
+        _requireLeaf(c.root, first, 0, size, c.firstProof);
+        _requireLeaf(c.root, c.lastLeaf, steps, size, c.lastProof);
+        // INVARIANT: the output tensor is the named entry of the disputed log, and the program's final
+        // state holds exactly the value the solver's tensor has at the named element.
+        _requireLeaf(g.nextLogRoot, c.outputTensorId, g.outputEntry, g.nextLogSize, c.outputProof);
+        if (!verifier.outputMatches(ctx, c.lastLeaf, c.outputTensorId, c.outputOpening)) {
+            revert OutputMismatch(c.lastLeaf, c.outputTensorId);
+        }
+        _enterLevel(g, 4, c.root, size, first, c.lastLeaf);
+        emit LevelCommitted(gameId, 4, c.root, size);
+        _startBisection(g);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function rejectOutput(
+        uint256 gameId,
+        bytes32 outputTensorId,
+        bytes32[] calldata outputProof,
+        uint8 dtype,
+        uint32[] calldata shape,
+        bytes32 chunkRoot
+    ) external {
+        Game storage g = _move(gameId, Phase.CommitScalar);
+        _requireLeaf(g.nextLogRoot, outputTensorId, g.outputEntry, g.nextLogSize, outputProof);
+        bytes32 computed = TensorCommit.tensorId(dtype, shape, chunkRoot);
+        if (computed != outputTensorId) revert TensorIdMismatch(outputTensorId, computed);
+        uint256 count = TensorCommit.numel(shape);
+        // INVARIANT: only an element that does not exist can be rejected.
+        if (g.flatIndex < count) revert ElementExists(g.flatIndex, count);
+        emit OutputRejected(gameId, g.flatIndex, count);
+        _finish(gameId, g, false);
+    }
+
+    // ─────────────────────────────────────────────────────────────── bisection
+
+    /// @inheritdoc IDisputeGame
+    function reveal(uint256 gameId, bytes32[] calldata leaves, bytes32[][] calldata proofs) external {
+        Game storage g = _move(gameId, Phase.Reveal);
+        uint256[] memory pos = _positions(g);
+        uint256 n = pos.length;
+        if (leaves.length != n || proofs.length != n) revert WrongLeafCount(leaves.length, n);
+        bytes32 root = g.root;
+        uint256 size = g.size;
+        mapping(uint256 => bytes32) storage slots = _revealed[gameId];
+        for (uint256 i; i < n; ++i) {
+            // INVARIANT: every revealed leaf is the solver's committed leaf at its position.
+            _requireLeaf(root, leaves[i], pos[i], size, proofs[i]);
+            slots[i] = leaves[i];
+        }
+        g.phase = Phase.Choose;
+        emit LeavesRevealed(gameId, g.level, pos, leaves);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function choose(uint256 gameId, uint256 index) external {
+        Game storage g = _move(gameId, Phase.Choose);
+        _narrow(gameId, g, index);
+        g.pinned = false;
+        emit IntervalChosen(gameId, g.level, g.lo, g.hi, type(uint256).max);
+        _afterNarrow(g);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function pinpoint(uint256 gameId, uint256 index, uint256 position) external {
+        Game storage g = _move(gameId, Phase.Choose);
+        _narrow(gameId, g, index);
+        // INVARIANT: the pinpointed pair lies inside the chosen interval.
+        if (position < g.lo || position >= g.hi) revert PositionOutOfRange(position, g.lo, g.hi);
+        g.pinned = true;
+        g.pin = uint64(position); // < hi, a uint64
+        emit IntervalChosen(gameId, g.level, g.lo, g.hi, position);
+        _afterNarrow(g);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function step(uint256 gameId, bytes calldata proof) external {
+        Game storage g = _games[gameId];
+        _requireInProgress(gameId, g);
+        if (g.phase != Phase.Step) revert WrongPhase(gameId, g.phase, Phase.Step);
+        // Anyone may trigger the check (its outcome depends only on committed data), but it runs on
+        // the challenger's clock: a challenger who never brings the proof loses by timeout.
+        _charge(gameId, g, Party.Challenger);
+        bytes32 computed = verifier.step(_context(g, g.lo), g.leafLo, proof);
+        bytes32 claimed = g.leafHi;
+        emit OneStepChecked(gameId, g.lo, computed, claimed);
+        // INVARIANT: both parties agree on leaf lo; the solver is wrong iff its leaf lo + 1 is not
+        // what one step from leaf lo gives.
+        _finish(gameId, g, computed != claimed);
+    }
+
+    // ─────────────────────────────────────────────────────────────── endings and money
+
+    /// @inheritdoc IDisputeGame
+    function claimTimeout(uint256 gameId) external {
+        Game storage g = _games[gameId];
+        _requireInProgress(gameId, g);
+        Party party = _turn(g.phase);
+        uint256 elapsed = block.timestamp - g.lastMoveAt;
+        uint256 remaining = party == Party.Solver ? g.solverClock : g.challengerClock;
+        // INVARIANT: only the party whose clock runs can time out, and only once its time is used up.
+        if (elapsed <= remaining) revert ClockNotExpired(gameId, party, elapsed, remaining);
+        emit TimedOut(gameId, party);
+        _finish(gameId, g, party == Party.Solver);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function closeAfterFailure(uint256 gameId) external {
+        Game storage g = _games[gameId];
+        _requireInProgress(gameId, g);
+        IDisputeHook.TaskStatus status = market.disputeContext(g.taskId).status;
+        // INVARIANT: a solver is slashed once; after its task failed, the other games only return bonds.
+        if (status != IDisputeHook.TaskStatus.Failed) revert TaskNotFailed(g.taskId, status);
+        _finish(gameId, g, false);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function withdraw() external nonReentrant {
+        uint256 amount = _credits[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        _credits[msg.sender] = 0;
+        _totalCredits -= amount;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed(msg.sender, amount);
+    }
+
+    // ─────────────────────────────────────────────────────────────── views
+
+    /// @inheritdoc IDisputeGame
+    function getGame(uint256 gameId) external view returns (Game memory) {
+        return _games[gameId];
+    }
+
+    /// @inheritdoc IDisputeGame
+    function pendingPositions(uint256 gameId) external view returns (uint256[] memory) {
+        Game storage g = _games[gameId];
+        if (g.status != GameStatus.InProgress || g.phase != Phase.Reveal) return new uint256[](0);
+        return _positions(g);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function clockOf(uint256 gameId) external view returns (Party party, uint256 remaining) {
+        Game storage g = _games[gameId];
+        if (g.status != GameStatus.InProgress) return (Party.None, 0);
+        party = _turn(g.phase);
+        uint256 left = party == Party.Solver ? g.solverClock : g.challengerClock;
+        uint256 elapsed = block.timestamp - g.lastMoveAt;
+        remaining = elapsed >= left ? 0 : left - elapsed;
+    }
+
+    /// @inheritdoc IDisputeGame
+    function totals() external view returns (uint256 bonds, uint256 credits) {
+        return (_totalBonds, _totalCredits);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function creditOf(address account) external view returns (uint256) {
+        return _credits[account];
+    }
+
+    // ─────────────────────────────────────────────────────────────── internal: moves
+
+    /// @dev The game in progress, in `expected` phase, moved by the party whose turn it is, in time.
+    function _move(uint256 gameId, Phase expected) internal returns (Game storage g) {
+        g = _games[gameId];
+        _requireInProgress(gameId, g);
+        if (g.phase != expected) revert WrongPhase(gameId, g.phase, expected);
+        Party party = _turn(expected);
+        address mover = party == Party.Solver ? g.solver : g.challenger;
+        if (msg.sender != mover) revert NotYourMove(gameId, msg.sender, mover);
+        _charge(gameId, g, party);
+    }
+
+    /// @dev Stops `party`'s clock: deducts the time since the last move, or reverts if it ran out.
+    function _charge(uint256 gameId, Game storage g, Party party) internal {
+        uint256 elapsed = block.timestamp - g.lastMoveAt;
+        uint256 remaining = party == Party.Solver ? g.solverClock : g.challengerClock;
+        // INVARIANT: a move made after the mover's time ran out is void; the game is claimTimeout's.
+        if (elapsed > remaining) revert ClockExpired(gameId, party, elapsed, remaining);
+        // Safe: elapsed <= remaining <= clock, a uint64.
+        uint64 left = uint64(remaining - elapsed);
+        if (party == Party.Solver) g.solverClock = left;
+        else g.challengerClock = left;
+        g.lastMoveAt = uint64(block.timestamp);
+    }
+
+    function _requireInProgress(uint256 gameId, Game storage g) internal view {
+        if (g.status == GameStatus.None) revert UnknownGame(gameId);
+        if (g.status != GameStatus.InProgress) revert GameOver(gameId, g.status);
+    }
+
+    /// @dev Whose clock runs in `phase`.
+    function _turn(Phase phase) internal pure returns (Party) {
+        if (phase == Phase.Choose || phase == Phase.NameOutput || phase == Phase.Step) return Party.Challenger;
+        if (phase == Phase.None) return Party.None;
+        return Party.Solver;
+    }
+
+    function _requireLeaf(bytes32 root, bytes32 leaf, uint256 position, uint256 size, bytes32[] calldata proof)
+        internal
+        pure
+    {
+        if (!MerkleLog.verifyValue(root, leaf, position, size, proof)) revert NotInTree(root, position, size, leaf);
+    }
+
+    /// @dev S_t+1 == RFC 9162 root over the designated ids, each proven at its entry of the last log.
+    function _requireDesignation(OpsCommitment calldata c, bytes32 stateNext) internal pure {
+        uint256 n = c.designated.length;
+        if (n == 0 || c.designatedIds.length != n || c.designatedProofs.length != n) {
+            revert BadDesignation(n, c.designatedIds.length, c.designatedProofs.length);
+        }
+        bytes32[] memory ids = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            _requireLeaf(c.lastLogRoot, c.designatedIds[i], c.designated[i], c.lastLogSize, c.designatedProofs[i]);
+            ids[i] = c.designatedIds[i];
+        }
+        bytes32 computed = Bisection.rootOfValues(ids);
+        if (computed != stateNext) revert StateMismatch(stateNext, computed);
+    }
+
+    /// @dev Makes `level` current with the proven ends.
+    function _enterLevel(Game storage g, uint8 level, bytes32 root, uint256 size, bytes32 first, bytes32 last)
+        internal
+    {
+        g.level = level;
+        g.root = root;
+        g.size = uint64(size); // sizes are tree sizes (<= 2^64 leaves): checked by the callers' proofs
+        g.lo = 0;
+        g.hi = uint64(size - 1);
+        g.leafLo = first;
+        g.leafHi = last;
+        g.pinned = false;
+    }
+
+    /// @dev After the ends of a level are proven: ask for the k-ary query, or move on if adjacent.
+    function _startBisection(Game storage g) internal {
+        if (g.hi - g.lo == 1) _levelDone(g);
+        else g.phase = Phase.Reveal;
+    }
+
+    /// @dev Narrows [lo, hi] to sub-interval `index` of the revealed points.
+    function _narrow(uint256 gameId, Game storage g, uint256 index) internal {
+        uint256[] memory pos = _positions(g);
+        if (index > pos.length) revert ChoiceOutOfRange(index, pos.length + 1);
+        (uint256 newLo, uint256 newHi) = Bisection.subInterval(g.lo, g.hi, pos, index);
+        mapping(uint256 => bytes32) storage slots = _revealed[gameId];
+        // INVARIANT: the new ends are leaves the solver proved (revealed now or ends before): the
+        // challenger's agreement with leafLo and disagreement with leafHi carry over to the new interval.
+        if (index > 0) g.leafLo = slots[index - 1];
+        if (index < pos.length) g.leafHi = slots[index];
+        g.lo = uint64(newLo);
+        g.hi = uint64(newHi);
+    }
+
+    function _afterNarrow(Game storage g) internal {
+        if (g.hi - g.lo == 1) _levelDone(g);
+        else g.phase = Phase.Reveal;
+    }
+
+    /// @dev Two adjacent leaves remain at the current level.
+    function _levelDone(Game storage g) internal {
+        uint8 level = g.level;
+        if (level == 1) g.phase = Phase.CommitSteps;
+        else if (level == 2) g.phase = Phase.CommitOps;
+        else if (level == 3) g.phase = Phase.OpenOp;
+        else g.phase = Phase.Step;
+    }
+
+    /// @dev The positions asked in the current round.
+    function _positions(Game storage g) internal view returns (uint256[] memory) {
+        if (g.pinned) return Bisection.pinpointPositions(g.lo, g.hi, g.pin);
+        return Bisection.queryPositions(g.lo, g.hi, degree);
+    }
+
+    function _context(Game storage g, uint256 stepIndex) internal view returns (IOneStepVerifier.StepContext memory) {
+        return IOneStepVerifier.StepContext({
+            specHash: g.specHash,
+            logRoot: g.logRoot,
+            logSize: g.logSize,
+            op: g.op,
+            outputEntry: g.outputEntry,
+            flatIndex: g.flatIndex,
+            step: stepIndex
+        });
+    }
+
+    // ─────────────────────────────────────────────────────────────── internal: settlement
+
+    /// @dev Ends the game, reports to the market and credits the bond.
+    ///      Solver lost: bond back to the challenger (the market slashes the solver's stake, once).
+    ///      Solver won: bond to the solver, unless the market answers Closed (the task already failed
+    ///      through another game), in which case the bond goes back to the challenger.
+    function _finish(uint256 gameId, Game storage g, bool solverLost) internal {
+        uint256 amount = g.bond;
+        g.phase = Phase.None;
+        // Interim status so that no move re-enters while the market is called; set for good below.
+        g.status = solverLost ? GameStatus.ChallengerWon : GameStatus.SolverWon;
+        _totalBonds -= amount;
+        IDisputeHook.DisputeStatus ds = market.resolveDispute(g.disputeId, solverLost);
+        address payee;
+        if (solverLost) {
+            payee = g.challenger;
+        } else if (ds == IDisputeHook.DisputeStatus.Closed) {
+            g.status = GameStatus.Closed;
+            payee = g.challenger;
+        } else {
+            payee = g.solver;
+        }
+        _credits[payee] += amount;
+        _totalCredits += amount;
+        emit GameResolved(gameId, g.status, ds, payee, amount);
+    }
+}

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IDisputeHook} from "./IDisputeHook.sol";
+import {IOneStepVerifier} from "./IOneStepVerifier.sol";
+
+/// @title IDisputeGame
+/// @notice The four-level bisection game between a task's solver and one challenger (docs/DISPUTE.md).
+///
+///         level 1  checkpoints   S_0 ──── S_c ──── S_2c ── … ── S_N      (the task's trace root)
+///         level 2  steps         S_t ─ S_t+1 ─ … ─ S_t+c                  (one checkpoint interval)
+///         level 3  ops           L_0 ─ L_1 ─ … ─ L_n   L_j = opLeaf(log root, log size) after op j
+///         level 4  scalar        R_0 ─ R_1 ─ … ─ R_M   register commitments of one output element
+///
+///         At every level the solver is committed to a Merkle root over the sequence, the challenger
+///         agrees with the interval's left leaf and disagrees with its right leaf, and the interval
+///         shrinks (k-ary queries or a pinpointed pair) until the two leaves are adjacent. The solver
+///         then commits the next level and proves that its ends are the two adjacent leaves above; at
+///         the bottom the one-step verifier decides. Each party has a chess clock; anyone may end a
+///         game whose party to move has run out of time.
+interface IDisputeGame {
+    // ─────────────────────────────────────────────────────────────── types
+
+    /// @notice Life cycle of a game. Zero means no such game.
+    enum GameStatus {
+        None,
+        InProgress,
+        SolverWon, // the challenger's bond went to the solver
+        ChallengerWon, // the solver was reported as having lost; the bond went back to the challenger
+        Closed // the task had already failed through another game: the bond went back to the challenger
+    }
+
+    /// @notice What the game waits for. Zero means nothing (the game is over or does not exist).
+    enum Phase {
+        None,
+        DefendTrace, // solver: prove S_0 and S_N are the ends of the trace root (level 1)
+        Reveal, // solver: reveal the pending positions of the current level
+        Choose, // challenger: pick a sub-interval (optionally pinpoint the next pair)
+        CommitSteps, // solver: commit level 2 and link its ends to the two checkpoints
+        CommitOps, // solver: commit level 3 and link its ends to S_t and S_t+1
+        OpenOp, // solver: open the two adjacent op-log leaves and prove the second extends the first
+        NameOutput, // challenger: name the output element it disputes
+        CommitScalar, // solver: commit level 4 and link it to the op log and the named element
+        Step // challenger (or anyone): have the one-step verifier decide
+    }
+
+    /// @notice Who must move. Zero means nobody.
+    enum Party {
+        None,
+        Solver,
+        Challenger
+    }
+
+    /// @notice One game as stored.
+    struct Game {
+        // slot: who challenged and where the game stands
+        address challenger;
+        uint64 lastMoveAt; // when the clock of the party to move started running
+        GameStatus status;
+        Phase phase;
+        uint8 level; // 1 checkpoints, 2 steps, 3 ops, 4 scalar
+        bool pinned; // the pending positions are the pinpointed pair, not the k-ary query
+        // slot
+        address solver;
+        uint64 solverClock; // seconds left to the solver
+        // slot
+        uint64 challengerClock; // seconds left to the challenger
+        uint64 lo; // current interval [lo, hi] of the current level
+        uint64 hi;
+        uint64 size; // leaves of the current level's sequence
+        // slot
+        uint64 pin; // pinpointed position (pair pin, pin + 1) when `pinned`
+        uint64 checkpointInterval; // c: level 2 has c + 1 leaves
+        uint64 checkpoint; // level 1's agreed left index, once level 1 is done
+        uint64 trainingStep; // the disputed step t (S_t -> S_t+1), once level 2 is done
+        // slot
+        uint64 op; // the disputed op, once level 3 is done
+        uint64 outputEntry; // the named output's log entry
+        uint64 flatIndex; // the named element
+        uint64 logSize; // entries of the agreed log (after op `op - 1`)
+        uint256 nextLogSize; // entries of the disputed log (after op `op`)
+        uint256 taskId;
+        uint256 disputeId; // the market's id
+        uint256 bond;
+        bytes32 specHash;
+        bytes32 root; // the solver's root over the current level's sequence
+        bytes32 leafLo; // leaf `lo`: the challenger agrees
+        bytes32 leafHi; // leaf `hi`: the challenger disagrees
+        bytes32 logRoot; // agreed op log (after op `op - 1`)
+        bytes32 nextLogRoot; // disputed op log (after op `op`)
+    }
+
+    /// @notice The solver's level 3 commitment and the links of its ends to S_t and S_t+1.
+    struct OpsCommitment {
+        bytes32 root; // root over the op-log leaves L_0 .. L_n
+        uint64 size; // n + 1 (at least 2: a step has at least one op)
+        bytes32 firstLogRoot; // L_0 = opLeaf(firstLogRoot, firstLogSize): S_t's ids, then the batch's
+        uint64 firstLogSize;
+        uint64 stateSize; // number of tensors in S_t
+        bytes32[] stateConsistency; // RFC 9162 consistency proof (stateSize, S_t) -> (firstLogSize, firstLogRoot)
+        bytes32[] firstProof; // inclusion of L_0 at 0
+        bytes32 lastLogRoot; // L_n = opLeaf(lastLogRoot, lastLogSize)
+        uint64 lastLogSize;
+        bytes32[] lastProof; // inclusion of L_n at n
+        uint64[] designated; // entries of the last log holding S_t+1's tensors, in S_t+1's order
+        bytes32[] designatedIds; // the ids at those entries
+        bytes32[][] designatedProofs; // inclusion of each id in the last log
+    }
+
+    /// @notice The solver's level 4 commitment and its links.
+    struct ScalarCommitment {
+        bytes32 root; // root over R_0 .. R_M (M from the verifier's programLength)
+        bytes32[] firstProof; // inclusion of R_0 (the verifier's initial state) at 0
+        bytes32 lastLeaf; // R_M
+        bytes32[] lastProof; // inclusion of R_M at M
+        bytes32 outputTensorId; // id at the named log entry of the disputed log
+        bytes32[] outputProof; // its inclusion in the disputed log
+        bytes outputOpening; // for the verifier: opens R_M and the named element of the output tensor
+    }
+
+    // ─────────────────────────────────────────────────────────────── errors
+
+    /// @notice A game parameter is out of range (`which`: 0 market, 1 verifier, 2 degree, 3 clock).
+    error InvalidParameter(uint8 which, uint256 value);
+    /// @notice A challenge needs a bond of exactly `required`; `sent` was sent.
+    error WrongBond(uint256 sent, uint256 required);
+    /// @notice No game `gameId` exists.
+    error UnknownGame(uint256 gameId);
+    /// @notice Game `gameId` is `status`, no longer in progress.
+    error GameOver(uint256 gameId, GameStatus status);
+    /// @notice Game `gameId` waits for `actual`; the call needs `expected`.
+    error WrongPhase(uint256 gameId, Phase actual, Phase expected);
+    /// @notice Only `expected` may make this move of game `gameId`; `caller` tried.
+    error NotYourMove(uint256 gameId, address caller, address expected);
+    /// @notice `party` has `remaining` seconds and has used `elapsed` on this move: its time is up.
+    error ClockExpired(uint256 gameId, Party party, uint256 elapsed, uint256 remaining);
+    /// @notice `party` still has time: `elapsed` of `remaining` seconds used.
+    error ClockNotExpired(uint256 gameId, Party party, uint256 elapsed, uint256 remaining);
+    /// @notice `leaf` is not leaf `position` of the `size`-leaf tree `root` with the given proof.
+    error NotInTree(bytes32 root, uint256 position, uint256 size, bytes32 leaf);
+    /// @notice `given` leaves or proofs were sent; `expected` positions are pending.
+    error WrongLeafCount(uint256 given, uint256 expected);
+    /// @notice Sub-interval `index` does not exist: there are `count`.
+    error ChoiceOutOfRange(uint256 index, uint256 count);
+    /// @notice `position` is outside [`lo`, `hi`).
+    error PositionOutOfRange(uint256 position, uint256 lo, uint256 hi);
+    /// @notice A sequence of `size` leaves (below `min`) cannot be bisected.
+    error SequenceTooShort(uint256 size, uint256 min);
+    /// @notice `(root, size)` hashes to `computed`, not the agreed leaf `expected`.
+    error LeafPreimageMismatch(bytes32 expected, bytes32 computed);
+    /// @notice The log of `newSize` entries does not extend the log of `oldSize` entries.
+    error NotConsistent(uint256 oldSize, uint256 newSize);
+    /// @notice An op must append at least one entry: the log went from `preSize` to `postSize`.
+    error EmptyOp(uint256 preSize, uint256 postSize);
+    /// @notice Log entry `entry` is not an output of the disputed op, whose entries are [`lo`, `hi`).
+    error EntryOutOfRange(uint256 entry, uint256 lo, uint256 hi);
+    /// @notice The designated entries hash to `computed`, not the state root `expected`.
+    error StateMismatch(bytes32 expected, bytes32 computed);
+    /// @notice The designated entries must be non-empty and their lists of equal length.
+    error BadDesignation(uint256 entries, uint256 ids, uint256 proofs);
+    /// @notice The final scalar state does not hold the named element's value.
+    error OutputMismatch(bytes32 finalState, bytes32 outputTensorId);
+    /// @notice The named element exists (`flatIndex` < `numel`): it cannot be rejected.
+    error ElementExists(uint256 flatIndex, uint256 numel);
+    /// @notice The tensor's id does not match its claimed shape and chunk root.
+    error TensorIdMismatch(bytes32 expected, bytes32 computed);
+    /// @notice Task `taskId` is `status`, not Failed: its games must be played out.
+    error TaskNotFailed(uint256 taskId, IDisputeHook.TaskStatus status);
+    /// @notice `account` has nothing to withdraw.
+    error NothingToWithdraw(address account);
+    /// @notice Sending `amount` wei to `to` failed.
+    error TransferFailed(address to, uint256 amount);
+
+    // ─────────────────────────────────────────────────────────────── events
+
+    /// @notice `challenger` opened game `gameId` (market dispute `disputeId`) on `taskId` with `bond`.
+    event GameCreated(
+        uint256 indexed gameId,
+        uint256 indexed taskId,
+        uint256 disputeId,
+        address indexed challenger,
+        address solver,
+        uint256 bond
+    );
+    /// @notice Level `level` of `gameId` is the `size`-leaf sequence `root`; its ends are proven.
+    event LevelCommitted(uint256 indexed gameId, uint8 level, bytes32 root, uint256 size);
+    /// @notice The solver revealed `leaves` at `positions` of the current level.
+    event LeavesRevealed(uint256 indexed gameId, uint8 level, uint256[] positions, bytes32[] leaves);
+    /// @notice The challenger narrowed the interval of `level` to [`lo`, `hi`]; `pin` is the
+    ///         pinpointed left position of the next pair or type(uint256).max for a k-ary query.
+    event IntervalChosen(uint256 indexed gameId, uint8 level, uint256 lo, uint256 hi, uint256 pin);
+    /// @notice The solver opened op `op`: the log went from (`preRoot`, `preSize`) to (`postRoot`, `postSize`).
+    event OpOpened(
+        uint256 indexed gameId, uint256 op, bytes32 preRoot, uint256 preSize, bytes32 postRoot, uint256 postSize
+    );
+    /// @notice The challenger disputes element `flatIndex` of the tensor at log entry `entry`.
+    event OutputNamed(uint256 indexed gameId, uint256 entry, uint256 flatIndex);
+    /// @notice The verifier computed `computed` from leaf `step`; the solver claimed `claimed`.
+    event OneStepChecked(uint256 indexed gameId, uint256 step, bytes32 computed, bytes32 claimed);
+    /// @notice The solver proved the named element does not exist (`numel` elements).
+    event OutputRejected(uint256 indexed gameId, uint256 flatIndex, uint256 numel);
+    /// @notice `loser` ran out of time in game `gameId`.
+    event TimedOut(uint256 indexed gameId, Party loser);
+    /// @notice Game `gameId` ended with `status`; the market answered `disputeStatus`; `bond` credited to `payee`.
+    event GameResolved(
+        uint256 indexed gameId,
+        GameStatus status,
+        IDisputeHook.DisputeStatus disputeStatus,
+        address indexed payee,
+        uint256 bond
+    );
+    /// @notice `account` withdrew `amount` of credited bonds.
+    event Withdrawn(address indexed account, uint256 amount);
+
+    // ─────────────────────────────────────────────────────────────── opening
+
+    /// @notice Challenges the result of `taskId` with `msg.value == bond()`: opens a dispute in the
+    ///         market (during its challenge window) and a game whose first move is the solver's.
+    function challenge(uint256 taskId) external payable returns (uint256 gameId);
+
+    // ─────────────────────────────────────────────────────────────── solver: level links
+
+    /// @notice Level 1: proves that leaf 0 of the trace root is the task's S_0 and leaf N is the
+    ///         claimed final state root (both against the `numCheckpoints`-leaf trace).
+    function defendTrace(uint256 gameId, bytes32[] calldata firstProof, bytes32[] calldata lastProof) external;
+
+    /// @notice Level 2: commits the c + 1 states of the disputed checkpoint interval; leaf 0 and leaf
+    ///         c must be the two agreed/disputed checkpoint states.
+    function commitSteps(uint256 gameId, bytes32 root, bytes32[] calldata firstProof, bytes32[] calldata lastProof)
+        external;
+
+    /// @notice Level 3: commits the op-log leaves of the disputed step and links them to S_t, S_t+1.
+    function commitOps(uint256 gameId, OpsCommitment calldata c) external;
+
+    /// @notice After level 3: opens the two adjacent op-log leaves and proves the disputed log
+    ///         extends the agreed one by at least one entry.
+    function openOp(
+        uint256 gameId,
+        bytes32 preRoot,
+        uint64 preSize,
+        bytes32 postRoot,
+        uint256 postSize,
+        bytes32[] calldata consistency
+    ) external;
+
+    /// @notice Level 4: commits the scalar states of the named element's program and links them.
+    function commitScalar(uint256 gameId, ScalarCommitment calldata c) external;
+
+    /// @notice Instead of `commitScalar`: proves the named element does not exist (index beyond the
+    ///         tensor's element count), which loses the game for the challenger.
+    function rejectOutput(
+        uint256 gameId,
+        bytes32 outputTensorId,
+        bytes32[] calldata outputProof,
+        uint8 dtype,
+        uint32[] calldata shape,
+        bytes32 chunkRoot
+    ) external;
+
+    // ─────────────────────────────────────────────────────────────── bisection
+
+    /// @notice The solver reveals the leaves at `pendingPositions(gameId)` with inclusion proofs.
+    function reveal(uint256 gameId, bytes32[] calldata leaves, bytes32[][] calldata proofs) external;
+
+    /// @notice The challenger picks sub-interval `index` of [lo, p_1, …, p_r, hi]; the next query
+    ///         is the k-ary one.
+    function choose(uint256 gameId, uint256 index) external;
+
+    /// @notice As `choose`, and asks next for the adjacent pair (`position`, `position + 1`) inside
+    ///         the chosen sub-interval (for a challenger who has the solver's leaves off chain).
+    function pinpoint(uint256 gameId, uint256 index, uint256 position) external;
+
+    /// @notice After level 3: the challenger names output element `flatIndex` of the tensor at log
+    ///         entry `entry` (an output of the disputed op).
+    function nameOutput(uint256 gameId, uint256 entry, uint256 flatIndex) external;
+
+    /// @notice At the bottom: the verifier executes one step from the agreed leaf; a result other
+    ///         than the solver's next leaf loses the game for the solver, an equal one for the challenger.
+    function step(uint256 gameId, bytes calldata proof) external;
+
+    // ─────────────────────────────────────────────────────────────── endings and money
+
+    /// @notice Ends a game whose party to move has run out of time; that party loses.
+    function claimTimeout(uint256 gameId) external;
+
+    /// @notice Closes a game whose task already failed through another dispute: bond returned.
+    function closeAfterFailure(uint256 gameId) external;
+
+    /// @notice Sends the caller its credited bonds.
+    function withdraw() external;
+
+    // ─────────────────────────────────────────────────────────────── views
+
+    /// @notice Game `gameId` as stored.
+    function getGame(uint256 gameId) external view returns (Game memory);
+    /// @notice Positions the solver must reveal next (empty outside the Reveal phase).
+    function pendingPositions(uint256 gameId) external view returns (uint256[] memory);
+    /// @notice The party whose clock runs, and its seconds left counting the time already used.
+    function clockOf(uint256 gameId) external view returns (Party party, uint256 remaining);
+    /// @notice Bonds of games in progress, and bonds credited but not withdrawn.
+    function totals() external view returns (uint256 bonds, uint256 credits);
+    /// @notice Bonds credited to `account`.
+    function creditOf(address account) external view returns (uint256);
+    /// @notice Number of games created (the last id).
+    function gameCount() external view returns (uint256);
+    /// @notice The market the game reports to.
+    function market() external view returns (IDisputeHook);
+    /// @notice The one-step verifier at the bottom.
+    function verifier() external view returns (IOneStepVerifier);
+    /// @notice Bond of a challenge, in wei.
+    function bond() external view returns (uint256);
+    /// @notice Degree k of a query: k - 1 leaves per reveal.
+    function degree() external view returns (uint256);
+    /// @notice Seconds each party has for all its moves in one game.
+    function clock() external view returns (uint64);
+}
