@@ -12,11 +12,13 @@ from typing import Any
 from eth_account import Account
 
 from protocol.chain.client import Chain, key_from_env
-from protocol.chain.deploy import DEPLOYMENTS_DIR, Deployment, Params, deploy_all
+from protocol.chain.deploy import DEPLOYMENTS_DIR, Deployment, Params, deploy_all, load_params
 from protocol.chain.devnet import Anvil
 from protocol.chain.market import Market, TaskStatus
 
 ETH = 10**18
+# Short delays so every stage of a task is visible within minutes (same values as deploy/devnet.toml).
+DEVNET_PARAMS = Params(unbonding_delay=3600, dispute_timeout=86400)
 
 
 def fmt_eth(wei: int) -> str:
@@ -34,6 +36,7 @@ def add_devnet_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8545, help="JSON-RPC port (default 8545)")
     p.add_argument("--block-time", type=float, default=None, help="seconds per block (default: mine on demand)")
     p.add_argument("--deployments", default=str(DEPLOYMENTS_DIR), help="where to write the deployment file")
+    p.add_argument("--params", default=None, help="protocol parameters, a TOML file (default: deploy/devnet.toml)")
     p.set_defaults(func=run_devnet)
 
 
@@ -45,7 +48,7 @@ def run_devnet(args: argparse.Namespace) -> int:
 
     with Anvil(port=args.port, block_time=args.block_time) as node:
         chain = Chain.connect(node.rpc_url)
-        d = deploy_all(chain, node.keys[0])
+        d = deploy_all(chain, node.keys[0], load_params(args.params) if args.params else DEVNET_PARAMS)
         path = d.save(Path(args.deployments))
         print(f"devnet: anvil on {node.rpc_url} (chain id {d.chain_id})")
         print(f"deployment written to {path}")
@@ -76,16 +79,16 @@ def add_deploy_parser(sub: Any) -> None:
         epilog="example: VERIGRAD_KEY=0x... verigrad deploy --rpc http://127.0.0.1:8545",
     )
     p.add_argument("--rpc", required=True, help="JSON-RPC URL")
-    p.add_argument("--unbonding-delay", type=int, default=Params.unbonding_delay, help="seconds")
-    p.add_argument("--beneficiary-bps", type=int, default=Params.beneficiary_bps)
+    p.add_argument("--params", default=None, help="protocol parameters, a TOML file (see deploy/)")
     p.add_argument("--deployments", default=str(DEPLOYMENTS_DIR))
     p.set_defaults(func=run_deploy)
 
 
 def run_deploy(args: argparse.Namespace) -> int:
+    params = load_params(args.params) if args.params else Params()  # bad input fails before any RPC
     key = key_from_env()
     chain = Chain.connect(args.rpc)
-    d = deploy_all(chain, key, Params(unbonding_delay=args.unbonding_delay, beneficiary_bps=args.beneficiary_bps))
+    d = deploy_all(chain, key, params)
     path = d.save(Path(args.deployments))
     print(f"deployed to chain {d.chain_id}: StakeManager {d.stake_manager}, TaskMarket {d.task_market}, "
           f"Float32Arbiter {d.float32_arbiter}; written to {path}")

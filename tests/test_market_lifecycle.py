@@ -153,3 +153,20 @@ def test_stake_below_required_is_typed(market: Market) -> None:
         solver.commit_bid(SealedBid.new(task_id, ETH // 4))
     assert exc.value.bidder == Account.from_key(market.chain.dev_keys[2]).address
     assert exc.value.required == ETH // 2 and exc.value.free == 0
+
+
+def test_transient_rpc_failure_is_retried() -> None:
+    """A node that comes up while a request is being retried is reached, not reported as down."""
+    import threading
+
+    from protocol.chain.devnet import Anvil, free_port
+
+    node = Anvil(port=free_port())
+    starter = threading.Timer(0.3, node.start)
+    starter.start()
+    try:
+        chain = Chain.connect(node.rpc_url, retries=6)
+        assert chain.chain_id == 31337
+    finally:
+        starter.join()
+        node.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 from eth_account import Account
 
 from protocol.chain.client import Chain
-from protocol.chain.errors import DeploymentMissing
+from protocol.chain.errors import ChainError, DeploymentMissing
 
 DEPLOYMENTS_DIR = Path("deployments")
 
@@ -56,6 +56,28 @@ class Deployment:
                 "(or `verigrad devnet` for a local chain) first"
             )
         return cls(**json.loads(path.read_text()))
+
+
+def load_params(path: str | Path) -> Params:
+    """Parameters from a TOML file (see deploy/*.toml); unknown keys are an error, not ignored."""
+    import tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise ChainError(f"no parameter file at {p} (see deploy/devnet.toml for the format)")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ChainError(f"{p}: not valid TOML: {exc}") from None
+    known = set(Params.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ChainError(f"{p}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for k, v in raw.items():
+        want = str if k == "sink" else int
+        if not isinstance(v, want) or isinstance(v, bool):
+            raise ChainError(f"{p}: {k} must be {'an address string' if want is str else 'an integer'}, got {v!r}")
+    return Params(**raw)
 
 
 def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployment:
