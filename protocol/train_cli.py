@@ -30,7 +30,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="artifact directory for checkpoints and the manifest (default: write nothing)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train")
     p.add_argument("--inject", metavar="STEP:OP:ELEMENT", default=None,
-                   help="flip the lowest bit of one element of one op's output at one step")
+                   help="corrupt one element of one op's output at one step (flips its top mantissa bit)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=run_train)
     return p

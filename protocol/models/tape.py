@@ -8,8 +8,11 @@ same code path therefore serves three purposes, with no second implementation th
 * replay for the op-level trace (``record=True``): every op's name, attributes, input *log
   positions* and output tensor are kept, where the log starts with the state tensors and the batch
   (:meth:`Tape.begin`) and then receives each op's output;
-* fault injection: at one (step, op), one element of the op's output has its lowest bit flipped
-  before any later op reads it -- what a cheating or faulty solver would do.
+* fault injection: at one (step, op), one element of the op's output is corrupted before any later
+  op reads it -- what a cheating or faulty solver would do. The corruption flips the top mantissa
+  bit (bit 22) of a float32, which changes a normal value by a factor between 2/3 and 3/2 and never
+  makes a NaN or an infinity; integers get +1. (A flip of the lowest bit is often washed out: a
+  1-ulp change of a gradient can round away in the optimizer and the run rejoins the honest one.)
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ class TapeError(VerigradError):
 
 @dataclass(frozen=True)
 class Fault:
-    """Corrupt element ``element`` (row-major) of the output of op ``op`` (0-based) at step ``step``."""
+    """Corrupt element ``element`` (row-major) of the output of op ``op`` (0-based) at step ``step``
+    (see :func:`corrupt_element`)."""
 
     step: int
     op: int
@@ -60,15 +64,19 @@ class OpRecord:
     inputs: list[torch.Tensor] = field(repr=False)
 
 
-def flip_lowest_bit(t: torch.Tensor, element: int) -> torch.Tensor:
-    """A copy of ``t`` with the lowest bit of element ``element`` flipped (integers: plus one)."""
+#: The bit a fault flips in a float32 element (the top mantissa bit).
+FAULT_BIT = 1 << 22
+
+
+def corrupt_element(t: torch.Tensor, element: int) -> torch.Tensor:
+    """A copy of ``t`` with element ``element`` corrupted: float32 bit 22 flipped, integers plus one."""
     if not 0 <= element < t.numel():
         raise TapeError(f"--inject: element {element} out of range for an output of {t.numel()} elements")
     out = t.clone()
     flat = out.view(-1)
     if out.dtype == torch.float32:
         bits = flat.view(torch.int32)
-        bits[element] = bits[element] ^ 1
+        bits[element] = bits[element] ^ FAULT_BIT
     else:
         flat[element] = flat[element] + 1
     return out
@@ -118,7 +126,7 @@ class Tape:
             raise TapeError(f"no kernel named {name!r}") from None
         out = fn(*inputs, **attrs)
         if self.fault is not None and self.fault.op == index:
-            out = flip_lowest_bit(out, self.fault.element)
+            out = corrupt_element(out, self.fault.element)
             self.fault_fired = True
         if self.record:
             in_pos = [self.position(t) for t in inputs]
