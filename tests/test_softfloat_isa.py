@@ -16,7 +16,7 @@ import pytest
 import softfloatpy as sf
 from web3 import Web3
 
-from protocol.repops.isa import ARITY, Opcode, execute
+from protocol.repops.isa import ARITY, Imm, In, Instr, Opcode, Reg, execute
 
 pytestmark = pytest.mark.anvil
 
@@ -169,3 +169,38 @@ def test_execute_load_reverts(arbiter: tuple[Web3, str]) -> None:
         w3.eth.call({"to": address, "data": data})
     selector = Web3.keccak(text="UnknownOpcode(uint8)")[:4].hex()
     assert selector in repr(info.value) or selector in str(info.value.args)
+
+
+def _random_instr(rng: np.random.Generator) -> Instr:
+    """A well-formed instruction with random operands of every kind."""
+    op = EXECUTABLE[int(rng.integers(0, len(EXECUTABLE)))] if rng.random() < 0.9 else Opcode.LOAD
+    srcs: list[Reg | In | Imm] = []
+    for i in range(ARITY[op]):
+        kind = 3 if (op == Opcode.LOAD and i == 0) else int(rng.integers(1, 4))
+        value = int(rng.integers(0, 1 << 32))
+        if kind == 1:
+            srcs.append(Reg(int(rng.integers(0, 1 << 16))))
+        elif kind == 2:
+            srcs.append(In(int(rng.integers(0, 256)), value))
+        else:
+            srcs.append(Imm(value))
+    return Instr(op, int(rng.integers(0, 1 << 16)), tuple(srcs))
+
+
+def test_decode_instr_matches_encode(arbiter: tuple[Web3, str], anvil_chain: Any) -> None:
+    """``decodeInstr`` reads back exactly what isa.py's ``Instr.encode`` wrote, for every opcode."""
+    contract = anvil_chain.contract("Float32Arbiter", arbiter[1])
+    rng = np.random.default_rng([SEED, 2])
+    kinds = {Reg: 1, In: 2, Imm: 3}
+    for _ in range(120):
+        ins = _random_instr(rng)
+        opcode, dst, srcs = contract.functions.decodeInstr(ins.encode()).call()
+        assert (opcode, dst) == (int(ins.op), ins.dst)
+        for i, (kind, slot, value) in enumerate(srcs):
+            if i >= len(ins.srcs):
+                assert (kind, slot, value) == (0, 0, 0)
+                continue
+            src = ins.srcs[i]
+            assert kind == kinds[type(src)]
+            # In is (slot, flat index); Reg and Imm carry one value.
+            assert (slot, value) == ((src[0], src[1]) if isinstance(src, In) else (0, src[0]))

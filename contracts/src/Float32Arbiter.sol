@@ -81,47 +81,61 @@ contract Float32Arbiter is IFloat32Arbiter {
         return RepOpsISA.execute(opcode, x0, x1, x2);
     }
 
+    /// @inheritdoc IFloat32Arbiter
+    function decodeInstr(bytes21 encoded) external pure returns (RepOpsISA.Instr memory) {
+        return RepOpsISA.decode(encoded);
+    }
+
     // =============================================================================================
     //                                          BATCHES
     // =============================================================================================
 
     /// @inheritdoc IFloat32Arbiter
-    function executeBatch(
-        uint8[] calldata opcodes,
-        uint32[] calldata x0,
-        uint32[] calldata x1,
-        uint32[] calldata x2
-    ) external pure returns (uint32[] memory r) {
+    function executeBatch(uint8[] calldata opcodes, uint32[] calldata x0, uint32[] calldata x1, uint32[] calldata x2)
+        external
+        pure
+        returns (uint32[] memory r)
+    {
         uint256 n = opcodes.length;
         if (x0.length != n) revert BatchLengthMismatch(n, x0.length);
         if (x1.length != n) revert BatchLengthMismatch(n, x1.length);
         if (x2.length != n) revert BatchLengthMismatch(n, x2.length);
         r = new uint32[](n);
-        for (uint256 i; i < n; ++i) r[i] = RepOpsISA.execute(opcodes[i], x0[i], x1[i], x2[i]);
+        for (uint256 i; i < n; ++i) {
+            r[i] = RepOpsISA.execute(opcodes[i], x0[i], x1[i], x2[i]);
+        }
     }
 
     /// @inheritdoc IFloat32Arbiter
     function addBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory r) {
         r = _alloc(a.length, b.length);
-        for (uint256 i; i < r.length; ++i) r[i] = Float32.add(a[i], b[i]);
+        for (uint256 i; i < r.length; ++i) {
+            r[i] = Float32.add(a[i], b[i]);
+        }
     }
 
     /// @inheritdoc IFloat32Arbiter
     function subBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory r) {
         r = _alloc(a.length, b.length);
-        for (uint256 i; i < r.length; ++i) r[i] = Float32.sub(a[i], b[i]);
+        for (uint256 i; i < r.length; ++i) {
+            r[i] = Float32.sub(a[i], b[i]);
+        }
     }
 
     /// @inheritdoc IFloat32Arbiter
     function mulBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory r) {
         r = _alloc(a.length, b.length);
-        for (uint256 i; i < r.length; ++i) r[i] = Float32.mul(a[i], b[i]);
+        for (uint256 i; i < r.length; ++i) {
+            r[i] = Float32.mul(a[i], b[i]);
+        }
     }
 
     /// @inheritdoc IFloat32Arbiter
     function divBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory r) {
         r = _alloc(a.length, b.length);
-        for (uint256 i; i < r.length; ++i) r[i] = Float32.div(a[i], b[i]);
+        for (uint256 i; i < r.length; ++i) {
+            r[i] = Float32.div(a[i], b[i]);
+        }
     }
 
     /// @inheritdoc IFloat32Arbiter

@@ -48,12 +48,11 @@ contract Float32GasProbe {
     /// @param x2 Third operands.
     /// @return results The instruction results.
     /// @return used The gas between the two gasleft() reads for each row.
-    function measureExecute(
-        uint8[] calldata opcodes,
-        uint32[] calldata x0,
-        uint32[] calldata x1,
-        uint32[] calldata x2
-    ) external view returns (uint32[] memory results, uint256[] memory used) {
+    function measureExecute(uint8[] calldata opcodes, uint32[] calldata x0, uint32[] calldata x1, uint32[] calldata x2)
+        external
+        view
+        returns (uint32[] memory results, uint256[] memory used)
+    {
         uint256 n = opcodes.length;
         if (x0.length != n) revert ProbeLengthMismatch(n, x0.length);
         if (x1.length != n) revert ProbeLengthMismatch(n, x1.length);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {RepOpsISA} from "./RepOpsISA.sol";
+
 /// @title IFloat32Arbiter
 /// @notice The on-chain IEEE-754 binary32 arbiter: each function recomputes one float32 operation
 ///         on raw bit patterns, exactly as any IEEE-754 machine does without FMA contraction and
@@ -59,13 +61,15 @@ interface IFloat32Arbiter {
     /// @return The result bits the instruction writes.
     function execute(uint8 opcode, uint32 x0, uint32 x1, uint32 x2) external pure returns (uint32);
 
+    /// @notice Decodes and checks one 21-byte encoded RepOps instruction (protocol/repops/isa.py
+    ///         `Instr.encode`); reverts with RepOpsISA.UnknownOpcode or RepOpsISA.MalformedOperand.
+    function decodeInstr(bytes21 encoded) external pure returns (RepOpsISA.Instr memory);
+
     /// @notice Element-wise `execute` over four equally long arrays (for differential testing).
-    function executeBatch(
-        uint8[] calldata opcodes,
-        uint32[] calldata x0,
-        uint32[] calldata x1,
-        uint32[] calldata x2
-    ) external pure returns (uint32[] memory);
+    function executeBatch(uint8[] calldata opcodes, uint32[] calldata x0, uint32[] calldata x1, uint32[] calldata x2)
+        external
+        pure
+        returns (uint32[] memory);
 
     /// @notice Element-wise `add` over two equally long arrays (for differential testing).
     function addBatch(uint32[] calldata a, uint32[] calldata b) external pure returns (uint32[] memory);

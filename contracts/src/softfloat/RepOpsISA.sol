@@ -52,6 +52,31 @@ library RepOpsISA {
     uint8 internal constant ILT = 0x2A; // 1 if int32(x0) < int32(x1)
     uint8 internal constant LOAD = 0x30; // input element: not executable here
 
+    /// @notice Operand kinds of the 21-byte instruction encoding (`Instr.encode` in isa.py).
+    uint8 internal constant KIND_NONE = 0;
+    uint8 internal constant KIND_REGISTER = 1; // value = register number
+    uint8 internal constant KIND_INPUT = 2; // slot = input tensor number, value = flat index
+    uint8 internal constant KIND_IMMEDIATE = 3; // value = the bits
+
+    /// @notice The instruction's operand `index` has a kind its opcode does not allow there.
+    /// @param index The operand position (0, 1 or 2).
+    /// @param kind The operand's kind byte.
+    error MalformedOperand(uint256 index, uint8 kind);
+
+    /// @notice One operand of an encoded instruction.
+    struct Operand {
+        uint8 kind;
+        uint8 slot;
+        uint32 value;
+    }
+
+    /// @notice A decoded instruction: `regs[dst] = opcode(srcs[0 .. arity))`.
+    struct Instr {
+        uint8 opcode;
+        uint16 dst;
+        Operand[3] srcs;
+    }
+
     /// @notice The result bits of instruction `opcode` applied to operand bits `x0, x1, x2`.
     /// @dev Reverts with UnknownOpcode for LOAD and for numbers outside the ISA. The float
     ///      instructions are checked first (they are what disputes end on most of the time).
@@ -102,6 +127,51 @@ library RepOpsISA {
     function isExecutable(uint8 opcode) internal pure returns (bool) {
         return (opcode >= FADD && opcode <= FMAX) || (opcode >= FLT && opcode <= SELECT) || opcode == I2F
             || opcode == F2I || (opcode >= IADD && opcode <= ILT);
+    }
+
+    /// @notice True for every RepOps opcode, LOAD included.
+    function isOpcode(uint8 opcode) internal pure returns (bool) {
+        return isExecutable(opcode) || opcode == LOAD;
+    }
+
+    /// @notice How many operands `opcode` takes; reverts with UnknownOpcode outside the ISA.
+    function arity(uint8 opcode) internal pure returns (uint256) {
+        if (!isOpcode(opcode)) revert UnknownOpcode(opcode);
+        if (opcode == FNEG || opcode == FABS || opcode == I2F || opcode == F2I) return 1;
+        if (opcode == FMULADD || opcode == SELECT) return 3;
+        return 2;
+    }
+
+    /// @notice Decodes and checks the 21-byte big-endian encoding of one instruction: opcode u8,
+    ///         dst u16, then three operands of (kind u8, slot u8, value u32).
+    /// @dev Well-formed means: a RepOps opcode; its first `arity` operands are registers, inputs or
+    ///      immediates and the rest are all-zero "none" operands (exactly what `Instr.encode`
+    ///      writes); LOAD's slot operand is an immediate. Anything else reverts, so one instruction
+    ///      has exactly one accepted encoding.
+    /// @param encoded The encoded instruction.
+    /// @return ins The decoded instruction.
+    function decode(bytes21 encoded) internal pure returns (Instr memory ins) {
+        uint256 w = uint168(encoded);
+        ins.opcode = uint8(w >> 160);
+        ins.dst = uint16(w >> 144);
+        uint256 n = arity(ins.opcode);
+        for (uint256 i; i < 3; ++i) {
+            // unchecked: i < 3, so the shift 96 - 48 * i stays in [0, 96].
+            uint256 field;
+            unchecked {
+                field = w >> (96 - 48 * i);
+            }
+            Operand memory o = ins.srcs[i];
+            o.kind = uint8(field >> 40);
+            o.slot = uint8(field >> 32);
+            o.value = uint32(field);
+            if (i < n) {
+                if (o.kind == KIND_NONE || o.kind > KIND_IMMEDIATE) revert MalformedOperand(i, o.kind);
+            } else if (field & 0xFFFFFFFFFFFF != 0) {
+                revert MalformedOperand(i, o.kind);
+            }
+        }
+        if (ins.opcode == LOAD && ins.srcs[0].kind != KIND_IMMEDIATE) revert MalformedOperand(0, ins.srcs[0].kind);
     }
 
     function _bit(bool b) private pure returns (uint32) {

@@ -10,6 +10,10 @@ contract RepOpsISAHarness {
     function execute(uint8 opcode, uint32 x0, uint32 x1, uint32 x2) external pure returns (uint32) {
         return RepOpsISA.execute(opcode, x0, x1, x2);
     }
+
+    function decode(bytes21 encoded) external pure returns (RepOpsISA.Instr memory) {
+        return RepOpsISA.decode(encoded);
+    }
 }
 
 /// @notice The instruction dispatcher: opcode numbers map to the right operation with the operands
@@ -75,5 +79,74 @@ contract RepOpsISATest is SoftFloatTestBase {
             if (RepOpsISA.isExecutable(uint8(op))) ++count;
         }
         _eq(count == 26, true); // 27 RepOps opcodes, LOAD excluded
+    }
+
+    // ------------------------------------------------------------------------------------- decode
+
+    /// @dev The 21-byte encoding of isa.py's `Instr.encode`, built field by field.
+    function _enc(uint8 op, uint16 dst, uint8[3] memory kinds, uint8[3] memory slots, uint32[3] memory values)
+        internal
+        pure
+        returns (bytes21)
+    {
+        return bytes21(
+            abi.encodePacked(
+                op, dst, kinds[0], slots[0], values[0], kinds[1], slots[1], values[1], kinds[2], slots[2], values[2]
+            )
+        );
+    }
+
+    function test_decode_fmuladd_succeeds() public pure {
+        // r7 = FMULADD r3, in1[1234], #3f800000
+        bytes21 enc = _enc(0x05, 7, [uint8(1), 2, 3], [uint8(0), 1, 0], [uint32(3), 1234, 0x3F800000]);
+        RepOpsISA.Instr memory ins = RepOpsISA.decode(enc);
+        _eq(ins.opcode == 0x05 && ins.dst == 7, true);
+        _eq(ins.srcs[0].kind == 1 && ins.srcs[0].value == 3, true);
+        _eq(ins.srcs[1].kind == 2 && ins.srcs[1].slot == 1 && ins.srcs[1].value == 1234, true);
+        _eq(ins.srcs[2].kind == 3 && ins.srcs[2].value == 0x3F800000, true);
+    }
+
+    function test_decode_unaryLeavesNoneOperands_succeeds() public pure {
+        bytes21 enc = _enc(0x06, 0xFFFF, [uint8(1), 0, 0], [uint8(0), 0, 0], [uint32(9), 0, 0]);
+        RepOpsISA.Instr memory ins = RepOpsISA.decode(enc);
+        _eq(ins.dst == 0xFFFF && ins.srcs[0].value == 9 && ins.srcs[1].kind == 0 && ins.srcs[2].kind == 0, true);
+    }
+
+    function test_decode_extraOperand_reverts() public {
+        // FNEG takes one operand; a second one is not the canonical encoding.
+        bytes21 enc = _enc(0x06, 0, [uint8(1), 3, 0], [uint8(0), 0, 0], [uint32(1), 5, 0]);
+        VM.expectRevert(abi.encodeWithSelector(RepOpsISA.MalformedOperand.selector, 1, uint8(3)));
+        harness.decode(enc);
+    }
+
+    function test_decode_missingOperand_reverts() public {
+        bytes21 enc = _enc(0x01, 0, [uint8(1), 0, 0], [uint8(0), 0, 0], [uint32(1), 0, 0]);
+        VM.expectRevert(abi.encodeWithSelector(RepOpsISA.MalformedOperand.selector, 1, uint8(0)));
+        harness.decode(enc);
+    }
+
+    function test_decode_badKind_reverts() public {
+        bytes21 enc = _enc(0x01, 0, [uint8(4), 1, 0], [uint8(0), 0, 0], [uint32(1), 0, 0]);
+        VM.expectRevert(abi.encodeWithSelector(RepOpsISA.MalformedOperand.selector, 0, uint8(4)));
+        harness.decode(enc);
+    }
+
+    function test_decode_loadSlotNotImmediate_reverts() public {
+        bytes21 enc = _enc(0x30, 0, [uint8(1), 1, 0], [uint8(0), 0, 0], [uint32(0), 0, 0]);
+        VM.expectRevert(abi.encodeWithSelector(RepOpsISA.MalformedOperand.selector, 0, uint8(1)));
+        harness.decode(enc);
+    }
+
+    function test_decode_unknownOpcode_reverts() public {
+        bytes21 enc = _enc(0x0A, 0, [uint8(1), 1, 0], [uint8(0), 0, 0], [uint32(0), 0, 0]);
+        VM.expectRevert(abi.encodeWithSelector(RepOpsISA.UnknownOpcode.selector, uint8(0x0A)));
+        harness.decode(enc);
+    }
+
+    function test_arity_matchesIsa_succeeds() public pure {
+        _eq(RepOpsISA.arity(0x05) == 3 && RepOpsISA.arity(0x13) == 3, true);
+        _eq(RepOpsISA.arity(0x06) == 1 && RepOpsISA.arity(0x07) == 1, true);
+        _eq(RepOpsISA.arity(0x18) == 1 && RepOpsISA.arity(0x19) == 1, true);
+        _eq(RepOpsISA.arity(0x30) == 2 && RepOpsISA.arity(0x01) == 2 && RepOpsISA.arity(0x2A) == 2, true);
     }
 }
