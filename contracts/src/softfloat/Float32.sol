@@ -202,9 +202,10 @@ library Float32 {
     ///         Even for the extreme 1 / (2^24 - 1) this leaves q >= 2^40, i.e. at least 41
     ///         significant quotient bits, more than the 24 + guard + round that rounding reads.
     ///      3. Sticky: a nonzero remainder means the exact quotient lies strictly between q and
-    ///         q + 1; OR-ing 1 into q's LSB keeps it strictly inside the same rounding interval
-    ///         (no rounding boundary is an odd multiple of q's unit, since at least one bit below the
-    ///         sticky position is shifted out), so RNE of (q | 1) equals RNE of the exact quotient.
+    ///         q + 1. As q >= 2^40, `_roundPack` shifts it right by at least 14 bits, so every
+    ///         rounding boundary (tie point) is a multiple of 2^16 in q's unit: neither the exact
+    ///         quotient nor the odd q | 1 can sit on one, and no boundary lies between them. So RNE
+    ///         of (q | 1) equals RNE of the exact quotient.
     ///      4. `_roundPack` normalises q * 2^(ea - eb - 64), handles overflow/underflow, rounds RNE.
     /// @param a The dividend's bit pattern.
     /// @param b The divisor's bit pattern.
