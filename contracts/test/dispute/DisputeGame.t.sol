@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {DisputeFixture} from "./DisputeFixture.sol";
+import {MerkleBuilder} from "./MerkleBuilder.sol";
+import {DisputeGame} from "../../src/DisputeGame.sol";
+import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
+import {IDisputeHook} from "../../src/interfaces/IDisputeHook.sol";
+import {IOneStepVerifier} from "../../src/interfaces/IOneStepVerifier.sol";
+import {ITaskMarket} from "../../src/interfaces/ITaskMarket.sol";
+import {Bisection} from "../../src/libraries/Bisection.sol";
+import {MerkleLog} from "../../src/merkle/MerkleLog.sol";
+import {TensorCommit} from "../../src/merkle/TensorCommit.sol";
+import {ToyStepVerifier} from "../../src/verifiers/ToyStepVerifier.sol";
+
+/// @notice Every move of the game, its success and each of its reverts.
+contract DisputeGameTest is DisputeFixture {
+    uint256 internal gameId;
+
+    function setUp() public override {
+        super.setUp();
+        lie = Lie({active: true, step: 5, element: 2, scalarStep: 1});
+        _deliver(true);
+        gameId = _challenge(challenger);
+    }
+
+    /// @dev Plays (lying solver, honest challenger) until the game waits in `phase` at `level`.
+    function _toPhase(IDisputeGame.Phase phase, uint8 level) internal returns (IDisputeGame.Game memory g) {
+        for (uint256 i; i < 100; ++i) {
+            g = dg.getGame(gameId);
+            if (g.phase == phase && g.level == level) return g;
+            IDisputeGame.Phase p = g.phase;
+            if (p == IDisputeGame.Phase.Choose || p == IDisputeGame.Phase.NameOutput || p == IDisputeGame.Phase.Step) {
+                _honestMove(gameId, challenger);
+            } else {
+                _solverMove(gameId, true);
+            }
+        }
+        revert("phase not reached");
+    }
+
+    function _wrongPhase(IDisputeGame.Phase actual, IDisputeGame.Phase expected) internal view returns (bytes memory) {
+        return abi.encodeWithSelector(IDisputeGame.WrongPhase.selector, gameId, actual, expected);
+    }
+
+    // ─────────────────────────────────────────────── constructor
+
+    function test_constructor_zeroMarket_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.InvalidParameter.selector, uint8(0), 0));
+        new DisputeGame(IDisputeHook(address(0)), IOneStepVerifier(address(toy)), GAME_BOND, 2, CLOCK);
+    }
+
+    function test_constructor_zeroVerifier_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.InvalidParameter.selector, uint8(1), 0));
+        new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(0)), GAME_BOND, 2, CLOCK);
+    }
+
+    function test_constructor_degreeOutOfRange_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.InvalidParameter.selector, uint8(2), 1));
+        new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(toy)), GAME_BOND, 1, CLOCK);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.InvalidParameter.selector, uint8(2), 65));
+        new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(toy)), GAME_BOND, 65, CLOCK);
+    }
+
+    function test_constructor_zeroClock_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.InvalidParameter.selector, uint8(3), 0));
+        new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(toy)), GAME_BOND, 2, 0);
+    }
+
+    function test_constructor_parameters_succeeds() public view {
+        assertEq(address(dg.market()), address(market));
+        assertEq(address(dg.verifier()), address(toy));
+        assertEq(dg.bond(), GAME_BOND);
+        assertEq(dg.degree(), 2);
+        assertEq(uint256(dg.clock()), uint256(CLOCK));
+    }
+
+    // ─────────────────────────────────────────────── market: initial state root
+
+    function test_postTask_zeroInitialStateRoot_reverts() public {
+        ITaskMarket.TaskParams memory p = _worldParams();
+        p.initialStateRoot = bytes32(0);
+        vm.prank(submitter);
+        vm.expectRevert(ITaskMarket.ZeroRoot.selector);
+        market.postTask{value: PAYMENT}(p);
+    }
+
+    function test_disputeContext_initialStateRoot_succeeds() public view {
+        assertEq(market.disputeContext(taskId).initialStateRoot, _state(0, false));
+        assertEq(market.getTask(taskId).initialStateRoot, _state(0, false));
+    }
+
+    // ─────────────────────────────────────────────── challenge
+
+    function test_challenge_records_succeeds() public view {
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(gameId, 1);
+        assertEq(dg.gameCount(), 1);
+        assertEq(g.challenger, challenger);
+        assertEq(g.solver, alice);
+        assertEq(uint256(g.status), uint256(IDisputeGame.GameStatus.InProgress));
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.DefendTrace));
+        assertEq(uint256(g.level), 1);
+        assertEq(g.size, N_CHECKPOINTS);
+        assertEq(g.lo, 0);
+        assertEq(g.hi, N_CHECKPOINTS - 1);
+        assertEq(g.root, MerkleBuilder.root(_l1(true)));
+        assertEq(g.leafLo, _state(0, false));
+        assertEq(g.leafHi, _state(W_STEPS, true));
+        assertEq(g.bond, GAME_BOND);
+        assertEq(market.getDispute(g.disputeId).challenger, challenger);
+        assertEq(market.getTask(taskId).openDisputes, 1);
+        assertEq(address(dg).balance, GAME_BOND);
+        _assertGameSolvent();
+    }
+
+    function test_challenge_event_succeeds() public {
+        vm.deal(bob, GAME_BOND);
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.GameCreated(2, taskId, 2, bob, alice, GAME_BOND);
+        vm.prank(bob);
+        dg.challenge{value: GAME_BOND}(taskId);
+    }
+
+    function test_challenge_wrongBond_reverts() public {
+        vm.deal(bob, 10 ether);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongBond.selector, GAME_BOND - 1, GAME_BOND));
+        dg.challenge{value: GAME_BOND - 1}(taskId);
+    }
+
+    function test_challenge_bySolver_reverts() public {
+        vm.deal(alice, alice.balance + GAME_BOND);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeHook.InvalidChallenger.selector, alice));
+        dg.challenge{value: GAME_BOND}(taskId);
+    }
+
+    function test_challenge_afterWindow_reverts() public {
+        uint64 deadline = market.getTask(taskId).challengeDeadline;
+        vm.warp(deadline);
+        vm.deal(bob, GAME_BOND);
+        vm.prank(bob);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeHook.ChallengeWindowClosed.selector, taskId, deadline, uint256(deadline))
+        );
+        dg.challenge{value: GAME_BOND}(taskId);
+    }
+
+    function test_challenge_unauthorisedGame_reverts() public {
+        DisputeGame other =
+            new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(toy)), GAME_BOND, 2, CLOCK);
+        vm.deal(bob, GAME_BOND);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeHook.NotDisputeContract.selector, address(other)));
+        other.challenge{value: GAME_BOND}(taskId);
+    }
+
+    // ─────────────────────────────────────────────── defendTrace
+
+    function test_defendTrace_startsBisection_succeeds() public {
+        _solverMove(gameId, true);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.Reveal));
+        uint256[] memory pos = dg.pendingPositions(gameId);
+        assertEq(pos.length, 1);
+        assertEq(pos[0], 2);
+    }
+
+    function test_defendTrace_wrongFirstProof_reverts() public {
+        bytes32[] memory s = _l1(true);
+        bytes32 root = MerkleBuilder.root(s);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.NotInTree.selector, root, 0, N_CHECKPOINTS, _state(0, false))
+        );
+        dg.defendTrace(gameId, MerkleBuilder.proof(s, 1), MerkleBuilder.proof(s, N_CHECKPOINTS - 1));
+    }
+
+    function test_defendTrace_traceNotFromInitialState_reverts() public {
+        // A solver whose committed trace starts elsewhere than the task's S_0 cannot defend it.
+        bytes32[] memory s = _l1(true);
+        s[0] = keccak256("not S_0");
+        vm.deal(alice, alice.balance + STAKE);
+        _stake(alice, STAKE);
+        vm.prank(submitter);
+        uint256 id = market.postTask{value: PAYMENT}(_worldParams());
+        _commit(id, alice, PAYMENT);
+        _toReveal(id);
+        _reveal(id, alice, PAYMENT);
+        _toClose(id);
+        market.closeAuction(id);
+        vm.prank(alice);
+        market.submitResult(id, MerkleBuilder.root(s), W_STEPS, s[N_CHECKPOINTS - 1], "ipfs://run");
+        taskId = id;
+        uint256 g2 = _challenge(bob);
+        bytes32 root = MerkleBuilder.root(s);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.NotInTree.selector, root, 0, N_CHECKPOINTS, _state(0, false))
+        );
+        dg.defendTrace(g2, MerkleBuilder.proof(s, 0), MerkleBuilder.proof(s, N_CHECKPOINTS - 1));
+    }
+
+    function test_defendTrace_notSolver_reverts() public {
+        bytes32[] memory s = _l1(true);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotYourMove.selector, gameId, bob, alice));
+        dg.defendTrace(gameId, MerkleBuilder.proof(s, 0), MerkleBuilder.proof(s, N_CHECKPOINTS - 1));
+    }
+
+    function test_defendTrace_unknownGame_reverts() public {
+        bytes32[] memory none = new bytes32[](0);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.UnknownGame.selector, 9));
+        dg.defendTrace(9, none, none);
+    }
+
+    function test_defendTrace_twice_reverts() public {
+        _solverMove(gameId, true);
+        bytes32[] memory none = new bytes32[](0);
+        vm.prank(alice);
+        vm.expectRevert(_wrongPhase(IDisputeGame.Phase.Reveal, IDisputeGame.Phase.DefendTrace));
+        dg.defendTrace(gameId, none, none);
+    }
+
+    // ─────────────────────────────────────────────── reveal
+
+    function test_reveal_storesAndEmits_succeeds() public {
+        _solverMove(gameId, true);
+        bytes32[] memory s = _l1(true);
+        bytes32[] memory leaves = new bytes32[](1);
+        leaves[0] = s[2];
+        bytes32[][] memory proofs = new bytes32[][](1);
+        proofs[0] = MerkleBuilder.proof(s, 2);
+        uint256[] memory pos = new uint256[](1);
+        pos[0] = 2;
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.LeavesRevealed(gameId, 1, pos, leaves);
+        vm.prank(alice);
+        dg.reveal(gameId, leaves, proofs);
+        assertEq(uint256(dg.getGame(gameId).phase), uint256(IDisputeGame.Phase.Choose));
+        assertEq(dg.pendingPositions(gameId).length, 0);
+    }
+
+    function test_reveal_wrongCount_reverts() public {
+        _solverMove(gameId, true);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongLeafCount.selector, 0, 1));
+        dg.reveal(gameId, new bytes32[](0), new bytes32[][](0));
+    }
+
+    function test_reveal_leafNotCommitted_reverts() public {
+        _solverMove(gameId, true);
+        bytes32[] memory s = _l1(true);
+        bytes32[] memory leaves = new bytes32[](1);
+        leaves[0] = _state(4, false); // the honest S_4, not what the solver committed (it lied at step 5: equal)
+        leaves[0] = keccak256("other");
+        bytes32[][] memory proofs = new bytes32[][](1);
+        proofs[0] = MerkleBuilder.proof(s, 2);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.NotInTree.selector, MerkleBuilder.root(s), 2, N_CHECKPOINTS, leaves[0])
+        );
+        dg.reveal(gameId, leaves, proofs);
+    }
+
+    function test_reveal_byChallenger_reverts() public {
+        _solverMove(gameId, true);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotYourMove.selector, gameId, challenger, alice));
+        dg.reveal(gameId, new bytes32[](0), new bytes32[][](0));
+    }
+
+    // ─────────────────────────────────────────────── choose and pinpoint
+
+    function test_choose_narrows_succeeds() public {
+        _solverMove(gameId, true);
+        _solverMove(gameId, true); // reveal S_4 (leaf 2): the lie is at step 5, so the challenger agrees
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.IntervalChosen(gameId, 1, 2, 4, type(uint256).max);
+        vm.prank(challenger);
+        dg.choose(gameId, 1);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(g.lo, 2);
+        assertEq(g.hi, 4);
+        assertEq(g.leafLo, _state(4, true));
+        assertEq(g.leafHi, _state(8, true));
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.Reveal));
+        assertEq(dg.pendingPositions(gameId)[0], 3);
+    }
+
+    function test_choose_outOfRange_reverts() public {
+        _solverMove(gameId, true);
+        _solverMove(gameId, true);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.ChoiceOutOfRange.selector, 2, 2));
+        dg.choose(gameId, 2);
+    }
+
+    function test_choose_bySolver_reverts() public {
+        _solverMove(gameId, true);
+        _solverMove(gameId, true);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotYourMove.selector, gameId, alice, challenger));
+        dg.choose(gameId, 0);
+    }
+
+    function test_choose_beforeReveal_reverts() public {
+        _solverMove(gameId, true);
+        vm.prank(challenger);
+        vm.expectRevert(_wrongPhase(IDisputeGame.Phase.Reveal, IDisputeGame.Phase.Choose));
+        dg.choose(gameId, 0);
+    }
+
+    function test_pinpoint_asksForPair_succeeds() public {
+        dg = _newGame(2);
+        gameId = _challenge(bob);
+        _solverMove(gameId, true);
+        _solverMove(gameId, true);
+        vm.prank(bob);
+        dg.pinpoint(gameId, 0, 1); // [0, 2], pair (1, 2): only 1 is interior
+        uint256[] memory pos = dg.pendingPositions(gameId);
+        assertEq(pos.length, 1);
+        assertEq(pos[0], 1);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertTrue(g.pinned);
+        assertEq(g.pin, 1);
+    }
+
+    function test_pinpoint_outsideInterval_reverts() public {
+        _solverMove(gameId, true);
+        _solverMove(gameId, true);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.PositionOutOfRange.selector, 2, 0, 2));
+        dg.pinpoint(gameId, 0, 2);
+    }
+
+    function test_pinpoint_pairInsideLevelFour_succeeds() public {
+        // Pinpoint at level 4 of a wider program: [0, 4] with pair (2, 3): both interior.
+        _toPhase(IDisputeGame.Phase.Reveal, 4);
+        _solverMove(gameId, true);
+        vm.prank(challenger);
+        dg.pinpoint(gameId, 1, 2); // the sub-interval [2, 4]: pair (2, 3): 3 is interior
+        uint256[] memory pos = dg.pendingPositions(gameId);
+        assertEq(pos.length, 1);
+        assertEq(pos[0], 3);
+    }
+
+    // ─────────────────────────────────────────────── commitSteps
+
+    function test_commitSteps_linksCheckpoints_succeeds() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitSteps, 1);
+        assertEq(g.lo, 2); // checkpoints 2 (S_4) and 3 (S_6): the lie is in step 5
+        _solverMove(gameId, true);
+        g = dg.getGame(gameId);
+        assertEq(uint256(g.level), 2);
+        assertEq(g.checkpoint, 2);
+        assertEq(g.size, W_INTERVAL + 1);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.Reveal));
+    }
+
+    function test_commitSteps_endNotCheckpoint_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitSteps, 1);
+        bytes32[] memory s = _l2(g.lo, true);
+        s[W_INTERVAL] = keccak256("another end");
+        bytes32 root = MerkleBuilder.root(s);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotInTree.selector, root, 2, 3, g.leafHi));
+        dg.commitSteps(gameId, root, MerkleBuilder.proof(s, 0), MerkleBuilder.proof(s, 2));
+    }
+
+    // ─────────────────────────────────────────────── commitOps
+
+    function test_commitOps_linksStates_succeeds() public {
+        _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        _solverMove(gameId, true);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(uint256(g.level), 3);
+        assertEq(g.trainingStep, 5);
+        assertEq(g.size, N_OPS + 1);
+        assertEq(g.leafLo, Bisection.opLeaf(MerkleBuilder.rootAt(_log(5, true), LOG0_SIZE), LOG0_SIZE));
+    }
+
+    function test_commitOps_tooShort_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.size = 1;
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.SequenceTooShort.selector, 1, 2));
+        dg.commitOps(gameId, c);
+    }
+
+    function test_commitOps_logNotStartingWithState_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.stateSize = 1; // S_t has two tensors: the prefix of one is not S_t
+        c.stateConsistency = MerkleBuilder.consistency(_log(5, true), 1, LOG0_SIZE);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotConsistent.selector, 1, LOG0_SIZE));
+        dg.commitOps(gameId, c);
+    }
+
+    function test_commitOps_wrongDesignation_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        bytes32[] memory entries = _log(5, true);
+        // Designate entry 0 (X_t, the old state) instead of the last op's output.
+        c.designated[0] = 0;
+        c.designatedIds[0] = entries[0];
+        c.designatedProofs[0] = MerkleBuilder.proof(entries, 0);
+        bytes32[] memory ids = new bytes32[](2);
+        ids[0] = entries[0];
+        ids[1] = entries[1];
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.StateMismatch.selector, g.leafHi, MerkleBuilder.root(ids))
+        );
+        dg.commitOps(gameId, c);
+    }
+
+    function test_commitOps_emptyDesignation_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.designated = new uint64[](0);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.BadDesignation.selector, 0, 2, 2));
+        dg.commitOps(gameId, c);
+    }
+
+    // ─────────────────────────────────────────────── openOp and nameOutput
+
+    function test_openOp_opensAdjacentLogs_succeeds() public {
+        _toPhase(IDisputeGame.Phase.OpenOp, 3);
+        _solverMove(gameId, true);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.NameOutput));
+        assertEq(g.op, N_OPS);
+        assertEq(g.logSize, LOG0_SIZE + N_OPS - 1);
+        assertEq(g.nextLogSize, LOG0_SIZE + N_OPS);
+        assertEq(g.logRoot, MerkleBuilder.rootAt(_log(5, true), LOG0_SIZE + N_OPS - 1));
+    }
+
+    function test_openOp_wrongPreimage_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.OpenOp, 3);
+        bytes32[] memory entries = _log(5, true);
+        uint256 pre = LOG0_SIZE + g.lo;
+        bytes32 preRoot = MerkleBuilder.rootAt(entries, pre);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeGame.LeafPreimageMismatch.selector, g.leafLo, Bisection.opLeaf(preRoot, pre + 1)
+            )
+        );
+        dg.openOp(gameId, preRoot, uint64(pre + 1), MerkleBuilder.root(entries), pre + 1, new bytes32[](0));
+    }
+
+    function test_openOp_inconsistentLogs_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.OpenOp, 3);
+        bytes32[] memory entries = _log(5, true);
+        uint256 pre = LOG0_SIZE + g.lo;
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotConsistent.selector, pre, pre + 1));
+        dg.openOp(
+            gameId,
+            MerkleBuilder.rootAt(entries, pre),
+            uint64(pre),
+            MerkleBuilder.rootAt(entries, pre + 1),
+            pre + 1,
+            new bytes32[](1)
+        );
+    }
+
+    function test_nameOutput_records_succeeds() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.OutputNamed(gameId, g.logSize, 2);
+        vm.prank(challenger);
+        dg.nameOutput(gameId, g.logSize, 2);
+        g = dg.getGame(gameId);
+        assertEq(g.outputEntry, LOG0_SIZE + N_OPS - 1);
+        assertEq(g.flatIndex, 2);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.CommitScalar));
+    }
+
+    function test_nameOutput_notAnOutput_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        vm.prank(challenger);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.EntryOutOfRange.selector, 0, g.logSize, g.nextLogSize)
+        );
+        dg.nameOutput(gameId, 0, 2);
+    }
+
+    // ─────────────────────────────────────────────── commitScalar and rejectOutput
+
+    function test_commitScalar_linksProgram_succeeds() public {
+        _toPhase(IDisputeGame.Phase.CommitScalar, 3);
+        _solverMove(gameId, true);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(uint256(g.level), 4);
+        assertEq(g.size, VEC + 1);
+        assertEq(g.leafLo, toy.stateOf(0, 0));
+    }
+
+    function test_commitScalar_wrongOutputEntry_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitScalar, 3);
+        IDisputeGame.ScalarCommitment memory c = _scalarCommitment(g, true);
+        c.outputTensorId = _log(5, true)[0];
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeGame.NotInTree.selector, g.nextLogRoot, g.outputEntry, g.nextLogSize, c.outputTensorId
+            )
+        );
+        dg.commitScalar(gameId, c);
+    }
+
+    function test_commitScalar_wrongInitialState_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitScalar, 3);
+        IDisputeGame.ScalarCommitment memory c = _scalarCommitment(g, true);
+        bytes32[] memory s = _l4(g.trainingStep, g.outputEntry, g.flatIndex, true);
+        s[0] = toy.stateOf(0, 7);
+        c.root = MerkleBuilder.root(s);
+        c.firstProof = MerkleBuilder.proof(s, 0);
+        c.lastProof = MerkleBuilder.proof(s, VEC);
+        bytes32 initial = toy.stateOf(0, 0);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotInTree.selector, c.root, 0, VEC + 1, initial));
+        dg.commitScalar(gameId, c);
+    }
+
+    function test_rejectOutput_elementExists_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitScalar, 3);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.ElementExists.selector, g.flatIndex, VEC));
+        this.rejectAsAlice(g);
+    }
+
+    function rejectAsAlice(IDisputeGame.Game memory g) external {
+        vm.startPrank(alice);
+        _rejectOutput(gameId, g, true);
+        vm.stopPrank();
+    }
+
+    function test_rejectOutput_missingElement_succeeds() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        vm.prank(challenger);
+        dg.nameOutput(gameId, g.logSize, VEC); // one past the end of a 4-vector
+        g = dg.getGame(gameId);
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.OutputRejected(gameId, VEC, VEC);
+        this.rejectAsAlice(g);
+        // The challenger lost this game although the solver lied elsewhere: a wrong claim loses.
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.SolverWon));
+        assertEq(dg.creditOf(alice), GAME_BOND);
+        _assertGameSolvent();
+    }
+
+    function test_rejectOutput_wrongShape_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        vm.prank(challenger);
+        dg.nameOutput(gameId, g.logSize, VEC);
+        g = dg.getGame(gameId);
+        bytes32[] memory entries = _log(5, true);
+        uint32[] memory shape = new uint32[](1);
+        shape[0] = 2;
+        bytes32 chunkRoot = MerkleLog.hashLeaf(_chunk(_opOut(5, N_OPS, true)));
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeGame.TensorIdMismatch.selector,
+                entries[g.outputEntry],
+                TensorCommit.tensorId(TensorCommit.DTYPE_INT32, shape, chunkRoot)
+            )
+        );
+        dg.rejectOutput(
+            gameId,
+            entries[g.outputEntry],
+            MerkleBuilder.proof(entries, g.outputEntry, g.nextLogSize),
+            TensorCommit.DTYPE_INT32,
+            shape,
+            chunkRoot
+        );
+    }
+
+    // ─────────────────────────────────────────────── step
+
+    function test_step_mismatchSolverLoses_succeeds() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.Step, 4);
+        assertEq(g.lo, 1);
+        bytes memory proof = _stepProof(g);
+        bytes32 computed = toy.stateOf(2, _acc(5, 2, g.outputEntry, g.flatIndex, false));
+        assertTrue(computed != g.leafHi, "the solver's leaf 2 is one too high");
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.OneStepChecked(gameId, 1, computed, g.leafHi);
+        vm.prank(bob); // anyone may bring the proof
+        dg.step(gameId, proof);
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
+        assertEq(dg.creditOf(challenger), GAME_BOND);
+    }
+
+    function test_step_badOpening_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.Step, 4);
+        bytes32[] memory entries = _log(5, false);
+        bytes memory proof = abi.encode(
+            uint256(99),
+            entries[0],
+            MerkleBuilder.proof(entries, 0, g.logSize),
+            abi.encode(_shape(), _chunk(_x(5, false)), new bytes32[](0))
+        );
+        vm.prank(challenger);
+        vm.expectRevert(
+            abi.encodeWithSelector(ToyStepVerifier.StateOpeningMismatch.selector, g.leafLo, toy.stateOf(1, 99))
+        );
+        dg.step(gameId, proof);
+    }
+
+    function test_step_wrongPhase_reverts() public {
+        vm.prank(challenger);
+        vm.expectRevert(_wrongPhase(IDisputeGame.Phase.DefendTrace, IDisputeGame.Phase.Step));
+        dg.step(gameId, "");
+    }
+
+    // ─────────────────────────────────────────────── clocks
+
+    function test_claimTimeout_solverSilent_succeeds() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.TimedOut(gameId, IDisputeGame.Party.Solver);
+        dg.claimTimeout(gameId);
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
+        assertEq(uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.Failed));
+        assertEq(dg.creditOf(challenger), GAME_BOND);
+    }
+
+    function test_claimTimeout_challengerSilent_succeeds() public {
+        _solverMove(gameId, true);
+        _solverMove(gameId, true);
+        vm.warp(block.timestamp + CLOCK + 1);
+        dg.claimTimeout(gameId);
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.SolverWon));
+        assertEq(dg.creditOf(alice), GAME_BOND);
+    }
+
+    function test_claimTimeout_timeLeft_reverts() public {
+        vm.warp(block.timestamp + CLOCK);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeGame.ClockNotExpired.selector, gameId, IDisputeGame.Party.Solver, CLOCK, CLOCK
+            )
+        );
+        dg.claimTimeout(gameId);
+    }
+
+    function test_claimTimeout_afterEnd_reverts() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        dg.claimTimeout(gameId);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.GameOver.selector, gameId, IDisputeGame.GameStatus.ChallengerWon)
+        );
+        dg.claimTimeout(gameId);
+    }
+
+    function test_move_afterClockExpired_reverts() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        bytes32[] memory s = _l1(true);
+        bytes32[] memory first = MerkleBuilder.proof(s, 0);
+        bytes32[] memory last = MerkleBuilder.proof(s, N_CHECKPOINTS - 1);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeGame.ClockExpired.selector, gameId, IDisputeGame.Party.Solver, CLOCK + 1, CLOCK
+            )
+        );
+        dg.defendTrace(gameId, first, last);
+    }
+
+    function test_clock_runsOnlyOnTurn_succeeds() public {
+        vm.warp(block.timestamp + 1 hours);
+        _solverMove(gameId, true); // solver used 1 h
+        vm.warp(block.timestamp + 2 hours);
+        _solverMove(gameId, true); // solver used 2 h more (still its turn: reveal)
+        vm.warp(block.timestamp + 5 hours);
+        (IDisputeGame.Party party, uint256 remaining) = dg.clockOf(gameId);
+        assertEq(uint256(party), uint256(IDisputeGame.Party.Challenger));
+        assertEq(remaining, CLOCK - 5 hours);
+        _honestMove(gameId, challenger);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(g.solverClock, CLOCK - 3 hours);
+        assertEq(g.challengerClock, CLOCK - 5 hours);
+        (party, remaining) = dg.clockOf(gameId);
+        assertEq(uint256(party), uint256(IDisputeGame.Party.Solver));
+        assertEq(remaining, CLOCK - 3 hours);
+    }
+
+    // ─────────────────────────────────────────────── after the end, closing, money
+
+    function test_move_afterResolution_reverts() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        dg.claimTimeout(gameId);
+        bytes32[] memory none = new bytes32[](0);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.GameOver.selector, gameId, IDisputeGame.GameStatus.ChallengerWon)
+        );
+        dg.defendTrace(gameId, none, none);
+        vm.prank(challenger);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.GameOver.selector, gameId, IDisputeGame.GameStatus.ChallengerWon)
+        );
+        dg.step(gameId, "");
+    }
+
+    function test_closeAfterFailure_taskStands_reverts() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeGame.TaskNotFailed.selector, taskId, IDisputeHook.TaskStatus.ResultSubmitted
+            )
+        );
+        dg.closeAfterFailure(gameId);
+    }
+
+    function test_withdraw_paysCredit_succeeds() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        dg.claimTimeout(gameId);
+        uint256 before = challenger.balance;
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.Withdrawn(challenger, GAME_BOND);
+        vm.prank(challenger);
+        dg.withdraw();
+        assertEq(challenger.balance, before + GAME_BOND);
+        assertEq(dg.creditOf(challenger), 0);
+        assertEq(address(dg).balance, 0);
+        _assertGameSolvent();
+    }
+
+    function test_withdraw_nothing_reverts() public {
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NothingToWithdraw.selector, bob));
+        dg.withdraw();
+    }
+
+    function test_resolve_afterMarketExpired_succeeds() public {
+        // The market expires a dispute its game never reported; the game still settles its bond.
+        vm.warp(block.timestamp + DISPUTE_TIMEOUT);
+        market.expireDispute(dg.getGame(gameId).disputeId);
+        dg.claimTimeout(gameId); // the solver never defended
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
+        assertEq(
+            uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.ResultSubmitted), "no slash"
+        );
+        assertEq(dg.creditOf(challenger), GAME_BOND);
+        _assertGameSolvent();
+    }
+}
