@@ -120,6 +120,15 @@ class TorchBackend:
         """c + a*b with two roundings: the product is materialised in float32 first (never fused)."""
         return c + a * b
 
+    def accumulate(self, acc, a, b, upto: int):
+        """acc[..., :upto] += a*b (or += a): in place, acc being a kernel-owned running sum."""
+        t = a if b is None else a * b
+        if upto == acc.shape[-1]:
+            acc.add_(t)
+        else:
+            acc[..., :upto].add_(t)
+        return acc
+
     def neg(self, a):
         return -a
 
@@ -362,6 +371,12 @@ class TraceBackend:
     def muladd(self, c, a, b):
         return self._emit(Opcode.FMULADD, c, a, b)
 
+    def accumulate(self, acc, a, b, upto: int):
+        """acc[..., :upto] <- acc[..., :upto] + a*b (FMULADD) or + a (FADD); the rest unchanged."""
+        head = acc if upto == acc.shape[-1] else acc[..., :upto]
+        head = self.add(head, a) if b is None else self.muladd(head, a, b)
+        return head if upto == acc.shape[-1] else self.cat([head, acc[..., upto:]], -1)
+
     def neg(self, a):
         return self._emit(Opcode.FNEG, a)
 
@@ -459,9 +474,9 @@ class TraceBackend:
         for pos, n in enumerate(order):
             op, srcs = self.nodes[n]
             mapped = tuple(Reg(reg_of[s.n]) if isinstance(s, Reg) else s for s in srcs)
-            for s in {s.n for s in srcs if isinstance(s, Reg)}:
-                if last_use[s] == pos:
-                    free.append(reg_of[s])
+            for used in {s.n for s in srcs if isinstance(s, Reg)}:
+                if last_use[used] == pos:
+                    free.append(reg_of[used])
             if free:
                 free.sort()
                 dst = free.pop(0)

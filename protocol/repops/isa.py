@@ -86,10 +86,10 @@ class Reg(NamedTuple):
 
 
 class In(NamedTuple):
-    """Operand: element ``index`` (flat, row-major) of the op's input tensor number ``slot``."""
+    """Operand: element ``flat`` (flat row-major index) of the op's input tensor number ``slot``."""
 
     slot: int
-    index: int
+    flat: int
 
 
 class Imm(NamedTuple):
@@ -114,7 +114,7 @@ class Instr:
             if isinstance(o, Reg):
                 return f"r{o.n}"
             if isinstance(o, In):
-                return f"in{o.slot}[{o.index}]"
+                return f"in{o.slot}[{o.flat}]"
             return f"#{o.bits:08x}"
 
         return f"r{self.dst} = {self.op.name} " + ", ".join(fmt(s) for s in self.srcs)
@@ -134,7 +134,7 @@ class Instr:
             if isinstance(o, Reg):
                 out += struct.pack(">BBI", 1, 0, o.n)
             elif isinstance(o, In):
-                out += struct.pack(">BBI", 2, o.slot, o.index)
+                out += struct.pack(">BBI", 2, o.slot, o.flat)
             else:
                 out += struct.pack(">BBI", 3, 0, o.bits)
         return out
@@ -235,7 +235,7 @@ def operand_value(o: Operand, regs: Sequence[int], read_input: ReadInput) -> int
     if isinstance(o, Reg):
         return regs[o.n]
     if isinstance(o, In):
-        return read_input(o.slot, o.index) & MASK32
+        return read_input(o.slot, o.flat) & MASK32
     return o.bits & MASK32
 
 

@@ -38,11 +38,11 @@ Index = tuple[Any, ...]
 
 
 def _swap(x: Any, a: int, b: int) -> Any:
-    return x.transpose(a, b) if isinstance(x, torch.Tensor) else np.swapaxes(x, a, b)
+    return np.swapaxes(x, a, b) if isinstance(x, np.ndarray) else x.transpose(a, b)
 
 
 def _perm(x: Any, dims: Sequence[int]) -> Any:
-    return x.permute(*dims) if isinstance(x, torch.Tensor) else x.transpose(tuple(dims))
+    return x.transpose(tuple(dims)) if isinstance(x, np.ndarray) else x.permute(*dims)
 
 
 def _f32(x: float) -> np.float32:
@@ -194,7 +194,7 @@ class ScalarTrace:
         for ins in self.program:
             for s in ins.srcs:
                 if isinstance(s, isa.In):
-                    seen[(s.slot, s.index)] = None
+                    seen[(s.slot, s.flat)] = None
         return list(seen)
 
     def value(self, m: int) -> int:
@@ -260,12 +260,45 @@ def trace(
 # --------------------------------------------------------------------------------------------------
 
 
+CHUNK = 64
+"""Longest run of a reduction that is summed strictly sequentially (see :func:`chunking`)."""
+
+
+def chunking(n: int) -> tuple[int, int]:
+    """How a reduction of n terms is ordered: (c, L) = (ceil(n / CHUNK), ceil(n / c)).
+
+    Terms are cut into c chunks of L consecutive terms (the last chunk may be shorter). Each chunk is
+    summed sequentially from +0 (acc <- acc + term), then the chunk sums are added left to right:
+    ((s_0 + s_1) + s_2) + ... For n <= CHUNK that is the plain sequential sum. The order depends
+    only on n, so it is the same on every device, and the c chunk sums advance together, which cuts
+    the number of vectorised steps from n to about n/c + c.
+    """
+    c = -(-n // CHUNK)
+    return c, -(-n // c)
+
+
+def _fixed_sum(k: Any, a: Any, b: Any = None) -> Any:
+    """sum over the last axis of a (of a*b if b is given; a and b broadcast), in the :func:`chunking`
+    order; products are rounded before they are added (FMULADD). Keeps the last axis with size 1."""
+    n = a.shape[-1]
+    c, length = chunking(n)
+    acc = None
+    for j in range(length):
+        aj = a[..., j::length]
+        bj = None if b is None else b[..., j::length]
+        if acc is None:
+            acc = k.add(k.const(0.0), aj) if bj is None else k.muladd(k.const(0.0), aj, bj)
+        else:
+            acc = k.accumulate(acc, aj, bj, aj.shape[-1])
+    total = acc[..., 0:1]
+    for p in range(1, c):
+        total = k.add(total, acc[..., p : p + 1])
+    return total
+
+
 def _dot(k: Any, a: Any, b: Any) -> Any:
-    """sum_t a[..., :, t] * b[..., t, :] from +0 in t order: acc <- acc + a*b (FMULADD)."""
-    acc = k.const(0.0)
-    for t in range(a.shape[-1]):
-        acc = k.muladd(acc, a[..., :, t : t + 1], b[..., t : t + 1, :])
-    return acc
+    """sum_t a[..., i, t] * b[..., t, j] over t (a (..., M, K), b (..., K, N)) in the chunked order."""
+    return _fixed_sum(k, a.unsqueeze(-2), b.transpose(-1, -2).unsqueeze(-3))[..., 0]
 
 
 def _row_max(k: Any, x: Any) -> Any:
@@ -277,11 +310,8 @@ def _row_max(k: Any, x: Any) -> Any:
 
 
 def _row_sum(k: Any, x: Any) -> Any:
-    """sum over the last axis from +0 in index order."""
-    s = k.const(0.0)
-    for t in range(x.shape[-1]):
-        s = k.add(s, x[..., t : t + 1])
-    return s
+    """sum over the last axis (kept, size 1) in the chunked order."""
+    return _fixed_sum(k, x)
 
 
 def _softmax_rows(k: Any, x: Any) -> tuple[Any, Any, Any]:
@@ -395,11 +425,7 @@ def _sum_rows_domain(shapes, attrs):
 
 
 def _sum_rows_kernel(k, v, attrs):
-    x = v[0]
-    acc = k.const(0.0)
-    for r in range(x.shape[0]):
-        acc = k.add(acc, x[r])
-    return acc
+    return _fixed_sum(k, v[0].transpose(0, 1))[..., 0]
 
 
 _register(OpDef(
@@ -410,10 +436,7 @@ _register(OpDef(
 
 def _mean_kernel(k, v, attrs):
     x = v[0].reshape(-1)
-    acc = k.const(0.0)
-    for t in range(x.shape[0]):
-        acc = k.add(acc, x[t])
-    return k.div(acc, k.const(float(x.shape[0])))
+    return k.div(_fixed_sum(k, x)[0], k.const(float(x.shape[0])))
 
 
 _register(OpDef(
@@ -512,10 +535,7 @@ def _log_softmax_kernel(k, v, attrs):
 
 def _softmax_backward_kernel(k, v, attrs):
     p, dp = v
-    dot = k.const(0.0)
-    for t in range(p.shape[-1]):
-        dot = k.muladd(dot, dp[..., t : t + 1], p[..., t : t + 1])
-    return k.mul(p, k.sub(dp, dot))
+    return k.mul(p, k.sub(dp, _fixed_sum(k, dp, p)))
 
 
 _register(OpDef("softmax", 1, (), _identity_views, _same_shape, _softmax_kernel, _rows_restrict))
@@ -659,10 +679,7 @@ def _ln_stats_kernel(k, v, attrs):
     n = k.const(float(x.shape[-1]))
     mu = k.div(_row_sum(k, x), n)
     d = k.sub(x, mu)
-    var = k.const(0.0)
-    for t in range(x.shape[-1]):
-        var = k.muladd(var, d[..., t : t + 1], d[..., t : t + 1])
-    var = k.div(var, n)
+    var = k.div(_fixed_sum(k, d, d), n)
     rstd = k.div(k.const(1.0), fmath.sqrt(k, k.add(var, k.const(attrs["eps"]))))
     return k.cat([mu, rstd], -1)
 
@@ -702,10 +719,7 @@ def _ln_backward_kernel(k, v, attrs):
     xhat = _xhat(k, x, stats)
     dxhat = k.mul(dy, gamma)
     a = k.div(_row_sum(k, dxhat), n)
-    b = k.const(0.0)
-    for t in range(x.shape[-1]):
-        b = k.muladd(b, dxhat[..., t : t + 1], xhat[..., t : t + 1])
-    b = k.div(b, n)
+    b = k.div(_fixed_sum(k, dxhat, xhat), n)
     return k.mul(k.sub(k.sub(dxhat, a), k.mul(xhat, b)), stats[..., 1:2])
 
 
@@ -717,10 +731,7 @@ _register(OpDef(
 def _ln_dgamma_kernel(k, v, attrs):
     x, stats, dy = v
     xhat = _xhat(k, x, stats)
-    acc = k.const(0.0)
-    for r in range(x.shape[0]):
-        acc = k.muladd(acc, dy[r], xhat[r])
-    return acc
+    return _fixed_sum(k, dy.transpose(0, 1), xhat.transpose(0, 1))[..., 0]
 
 
 _register(OpDef(
@@ -866,12 +877,13 @@ def _apply_domain(shapes, attrs):
     return vv
 
 
+def _sum_lane(k, a, b):
+    """out[b, i, h, d] = sum_t a[b, i, h, t] * m[b, t, h, d] (a (B, I, H, T), m (B, T, H, Dh))."""
+    return _fixed_sum(k, a.unsqueeze(-2), _perm(b, (0, 2, 3, 1)).unsqueeze(1))[..., 0]
+
+
 def _apply_kernel(k, v, attrs):
-    a, vv = v
-    acc = k.const(0.0)
-    for s in range(a.shape[-1]):
-        acc = k.muladd(acc, a[..., s : s + 1], vv[:, s : s + 1])
-    return acc
+    return _sum_lane(k, v[0], v[1])
 
 
 def _apply_restrict(pos, shapes, attrs):
@@ -916,13 +928,6 @@ def _dqkv_views(xs, attrs):
 def _dqkv_domain(shapes, attrs):
     kk = shapes[1]
     return (kk[0], kk[1], 3, kk[2], kk[3])
-
-
-def _sum_lane(k, a, b):
-    acc = k.const(0.0)
-    for t in range(a.shape[-1]):
-        acc = k.muladd(acc, a[..., t : t + 1], b[:, t : t + 1])
-    return acc
 
 
 def _dqkv_kernel(k, v, attrs):

@@ -46,7 +46,7 @@ def f32_bits(x: float | np.floating) -> int:
 
 def bits_f32(bits: int) -> np.float32:
     """The float32 whose bit pattern is ``bits`` (0 <= bits < 2**32)."""
-    return np.array(bits & MASK32, dtype=np.uint32).view(np.float32)[()]
+    return np.float32(np.array(bits & MASK32, dtype=np.uint32).view(np.float32)[()])
 
 
 def bits_to_float(bits: int) -> float:
