@@ -16,8 +16,10 @@ from protocol.commit.merkle import (
     consistency_path,
     inclusion_path,
     merkle_root,
+    root_before_append,
     root_from_inclusion,
     split_point,
+    verify_append,
 )
 
 
@@ -225,3 +227,34 @@ def test_proof_json_and_abi_roundtrip() -> None:
     assert ConsistencyProof.from_json(cproof.to_json()) == cproof
     with pytest.raises(ProofError):
         InclusionProof.from_json({"index": 0, "size": 1, "siblings": ["0x1234"]})
+
+
+def test_append_proof_every_size_verifies() -> None:
+    values = _values(40, b"a")
+    tree = AppendOnlyTree(values)
+    for m in range(40):
+        proof = tree.append_proof(m)
+        assert root_before_append(proof.siblings) == tree.root_at(m)
+        verify_append(tree.root_at(m), tree.root_at(m + 1), m, leaf_hash(values[m]), proof.siblings)
+
+
+def test_append_proof_tampered_fails() -> None:
+    values = _values(12, b"b")
+    tree = AppendOnlyTree(values)
+    for m in range(12):
+        proof = tree.append_proof(m)
+        old, new, leaf = tree.root_at(m), tree.root_at(m + 1), leaf_hash(values[m])
+        with pytest.raises(ProofError):
+            verify_append(old, new, m, leaf_hash(b"\x33" * 32), proof.siblings)
+        with pytest.raises(ProofError):
+            verify_append(tree.root_at(m - 1) if m else b"\x00" * 32, new, m, leaf, proof.siblings)
+        # (The old size, like every tree size, comes from the commitment: see the size test above.)
+        for k in range(len(proof.siblings)):
+            bad = proof.siblings[:k] + (bytes(32),) + proof.siblings[k + 1 :]
+            with pytest.raises(ProofError):
+                verify_append(old, new, m, leaf, bad)
+        if m:
+            # A new root whose history differs from the old root's is not an append to it.
+            forged = AppendOnlyTree([b"\x44" * 32] + values[1 : m + 1])
+            with pytest.raises(ProofError):
+                verify_append(old, forged.root, m, leaf, forged.append_proof(m).siblings)

@@ -20,7 +20,7 @@ web3 = pytest.importorskip("web3")
 from protocol.commit import AppendOnlyTree, TensorCommitment  # noqa: E402
 from protocol.commit.errors import ProofError  # noqa: E402
 from protocol.commit.hashing import hash_bytes, leaf_hash  # noqa: E402
-from protocol.commit.merkle import ConsistencyProof, InclusionProof  # noqa: E402
+from protocol.commit.merkle import ConsistencyProof, InclusionProof, verify_append  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,8 @@ import {TensorCommit} from "contracts/src/merkle/TensorCommit.sol";
 contract CommitHarness {
     function verifyInclusion(bytes32 root, bytes32 leaf, uint256 index, uint256 size, bytes32[] calldata sib)
         external pure returns (bool) { return MerkleLog.verifyInclusion(root, leaf, index, size, sib); }
+    function verifyAppend(bytes32 a, bytes32 b, uint256 m, bytes32 leaf, bytes32[] calldata sib)
+        external pure returns (bool) { return MerkleLog.verifyAppend(a, b, m, leaf, sib); }
     function verifyConsistency(uint256 m, uint256 n, bytes32 a, bytes32 b, bytes32[] calldata path)
         external pure returns (bool) { return MerkleLog.verifyConsistency(m, n, a, b, path); }
     function verifyElement(bytes32 id, uint8 dtype, uint32[] calldata shape, uint256 i, bytes calldata chunk,
@@ -111,6 +113,27 @@ def test_inclusion_verdicts_match_python(harness: Any) -> None:
         assert harness.functions.verifyInclusion(
             tree.root, leaf_hash(values[i]), i, n, list(p.siblings)
         ).call()
+
+
+def test_append_verdicts_match_python(harness: Any) -> None:
+    rng = random.Random(10)
+    for _ in range(10):
+        m = rng.randint(0, 90)
+        values = [rng.randbytes(32) for _ in range(m + 1)]
+        tree = AppendOnlyTree(values)
+        p = tree.append_proof(m)
+        old, new, leaf = tree.root_at(m), tree.root, leaf_hash(values[m])
+        variants = [(old, new, leaf, p.siblings), (old, new, leaf_hash(b"x"), p.siblings)]
+        if p.siblings:
+            variants.append((old, new, leaf, (rng.randbytes(32),) + p.siblings[1:]))
+            variants.append((rng.randbytes(32), new, leaf, p.siblings))
+        for a, b, lf, sib in variants:
+            try:
+                verify_append(a, b, m, lf, sib)
+                expected = True
+            except ProofError:
+                expected = False
+            assert harness.functions.verifyAppend(a, b, m, lf, list(sib)).call() == expected
 
 
 def test_consistency_verdicts_match_python(harness: Any) -> None:

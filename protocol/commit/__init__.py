@@ -21,6 +21,7 @@ from protocol.commit.merkle import (
     ConsistencyProof,
     InclusionProof,
     merkle_root,
+    verify_append,
     verify_consistency,
     verify_inclusion,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "state_root",
     "tensor_id",
     "tensor_id_from_root",
+    "verify_append",
     "verify_consistency",
     "verify_inclusion",
 ]

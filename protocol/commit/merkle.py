@@ -138,6 +138,36 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, siblings: Sequence[b
     return r
 
 
+def root_before_append(siblings: Sequence[bytes]) -> bytes:
+    """Root of the tree of m leaves, from the audit path of leaf m in the tree of m + 1 leaves.
+
+    Leaf m is the last leaf, so every sibling on its path lies to its left, and they are exactly the
+    roots of the complete subtrees the m-leaf tree decomposes into, smallest first: folding them
+    right to left rebuilds the old root.
+    """
+    if not siblings:
+        return EMPTY_ROOT
+    r = siblings[0]
+    for s in siblings[1:]:
+        r = node_hash(s, r)
+    return r
+
+
+def verify_append(
+    old_root: bytes, new_root: bytes, old_size: int, leaf: bytes, siblings: Sequence[bytes]
+) -> None:
+    """Raise ``ProofError`` unless ``new_root`` is ``old_root``'s tree with one leaf hash appended.
+
+    One audit path proves both sides: the leaf is the last of the new tree, and the same siblings
+    fold into the old root. This is the one-step check of an append-only log (an op appends its
+    output id) and of a trace progress commitment extended by one checkpoint.
+    """
+    if root_from_inclusion(leaf, old_size, old_size + 1, siblings) != new_root:
+        raise ProofError(f"the leaf is not entry {old_size} of the new root")
+    if root_before_append(siblings) != old_root:
+        raise ProofError(f"the new root's first {old_size} entries are not the old root")
+
+
 def verify_consistency_path(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]
 ) -> None:
@@ -374,6 +404,14 @@ class AppendOnlyTree:
         new_size = self.size if new_size is None else new_size
         hashes = [leaf_hash(v) for v in self._values[:new_size]]
         return ConsistencyProof(old_size, new_size, tuple(consistency_path(hashes, old_size, new_size)))
+
+    def append_proof(self, index: int) -> InclusionProof:
+        """Proof that the tree at size ``index + 1`` is the tree at size ``index`` plus leaf ``index``.
+
+        Check with ``verify_append(root_at(index), root_at(index + 1), index, leaf_hash, proof.siblings)``
+        (Solidity: ``MerkleLog.verifyAppend``).
+        """
+        return self.inclusion_proof(index, index + 1)
 
     def pymerkle_consistency_proof(
         self, old_size: int, new_size: int | None = None

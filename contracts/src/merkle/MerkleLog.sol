@@ -187,6 +187,36 @@ library MerkleLog {
     }
 
     // =============================================================================================
+    //                                           APPEND
+    // =============================================================================================
+
+    /// @notice Whether `newRoot` is the tree `oldRoot` of `oldSize` leaves with `leafHash` appended.
+    /// @dev One audit path proves both sides: it is the path of leaf `oldSize` (the last) in the tree
+    ///      of `oldSize + 1` leaves, so all its siblings lie to the left and are exactly the roots of
+    ///      the complete subtrees of the old tree, smallest first; folding them right to left gives
+    ///      the old root. The one-step check of an append-only log (one op output appended) and of
+    ///      a trace extended by one checkpoint. Never reverts on proof contents.
+    /// @param siblings `AppendOnlyTree.append_proof(oldSize).siblings` in Python.
+    function verifyAppend(
+        bytes32 oldRoot,
+        bytes32 newRoot,
+        uint256 oldSize,
+        bytes32 leafHash,
+        bytes32[] memory siblings
+    ) internal pure returns (bool) {
+        if (oldSize == type(uint256).max) return false;
+        (uint256 status,, bytes32 computed) = _walkInclusion(leafHash, oldSize, oldSize + 1, siblings);
+        if (status != _OK || computed != newRoot) return false;
+        uint256 n = siblings.length;
+        if (n == 0) return oldRoot == EMPTY_ROOT;
+        bytes32 r = siblings[0];
+        for (uint256 i = 1; i < n; ++i) {
+            r = hashNode(siblings[i], r);
+        }
+        return r == oldRoot;
+    }
+
+    // =============================================================================================
     //                                        CONSISTENCY
     // =============================================================================================
 

@@ -24,6 +24,14 @@ contract MerkleLogHarness {
         return MerkleLog.verifyInclusion(root, leaf, index, size, siblings);
     }
 
+    function verifyAppend(bytes32 oldRoot, bytes32 newRoot, uint256 oldSize, bytes32 leaf, bytes32[] calldata sib)
+        external
+        pure
+        returns (bool)
+    {
+        return MerkleLog.verifyAppend(oldRoot, newRoot, oldSize, leaf, sib);
+    }
+
     function verifyConsistency(
         uint256 oldSize,
         uint256 newSize,
@@ -185,6 +193,42 @@ contract MerkleLogTest is TestBase {
         h.rootFromInclusion(_leaf(c.a), c.a, c.b, shorter);
     }
 
+    function test_verifyAppend_pythonVectors_succeeds() public view {
+        Case[] memory cs = _cases(MerkleVectors.INCLUSION);
+        uint256 checked;
+        for (uint256 k; k < cs.length; ++k) {
+            Case memory c = cs[k];
+            if (c.a + 1 != c.b) continue; // the last leaf's path is the append proof from size a
+            assertTrue(h.verifyAppend(_root(c.a), _root(c.b), c.a, _leaf(c.a), c.path), "append accepted");
+            assertFalse(
+                h.verifyAppend(_root(c.a), _root(c.b), c.a, _leaf((c.a + 1) % MerkleVectors.N_LEAVES), c.path),
+                "other leaf"
+            );
+            if (c.a > 0) {
+                assertFalse(h.verifyAppend(_root(c.a - 1), _root(c.b), c.a, _leaf(c.a), c.path), "other old root");
+                assertFalse(h.verifyAppend(_root(c.a), _root(c.b), c.a, _leaf(c.a), _flip(c.path, 0)), "flipped");
+            }
+            ++checked;
+        }
+        assertEq(checked, 7);
+    }
+
+    function testFuzz_verifyAppend_referenceTree_succeeds(uint256 seed, uint256 m, uint256 s) public view {
+        m = bound(m, 0, 69);
+        bytes32[] memory l = _leaves(seed, m + 1);
+        bytes32 oldRoot = _mth(l, 0, m);
+        bytes32 newRoot = _mth(l, 0, m + 1);
+        bytes32[] memory buf = new bytes32[](16);
+        bytes32[] memory path = _resized(buf, _path(l, m, 0, m + 1, buf, 0));
+        assertTrue(h.verifyAppend(oldRoot, newRoot, m, l[m], path), "reference append accepted");
+        if (m > 0) {
+            l[s % m] = keccak256(abi.encode("forged", l[s % m])); // rewrite one old entry
+            bytes32 forgedRoot = _mth(l, 0, m + 1);
+            path = _resized(buf, _path(l, m, 0, m + 1, buf, 0));
+            assertFalse(h.verifyAppend(oldRoot, forgedRoot, m, l[m], path), "rewritten history rejected");
+        }
+    }
+
     function test_verifyConsistency_pythonVectors_succeeds() public view {
         Case[] memory cs = _cases(MerkleVectors.CONSISTENCY);
         assertEq(cs.length, 28);
@@ -322,8 +366,7 @@ contract MerkleLogTest is TestBase {
         assertTrue(h.verifyConsistency(m, n, oldRoot, _mth(l, 0, n), path), "reference proof accepted");
         if (path.length > 0) {
             assertFalse(
-                h.verifyConsistency(m, n, oldRoot, _mth(l, 0, n), _flip(path, s % path.length)),
-                "flipped node rejected"
+                h.verifyConsistency(m, n, oldRoot, _mth(l, 0, n), _flip(path, s % path.length)), "flipped node rejected"
             );
         }
         if (m < n) {
@@ -337,7 +380,11 @@ contract MerkleLogTest is TestBase {
     //                                            GAS
     // =============================================================================================
 
-    function _depth20() internal pure returns (bytes32 leaf, uint256 index, uint256 size, bytes32[] memory sib, bytes32 root) {
+    function _depth20()
+        internal
+        pure
+        returns (bytes32 leaf, uint256 index, uint256 size, bytes32[] memory sib, bytes32 root)
+    {
         VectorBlob.Cursor memory c = VectorBlob.open(MerkleVectors.DEPTH20);
         leaf = c.readBytes32();
         index = c.readUint(4);
