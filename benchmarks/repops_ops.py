@@ -46,7 +46,12 @@ def matmul_case(n: int, repeat: int) -> dict[str, float]:
 def mlp_case(repeat: int) -> dict[str, float]:
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)
-    params = [torch.randn(128, 64, generator=g) * 0.1, torch.zeros(128), torch.randn(10, 128, generator=g) * 0.1, torch.zeros(10)]
+    params = [
+        torch.randn(128, 64, generator=g) * 0.1,
+        torch.zeros(128),
+        torch.randn(10, 128, generator=g) * 0.1,
+        torch.zeros(10),
+    ]
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
 
     def rep_step() -> None:
@@ -141,16 +146,24 @@ def gpt_rep_step(p: dict[str, torch.Tensor], idx: torch.Tensor, tgt: torch.Tenso
     return loss
 
 
-def gpt_ref_step(p: dict[str, torch.Tensor], idx: torch.Tensor, tgt: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
+def gpt_ref_step(
+    p: dict[str, torch.Tensor], idx: torch.Tensor, tgt: torch.Tensor, opt: torch.optim.Optimizer
+) -> torch.Tensor:
     pos = torch.arange(T)
     x = (p["wte"][idx.view(B, T)] + p["wpe"][pos]).view(B * T, D)
     for i in range(L):
         n1 = F.layer_norm(x, (D,), p[f"{i}.ln1g"], p[f"{i}.ln1b"])
         q, k, v = F.linear(n1, p[f"{i}.wqkv"], p[f"{i}.bqkv"]).view(B, T, 3, H, D // H).unbind(2)
-        att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        att = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )
         x = x + F.linear(att.transpose(1, 2).reshape(B * T, D), p[f"{i}.wo"], p[f"{i}.bo"])
         n2 = F.layer_norm(x, (D,), p[f"{i}.ln2g"], p[f"{i}.ln2b"])
-        x = x + F.linear(F.gelu(F.linear(n2, p[f"{i}.wfc"], p[f"{i}.bfc"]), approximate="tanh"), p[f"{i}.wpr"], p[f"{i}.bpr"])
+        x = x + F.linear(
+            F.gelu(F.linear(n2, p[f"{i}.wfc"], p[f"{i}.bfc"]), approximate="tanh"),
+            p[f"{i}.wpr"],
+            p[f"{i}.bpr"],
+        )
     logits = F.linear(F.layer_norm(x, (D,), p["lnfg"], p["lnfb"]), p["wte"])
     loss = F.cross_entropy(logits, tgt)
     opt.zero_grad()
@@ -186,7 +199,9 @@ def main() -> None:
     }
     for name in ("matmul_256", "mlp_step", "gpt_step"):
         r = result[name]
-        print(f"{name:12s} repops {r['repops_ms']:9.2f} ms   torch {r['torch_ms']:8.2f} ms   ratio {r['ratio']:6.1f}")
+        print(
+            f"{name:12s} repops {r['repops_ms']:9.2f} ms   torch {r['torch_ms']:8.2f} ms   ratio {r['ratio']:6.1f}"
+        )
     print(json.dumps(result))
 
 

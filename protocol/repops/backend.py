@@ -121,12 +121,19 @@ class TorchBackend:
         return c + a * b
 
     def accumulate(self, acc, a, b, upto: int):
-        """acc[..., :upto] += a*b (or += a): in place, acc being a kernel-owned running sum."""
-        t = a if b is None else a * b
-        if upto == acc.shape[-1]:
-            acc.add_(t)
-        else:
-            acc[..., :upto].add_(t)
+        """acc[:upto] += a*b (or += a): in place, acc being a kernel-owned running sum.
+
+        The product is materialised (rounded to float32) before the add: two roundings, never fused.
+        """
+        head = acc if upto == acc.shape[0] else acc[:upto]
+        head.add_(a if b is None else a * b)
+        return acc
+        buf = self._scratch.get(head.shape)
+        if buf is None:
+            buf = torch.empty(head.shape, dtype=torch.float32, device=self.device)
+            self._scratch[head.shape] = buf
+        torch.mul(a, b, out=buf)
+        head.add_(buf)
         return acc
 
     def neg(self, a):
@@ -372,10 +379,10 @@ class TraceBackend:
         return self._emit(Opcode.FMULADD, c, a, b)
 
     def accumulate(self, acc, a, b, upto: int):
-        """acc[..., :upto] <- acc[..., :upto] + a*b (FMULADD) or + a (FADD); the rest unchanged."""
-        head = acc if upto == acc.shape[-1] else acc[..., :upto]
+        """acc[:upto] <- acc[:upto] + a*b (FMULADD) or + a (FADD); the rest unchanged."""
+        head = acc if upto == acc.shape[0] else acc[:upto]
         head = self.add(head, a) if b is None else self.muladd(head, a, b)
-        return head if upto == acc.shape[-1] else self.cat([head, acc[..., upto:]], -1)
+        return head if upto == acc.shape[0] else self.cat([head, acc[upto:]], 0)
 
     def neg(self, a):
         return self._emit(Opcode.FNEG, a)

@@ -277,23 +277,32 @@ def chunking(n: int) -> tuple[int, int]:
     return c, -(-n // c)
 
 
+def _front(x: Any) -> Any:
+    """Move the last axis to the front (a view)."""
+    return x.permute(x.ndim - 1, *range(x.ndim - 1))
+
+
 def _fixed_sum(k: Any, a: Any, b: Any = None) -> Any:
     """sum over the last axis of a (of a*b if b is given; a and b broadcast), in the :func:`chunking`
-    order; products are rounded before they are added (FMULADD). Keeps the last axis with size 1."""
+    order; products are rounded before they are added (FMULADD). Keeps the last axis with size 1.
+
+    The running chunk sums are held with the chunk axis first, so each step is one contiguous
+    elementwise pass over (chunks, *output).
+    """
     n = a.shape[-1]
     c, length = chunking(n)
     acc = None
     for j in range(length):
-        aj = a[..., j::length]
-        bj = None if b is None else b[..., j::length]
+        aj = _front(a[..., j::length])
+        bj = None if b is None else _front(b[..., j::length])
         if acc is None:
             acc = k.add(k.const(0.0), aj) if bj is None else k.muladd(k.const(0.0), aj, bj)
         else:
-            acc = k.accumulate(acc, aj, bj, aj.shape[-1])
-    total = acc[..., 0:1]
+            acc = k.accumulate(acc, aj, bj, aj.shape[0])
+    total = acc[0]
     for p in range(1, c):
-        total = k.add(total, acc[..., p : p + 1])
-    return total
+        total = k.add(total, acc[p])
+    return total.unsqueeze(-1)
 
 
 def _dot(k: Any, a: Any, b: Any) -> Any:
