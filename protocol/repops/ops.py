@@ -291,7 +291,7 @@ def _fixed_sum(k: Any, a: Any, b: Any = None) -> Any:
     """
     n = a.shape[-1]
     c, length = chunking(n)
-    acc = None
+    acc: Any = None
     for j in range(length):
         aj = _front(a[..., j::length])
         bj = None if b is None else _front(b[..., j::length])
