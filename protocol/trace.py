@@ -2,20 +2,20 @@
 
 For any step t, :class:`Replayer` starts from the nearest checkpoint at or before t (read from the
 artifact store when a manifest is given, else recomputed from S_0) and runs :func:`protocol.train.run_step`
--- the training function itself -- forward. It produces:
+-- the training function itself, whose every arithmetic step is a RepOps op -- forward. It produces:
 
 (a) :meth:`Replayer.interval`: the state roots S_k, S_k+1, ..., S_k+c of t's checkpoint interval
     (level 2 of the game; its ends are the two checkpoint leaves of level 1);
-(b) :meth:`Replayer.op_trace`: the op-level trace of step t (level 3): the append-only log of tensor
-    ids starts with S_t's tensors and the step's batch, then receives each op's output; after each op
-    its root is a leaf. The links are explicit data: each op lists the log positions of its inputs,
+(b) :meth:`Replayer.op_trace`: the op-level trace of step t (level 3), recorded on a
+    ``repops.Tape``: the append-only log of tensor ids starts with S_t's tensors, the step's batch and
+    its constant, then receives each op's output; after each op its root is a leaf. The links are explicit data: each op lists the log positions of its inputs,
     and ``next_state`` lists the log positions of S_t+1's tensors, so :func:`verify_op_trace` can check
     that the log starts at S_t and ends at S_t+1 without trusting the solver;
 (c) :meth:`Replayer.scalar_trace`: for one op and one output element, the canonical scalar program
-    of that element (``protocol.repops.programs``) evaluated step by step, checked against the
-    op's recorded output.
+    of that element (``OpRecord.scalar_trace`` of RepOps: the op's own kernel run on the tracing
+    backend) with the register file after each instruction, checked against the recorded output.
 
-A fault (``protocol.models.tape.Fault``) replays a faulty run exactly as it was trained.
+A fault (``protocol.train.Fault``) replays a faulty run exactly as it was trained.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from typing import Any
 
 import torch
 
+from protocol import repops as R
 from protocol.commit import LocalStore, OpLog, state_commitment, tensor_id
 from protocol.errors import VerigradError
 from protocol.models import build_model
-from protocol.models.tape import Fault, OpRecord, Tape
 from protocol.spec import TaskSpec, open_dataset
 from protocol.train import (
+    Fault,
     State,
     StepContext,
     checkpoint_steps,
@@ -38,6 +39,7 @@ from protocol.train import (
     load_checkpoint,
     resolve_device,
     run_step,
+    run_step_with_fault,
     state_root_of,
 )
 
@@ -98,7 +100,7 @@ class OpTrace:
     ops: list[OpEntry]
     next_state: list[tuple[str, int]]
     next_state_root: bytes
-    records: list[OpRecord] = field(repr=False, default_factory=list)
+    records: list[R.OpRecord] = field(repr=False, default_factory=list)
 
     @property
     def leaves(self) -> list[bytes]:
@@ -156,20 +158,33 @@ def verify_op_trace(tr: OpTrace) -> None:
 
 @dataclass
 class ScalarTrace:
-    """Level 4: one output element's canonical scalar program and the value after each instruction."""
+    """Level 4: one output element's canonical scalar program and the value after each instruction.
+
+    ``values[m]`` is the bits instruction ``m`` wrote; the last one is the element (``output_bits``
+    is what the op's output holds: equal unless the op was faulted). ``reads`` are the (input slot,
+    flat index) elements the program loads; slot i is the op's input i, i.e. log entry ``inputs[i]``.
+    """
 
     step: int
     op: int
     name: str
     element: int
-    program: list[Any]
+    inputs: list[int]
+    program: list[R.Instr]
     values: list[int]
     output_bits: int
+    reads: list[tuple[int, int]]
+
+    @property
+    def matches(self) -> bool:
+        """True when the program's result is the recorded element (False exactly for a faulty op)."""
+        return bool(self.values) and self.values[-1] == self.output_bits
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "op": self.op, "name": self.name, "element": self.element,
-                "program": [str(i) for i in self.program], "values": [f"0x{v:08x}" for v in self.values],
-                "output_bits": f"0x{self.output_bits:08x}"}
+                "inputs": self.inputs, "program": [str(i) for i in self.program],
+                "values": [f"0x{v:08x}" for v in self.values], "output_bits": f"0x{self.output_bits:08x}",
+                "matches": self.matches}
 
 
 class Replayer:
@@ -216,7 +231,7 @@ class Replayer:
         cp = self.checkpoint_before(step) if from_checkpoint is None else from_checkpoint
         state = self._checkpoint_state(cp)
         for t in range(cp, step):
-            state, _ = run_step(self.ctx, state, t, Tape(t, fault=self.fault))
+            state = run_step_with_fault(self.ctx, state, t, self.fault).state
         return state
 
     # -- level 2 ------------------------------------------------------------------------------------
@@ -231,69 +246,73 @@ class Replayer:
         state = self._checkpoint_state(start)
         roots = [state_root_of(state)]
         for t in range(start, end):
-            state, _ = run_step(self.ctx, state, t, Tape(t, fault=self.fault))
+            state = run_step_with_fault(self.ctx, state, t, self.fault).state
             roots.append(state_root_of(state))
         return IntervalTrace(start, end, roots)
 
     # -- level 3 ------------------------------------------------------------------------------------
 
     def op_trace(self, step: int) -> OpTrace:
-        """The op-level trace of step ``step``, recorded while replaying it with ``run_step``."""
+        """The op-level trace of step ``step``, recorded on a RepOps tape while replaying ``run_step``."""
         if not 0 <= step < self.spec.steps:
             raise TraceError(f"step {step} out of range [0, {self.spec.steps})")
         state = self.state_at(step)
-        tape = Tape(step, record=True, fault=self.fault)
-        new_state, _ = run_step(self.ctx, state, step, tape)
+        inject = self.fault.repops_fault() if self.fault is not None and self.fault.step == step else None
+        with R.Tape(inject=inject) as tape:
+            res = run_step(self.ctx, state, step)
+        records = tape.records
+        names = [n for n, _ in res.start]
+        position = {id(t): i for i, (_, t) in enumerate(res.start)}
+        n_start = len(res.start)
+        for rec in records:
+            position[id(rec.output)] = n_start + rec.index
+
+        def pos_of(t: torch.Tensor, what: str) -> int:
+            try:
+                return position[id(t)]
+            except KeyError:
+                raise TraceError(f"step {step}: {what} is neither a start tensor nor an op output") from None
+
         state_ids = state_commitment([(n, t.detach().cpu()) for n, t in state.items()]).ids
-        n_state = len(state)
-        log_tensors = tape.log
-        n_start = len(log_tensors) - len(tape.records)
-        ids = state_ids + [tensor_id(t.detach().cpu()) for t in log_tensors[n_state:]]
+        ids = state_ids + [tensor_id(t.detach().cpu()) for _, t in res.start[len(state):]]
+        ids += [tensor_id(rec.output.detach().cpu()) for rec in records]
         log = OpLog(ids[:n_start])
         start_root = log.root
         ops = []
-        for rec in tape.records:
-            root = log.append_op([ids[rec.output_position]])
-            ops.append(OpEntry(rec.index, rec.name, _plain(rec.attrs), rec.input_positions,
-                               rec.output_position, ids[rec.output_position], root))
-        next_state = [(name, tape.position(t)) for name, t in new_state.items()]
+        for rec in records:
+            out_pos = n_start + rec.index
+            root = log.append_op([ids[out_pos]])
+            inputs = [pos_of(t, f"input {i} of op {rec.index} ({rec.op})") for i, t in enumerate(rec.inputs)]
+            ops.append(OpEntry(rec.index, rec.op, _plain(rec.attrs), inputs, out_pos, ids[out_pos], root))
+        next_state = [(name, pos_of(t, f"next-state tensor {name}")) for name, t in res.state.items()]
         return OpTrace(
-            step=step, start_names=tape.log_names[:n_start], log_ids=ids, state_size=n_state,
+            step=step, start_names=names, log_ids=ids, state_size=len(state),
             state_root=state_commitment(zip(list(state), state_ids, strict=True)).root,
-            start_root=start_root, ops=ops,
-            next_state=next_state,
-            next_state_root=state_commitment(
-                [(name, ids[pos]) for name, pos in next_state]).root,
-            records=tape.records,
+            start_root=start_root, ops=ops, next_state=next_state,
+            next_state_root=state_commitment([(name, ids[pos]) for name, pos in next_state]).root,
+            records=records,
         )
 
     # -- level 4 ------------------------------------------------------------------------------------
 
     def scalar_trace(self, step: int, op: int, element: int, trace: OpTrace | None = None) -> ScalarTrace:
-        """The canonical scalar program of output ``element`` of op ``op`` at ``step``, evaluated.
+        """The canonical scalar program of output ``element`` of op ``op`` at ``step``, executed.
 
-        The program comes from ``protocol.repops.programs`` (the scalar form of each kernel); the
-        last value must equal the recorded output element bit for bit, else :class:`TraceError`.
+        The program is RepOps' (the op's own kernel on the tracing backend, run by the reference
+        evaluator); ``matches`` is False exactly when the recorded element differs (a faulty op).
         """
         tr = trace if trace is not None else self.op_trace(step)
         if not 0 <= op < len(tr.records):
             raise TraceError(f"step {step} has {len(tr.records)} ops, no op {op}")
         rec = tr.records[op]
-        out = rec.output.detach().cpu().reshape(-1)
-        if not 0 <= element < out.numel():
-            raise TraceError(f"op {op} ({rec.name}) has {out.numel()} output elements, no element {element}")
-        try:
-            from protocol.repops import programs
-        except ImportError as exc:
-            raise TraceError("scalar traces need protocol.repops.programs, which is not installed") from exc
-        inputs = [t.detach().cpu() for t in rec.inputs]
-        program, values = programs.trace_element(rec.name, inputs, rec.attrs, element)
-        want = _bits_of(out, element)
-        got = values[-1] if values else None
-        if got != want:
-            raise TraceError(f"op {op} ({rec.name}) element {element}: the scalar program gives "
-                             f"{got if got is None else hex(got)}, the op output holds {hex(want)}")
-        return ScalarTrace(step, op, rec.name, element, list(program), list(values), want)
+        numel = rec.output.numel()
+        if not 0 <= element < numel:
+            raise TraceError(f"op {op} ({rec.op}) has {numel} output elements, no element {element}")
+        st = rec.scalar_trace(element)
+        values = [st.value(m) for m in range(len(st.program))]
+        out_bits = _bits_of(rec.output.detach().cpu().reshape(-1), element)
+        return ScalarTrace(step, op, rec.op, element, tr.ops[op].inputs, list(st.program), values,
+                           out_bits, list(st.reads))
 
 
 def _bits_of(flat: torch.Tensor, element: int) -> int:

@@ -1,12 +1,14 @@
 """The training loop: deterministic steps, checkpoint state roots, the trace tree, the artifact store.
 
 One training step is :func:`run_step`: the model's forward and backward passes, then AdamW on every
-parameter, then the step counter, every arithmetic step an op on the step's :class:`Tape`. The same
-function is what ``protocol.trace`` replays, with recording switched on.
+parameter, then the step counter, every arithmetic step a RepOps op (``protocol.repops``). The same
+function is what ``protocol.trace`` replays under a recording ``repops.Tape``.
 
 Training state S_t (what step t+1 reads) is, in this order: every parameter (model order), then every
-first moment ``m.<name>``, every second moment ``v.<name>``, then the step counter ``step`` (int64,
-0-dim). S_0 follows from the spec: parameters from the seed, moments zero, step 0.
+first moment ``m.<name>``, every second moment ``v.<name>``, then the step counter ``step`` (a float32
+0-dim tensor, exact up to 2**24 steps). S_0 follows from the spec: parameters from the seed, moments
+zero, step 0. A step also reads its batch (``batch.<name>``, decoded from the committed samples) and
+one constant, ``const.one`` (1.0: the loss seed dL/dL and the step counter's increment).
 
 Every ``checkpoint_interval`` steps (and after the last step) the state root is computed with the
 commitment layer, appended to the checkpoint trace tree (whose first leaf is S_0), and the state is
@@ -20,20 +22,20 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from protocol import repops as R
 from protocol.commit import LocalStore, TraceTree, state_commitment
 from protocol.data import Dataset
+from protocol.errors import VerigradError
 from protocol.models import Model, build_model
-from protocol.models.tape import Fault, Tape, TapeError
 from protocol.spec import (
     TaskSpec,
     batch_indices,
-    f32,
     learning_rate,
     load_dataset,
     open_dataset,
@@ -41,10 +43,38 @@ from protocol.spec import (
 )
 
 State = dict[str, torch.Tensor]
+#: The bits a fault flips in one float32 element: the top mantissa bit, which changes a normal value
+#: by a factor between 2/3 and 3/2 and never makes a NaN or an infinity. (A flip of the lowest bit is
+#: often washed out: a 1-ulp change of a gradient can round away in the optimizer, and the run rejoins
+#: the honest one.)
+FAULT_XOR = 1 << 22
 
 
-class TrainError(TapeError):
+class TrainError(VerigradError):
     """Training could not run as asked (bad device, bad fault, damaged checkpoint)."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Corrupt element ``element`` (flat, row-major) of the output of op ``op`` (0-based, canonical
+    order within the step) at step ``step``: the ``--inject STEP:OP:ELEMENT`` of the CLI."""
+
+    step: int
+    op: int
+    element: int
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """Parse ``STEP:OP:ELEMENT`` (three integers >= 0)."""
+        parts = text.split(":")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise TrainError(f"--inject: expected STEP:OP:ELEMENT with three integers >= 0, got {text!r}")
+        step, op, element = (int(p) for p in parts)
+        return cls(step, op, element)
+
+    def repops_fault(self) -> R.Fault:
+        """The RepOps tape fault that applies this one within its step."""
+        return R.Fault(op_index=self.op, element=self.element, xor_mask=FAULT_XOR)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -59,31 +89,13 @@ def initial_state(model: Model, device: torch.device) -> State:
     for prefix in ("m.", "v."):
         for name, t in params.items():
             state[prefix + name] = torch.zeros_like(t, device=device)
-    state["step"] = torch.tensor(0, dtype=torch.int64, device=device)
+    state["step"] = torch.zeros((), dtype=torch.float32, device=device)
     return state
 
 
 def state_root_of(state: State) -> bytes:
     """S_t's root through the commitment layer (tensors brought to the CPU to be hashed)."""
     return state_commitment([(n, t.detach().cpu()) for n, t in state.items()]).root
-
-
-class _Powers:
-    """``beta ** t`` in float32 by sequential multiplication, cached so training pays one multiply
-    per step; the value at any t is the same however it is reached."""
-
-    def __init__(self, beta: float) -> None:
-        self.beta = f32(beta)
-        self.t = 0
-        self.value = f32(1.0)
-
-    def at(self, t: int) -> float:
-        if t < self.t:
-            self.t, self.value = 0, f32(1.0)
-        while self.t < t:
-            self.value = f32(self.value * self.beta)
-            self.t += 1
-        return self.value
 
 
 @dataclass
@@ -94,57 +106,57 @@ class StepContext:
     model: Model
     dataset: Dataset
     device: torch.device
-    pow1: _Powers = field(init=False)
-    pow2: _Powers = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.pow1 = _Powers(self.spec.optimizer.beta1)
-        self.pow2 = _Powers(self.spec.optimizer.beta2)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """The batch of step ``step`` (0-based), decoded from the committed samples."""
         samples = [self.dataset.samples[i] for i in batch_indices(self.spec, step)]
         return self.model.batch(samples, self.device)
 
-    def optimizer_attrs(self, step: int) -> dict[str, float]:
-        """lr and bias corrections of step ``step`` (which produces S_{step+1}), all float32 values."""
-        opt = self.spec.optimizer
-        t = step + 1
-        return {
-            "lr": learning_rate(self.spec, step),
-            "wd": f32(opt.weight_decay),
-            "eps": f32(opt.eps),
-            "bc1": f32(1.0 - self.pow1.at(t)),
-            "bc2": f32(1.0 - self.pow2.at(t)),
-        }
+
+@dataclass
+class StepResult:
+    """A step's new state and loss, and the tensors its op log starts with (state, batch, const)."""
+
+    state: State
+    loss: torch.Tensor
+    start: list[tuple[str, torch.Tensor]]
 
 
-def run_step(ctx: StepContext, state: State, step: int, tape: Tape) -> tuple[State, torch.Tensor]:
-    """Train step ``step``: S_step -> S_{step+1}. Returns the new state and the batch loss (0-dim).
+def run_step(ctx: StepContext, state: State, step: int) -> StepResult:
+    """Train step ``step``: S_step -> S_{step+1}, as RepOps ops on whatever tape is active.
 
     Canonical op order: the model's forward and backward ops, then for each parameter in state order
-    ``adam_m``, ``adam_v``, ``adamw_update``, then ``increment`` of the step counter.
+    ``adam_m``, ``adam_v``, ``adamw``, then ``add`` of the step counter and ``const.one``.
     """
     batch = ctx.batch(step)
-    tape.begin([*state.items(), *(("batch." + k, v) for k, v in batch.items())])
+    one = torch.ones((), dtype=torch.float32, device=ctx.device)
+    start = [*state.items(), *(("batch." + k, v) for k, v in batch.items()), ("const.one", one)]
     params = {n: state[n] for n, _ in ctx.model.param_shapes()}
-    loss, grads = ctx.model.forward_backward(tape, params, batch)
+    loss, grads = ctx.model.forward_backward(params, batch, one)
     opt = ctx.spec.optimizer
-    attrs = ctx.optimizer_attrs(step)
+    lr = learning_rate(ctx.spec, step)
     new: State = {}
     moments: dict[str, torch.Tensor] = {}
     for name in params:
-        m = tape.op("adam_m", state["m." + name], grads[name], beta1=f32(opt.beta1))
-        v = tape.op("adam_v", state["v." + name], grads[name], beta2=f32(opt.beta2))
-        new[name] = tape.op("adamw_update", params[name], m, v, **attrs)
-        moments["m." + name], moments["v." + name] = m, v
-    for name in params:
-        new["m." + name] = moments["m." + name]
-    for name in params:
-        new["v." + name] = moments["v." + name]
-    new["step"] = tape.op("increment", state["step"])
-    tape.finish()
-    return new, loss
+        new[name], moments["m." + name], moments["v." + name] = R.adamw_step(
+            params[name], grads[name], state["m." + name], state["v." + name], step=step + 1, lr=lr,
+            beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps, weight_decay=opt.weight_decay)
+    for prefix in ("m.", "v."):
+        for name in params:
+            new[prefix + name] = moments[prefix + name]
+    new["step"] = R.add(state["step"], one)
+    return StepResult(new, loss, start)
+
+
+def run_step_with_fault(ctx: StepContext, state: State, step: int, fault: Fault | None) -> StepResult:
+    """:func:`run_step`, with ``fault`` applied when it names this step (checked to exist)."""
+    if fault is None or fault.step != step:
+        return run_step(ctx, state, step)
+    with R.Tape(keep=False, inject=fault.repops_fault()) as tape:
+        result = run_step(ctx, state, step)
+    if fault.op >= tape.count:
+        raise TrainError(f"--inject: step {step} has {tape.count} ops, no op {fault.op}")
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,6 +260,7 @@ def train(spec: TaskSpec, *, out_dir: str | Path | None = None, device: str | to
     dataset = open_dataset(spec)
     model = build_model(spec, dataset)
     ctx = StepContext(spec, model, dataset, dev)
+    R.check_policy(dev)
     store = LocalStore(out_dir) if out_dir is not None else None
     state = initial_state(model, dev)
     trace = TraceTree()
@@ -267,8 +280,9 @@ def train(spec: TaskSpec, *, out_dir: str | Path | None = None, device: str | to
     commit(0)
     bar = _progress(spec.steps, progress)
     for step in range(spec.steps):
-        state, loss = run_step(ctx, state, step, Tape(step, fault=fault))
-        losses.append(float(loss.item()))
+        res = run_step_with_fault(ctx, state, step, fault)
+        state = res.state
+        losses.append(float(res.loss.item()))
         if step + 1 in wanted:
             commit(step + 1)
         if bar is not None:

@@ -38,9 +38,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run the ``train`` subcommand; returns the exit status."""
-    from protocol.models.tape import Fault
     from protocol.spec import load_spec
-    from protocol.train import train
+    from protocol.train import Fault, train
 
     spec = load_spec(args.spec)
     if args.steps is not None:

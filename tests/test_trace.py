@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from protocol.commit import LocalStore
-from protocol.models.tape import Fault
 from protocol.spec import load_spec
 from protocol.trace import Replayer, TraceError, verify_op_trace
-from protocol.train import train
+from protocol.train import Fault, train
 
 INTERVAL = 4
 
@@ -24,7 +23,7 @@ def _spec(name: str, steps: int):
 
 @pytest.fixture(scope="module")
 def mlp_runs(tmp_path_factory: pytest.TempPathFactory):
-    """An honest and a faulty 12-step digits run (fault at step 6, op 5 = the output layer's linear_grad_w, which feeds the optimizer directly)."""
+    """An honest and a faulty 12-step digits run (fault at step 6, op 5 = cross_entropy_backward, whose elements are never exactly zero, which feeds the optimizer directly)."""
     spec = _spec("digits-mlp", 12)
     fault = Fault(6, 5, 5)
     out = tmp_path_factory.mktemp("mlp")
@@ -110,11 +109,11 @@ def test_replay_from_store_equals_replay_from_s0(mlp_runs) -> None:
 
 def test_gpt_op_trace_fault_in_attention_step(tmp_path: Path) -> None:
     spec = _spec("tiny-gpt", 3)
-    fault = Fault(1, 4, 9)  # op 4 = causal_attention of layer 0
+    fault = Fault(1, 8, 9)  # op 8 = attn_apply of layer 0
     good = Replayer(spec).op_trace(1)
     bad = Replayer(spec, fault=fault).op_trace(1)
     verify_op_trace(good)
-    assert good.ops[4].name == "causal_attention"
+    assert good.ops[8].name == "attn_apply"
     same = [a == b for a, b in zip(good.leaves, bad.leaves, strict=True)]
     assert same == [j <= fault.op for j in range(len(same))]
 
@@ -125,3 +124,19 @@ def test_replayer_rejects_out_of_range_steps(mlp_runs) -> None:
         Replayer(spec).op_trace(12)
     with pytest.raises(TraceError, match="no op"):
         Replayer(spec).scalar_trace(0, 999, 0)
+
+
+def test_scalar_trace_matches_honest_ops_and_exposes_the_faulty_element(mlp_runs) -> None:
+    spec, fault, _, _, _ = mlp_runs
+    good = Replayer(spec)
+    tr = good.op_trace(fault.step)
+    for op in (0, fault.op, len(tr.ops) - 2):  # a forward linear, the weight gradient, an adamw
+        st = good.scalar_trace(fault.step, op, 3, trace=tr)
+        assert st.matches and st.name == tr.ops[op].name
+        assert all(0 <= slot < len(st.inputs) for slot, _ in st.reads)
+    bad = Replayer(spec, fault=fault)
+    btr = bad.op_trace(fault.step)
+    assert not bad.scalar_trace(fault.step, fault.op, fault.element, trace=btr).matches
+    assert bad.scalar_trace(fault.step, fault.op, fault.element + 1, trace=btr).matches
+    with pytest.raises(TraceError, match="no element"):
+        good.scalar_trace(fault.step, 0, 10**6, trace=tr)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from protocol.commit import LocalStore, TraceTree
-from protocol.models.tape import Fault, TapeError
+from protocol.repops import RepOpsError
 from protocol.spec import load_spec
-from protocol.train import TrainError, checkpoint_steps, load_checkpoint, state_root_of, train
+from protocol.train import Fault, TrainError, checkpoint_steps, load_checkpoint, state_root_of, train
 from protocol.train_cli import main
 
 
@@ -48,7 +48,7 @@ def result_device():
 
 def test_train_inject_changes_only_later_checkpoints() -> None:
     honest = train(_spec(), progress=False)
-    faulty = train(_spec(), progress=False, fault=Fault(4, 13, 3))  # op 13: the first adamw_update
+    faulty = train(_spec(), progress=False, fault=Fault(4, 14, 3))  # op 14: the first adamw
     same = [a.state_root == b.state_root for a, b in zip(honest.checkpoints, faulty.checkpoints, strict=True)]
     assert same == [True, True, False, False]
     assert faulty.trace_root != honest.trace_root
@@ -57,11 +57,11 @@ def test_train_inject_changes_only_later_checkpoints() -> None:
 def test_train_inject_out_of_range_rejected() -> None:
     with pytest.raises(TrainError, match="not below"):
         train(_spec(), progress=False, fault=Fault(7, 0, 0))
-    with pytest.raises(TapeError, match="no op 500"):
+    with pytest.raises(TrainError, match="no op 500"):
         train(_spec(), progress=False, fault=Fault(1, 500, 0))
-    with pytest.raises(TapeError, match="out of range"):
+    with pytest.raises(RepOpsError, match="outside an output"):
         train(_spec(), progress=False, fault=Fault(1, 0, 10**6))
-    with pytest.raises(TapeError, match="STEP:OP:ELEMENT"):
+    with pytest.raises(TrainError, match="STEP:OP:ELEMENT"):
         Fault.parse("1:2")
 
 

@@ -1,8 +1,8 @@
 """Reference models: the digits MLP and the tiny character GPT.
 
 A model object provides ``param_shapes()``, ``init_params()`` (S_0 from the seed), ``batch(samples,
-device)`` (decoding committed samples into tensors), ``forward_backward(tape, params, batch)`` (loss
-and gradients, every op through the tape) and ``evaluate(params, dataset, device)``.
+device)`` (decoding committed samples into tensors), ``forward_backward(params, batch, one)`` (loss
+and gradients, every arithmetic step a RepOps op) and ``evaluate(params, dataset, device)``.
 """
 
 from __future__ import annotations

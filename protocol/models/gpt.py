@@ -1,9 +1,10 @@
 """The tiny character-level GPT: token + position embedding, pre-norm blocks of causal multi-head
 self-attention and a GELU MLP, a final layer norm and a linear head, with explicit backward.
 
-The shape of the forward and backward passes follows the classic plain-loop GPT-2 formulation: each
-layer's forward keeps the activations its backward needs, and the backward walks the same ops in
-reverse, every arithmetic step an op on the tape running a deterministic kernel.
+Activations are kept as ``[B*T, d]`` matrices throughout (RepOps ops are row-wise), so every op reads
+tensors that are state, batch or earlier op outputs as they are -- no reshapes between ops, which keeps
+the op-level trace's links exact. Each layer's forward keeps what its backward needs (layer-norm
+statistics, attention probabilities), and the backward walks the same ops in reverse.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import math
 
 import torch
 
+from protocol import repops as R
 from protocol.data import Dataset
-from protocol.models import kernels as K
 from protocol.models.init import constant_tensor, uniform_tensor
-from protocol.models.tape import Tape
 from protocol.spec import TaskSpec
 
 
@@ -31,19 +31,19 @@ class TinyGPT:
         self.n_head = spec.model.n_head
 
     def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
-        """Parameter names and shapes in state order."""
+        """Parameter names and shapes in state order (linear weights are ``[out, in]``)."""
         d, v = self.d, self.vocab
         out: list[tuple[str, tuple[int, ...]]] = [("wte", (v, d)), ("wpe", (self.t, d))]
         for i in range(self.n_layer):
             out += [
                 (f"h{i}.ln1.g", (d,)), (f"h{i}.ln1.b", (d,)),
-                (f"h{i}.attn.w", (d, 3 * d)), (f"h{i}.attn.b", (3 * d,)),
+                (f"h{i}.attn.w", (3 * d, d)), (f"h{i}.attn.b", (3 * d,)),
                 (f"h{i}.proj.w", (d, d)), (f"h{i}.proj.b", (d,)),
                 (f"h{i}.ln2.g", (d,)), (f"h{i}.ln2.b", (d,)),
-                (f"h{i}.fc.w", (d, 4 * d)), (f"h{i}.fc.b", (4 * d,)),
-                (f"h{i}.out.w", (4 * d, d)), (f"h{i}.out.b", (d,)),
+                (f"h{i}.fc.w", (4 * d, d)), (f"h{i}.fc.b", (4 * d,)),
+                (f"h{i}.out.w", (d, 4 * d)), (f"h{i}.out.b", (d,)),
             ]
-        out += [("lnf.g", (d,)), ("lnf.b", (d,)), ("head.w", (d, v)), ("head.b", (v,))]
+        out += [("lnf.g", (d,)), ("lnf.b", (d,)), ("head.w", (v, d)), ("head.b", (v,))]
         return out
 
     def init_params(self) -> dict[str, torch.Tensor]:
@@ -56,7 +56,7 @@ class TinyGPT:
             elif name.endswith(".g"):
                 params[name] = constant_tensor(shape, 1.0)
             elif name.endswith("w"):
-                scale = 1.0 / math.sqrt(shape[0])
+                scale = 1.0 / math.sqrt(shape[1])
                 if name.endswith(("proj.w", "out.w")):
                     scale /= math.sqrt(2 * self.n_layer)
                 params[name] = uniform_tensor(self.spec.seed, name, shape, scale)
@@ -65,89 +65,88 @@ class TinyGPT:
         return params
 
     def batch(self, samples: list[bytes], device: torch.device) -> dict[str, torch.Tensor]:
-        """Decode windows of block_size + 1 token ids into inputs ``x`` and next-token targets ``y``."""
+        """Decode windows of block_size + 1 token ids: inputs ``x``, next-token targets ``y`` and
+        positions ``pos``, each flattened to ``[B*T]`` int64."""
         raw = torch.tensor([list(s) for s in samples], dtype=torch.int64)
-        return {"x": raw[:, :-1].contiguous().to(device), "y": raw[:, 1:].contiguous().to(device)}
+        b, t = raw.shape[0], raw.shape[1] - 1
+        pos = torch.arange(t, dtype=torch.int64).repeat(b)
+        return {"x": raw[:, :-1].reshape(-1).to(device), "y": raw[:, 1:].reshape(-1).to(device),
+                "pos": pos.to(device)}
 
-    def forward_backward(self, tape: Tape, p: dict[str, torch.Tensor],
-                         batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss and gradients of one batch, every step an op on ``tape``."""
-        op = tape.op
-        idx, targets = batch["x"], batch["y"]
-        tok = op("embedding", idx, p["wte"])
-        h = op("add", tok, p["wpe"])
+    def forward_backward(self, p: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+                         one: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and gradients of one batch as RepOps ops (``one`` is the loss seed dL/dL = 1)."""
+        idx, targets, pos = batch["x"], batch["y"], batch["pos"]
+        nb = idx.shape[0] // self.t
+        h = R.add(R.embedding(idx, p["wte"]), R.embedding(pos, p["wpe"]))
         saved = []
         for i in range(self.n_layer):
             pre = f"h{i}."
-            a1 = op("layer_norm", h, p[pre + "ln1.g"], p[pre + "ln1.b"])
-            qkv = op("linear", a1, p[pre + "attn.w"], p[pre + "attn.b"])
-            att = op("causal_attention", qkv, n_head=self.n_head)
-            proj = op("linear", att, p[pre + "proj.w"], p[pre + "proj.b"])
-            h_mid = op("add", h, proj)
-            a2 = op("layer_norm", h_mid, p[pre + "ln2.g"], p[pre + "ln2.b"])
-            f = op("linear", a2, p[pre + "fc.w"], p[pre + "fc.b"])
-            g = op("gelu", f)
-            out = op("linear", g, p[pre + "out.w"], p[pre + "out.b"])
-            h_next = op("add", h_mid, out)
-            saved.append((h, a1, qkv, att, h_mid, a2, f, g))
+            a1, st1 = R.layernorm(h, p[pre + "ln1.g"], p[pre + "ln1.b"])
+            qkv = R.linear(a1, p[pre + "attn.w"], p[pre + "attn.b"])
+            att, probs = R.attention(qkv, nb, self.n_head)
+            h_mid = R.add(h, R.linear(att, p[pre + "proj.w"], p[pre + "proj.b"]))
+            a2, st2 = R.layernorm(h_mid, p[pre + "ln2.g"], p[pre + "ln2.b"])
+            f = R.linear(a2, p[pre + "fc.w"], p[pre + "fc.b"])
+            g = R.gelu(f)
+            h_next = R.add(h_mid, R.linear(g, p[pre + "out.w"], p[pre + "out.b"]))
+            saved.append((h, st1, a1, qkv, probs, att, h_mid, st2, a2, f, g))
             h = h_next
-        af = op("layer_norm", h, p["lnf.g"], p["lnf.b"])
-        logits = op("linear", af, p["head.w"], p["head.b"])
-        loss = op("cross_entropy", logits, targets)
+        af, stf = R.layernorm(h, p["lnf.g"], p["lnf.b"])
+        logits = R.linear(af, p["head.w"], p["head.b"])
+        loss = R.cross_entropy(logits, targets)
 
         grads: dict[str, torch.Tensor] = {}
-        dlogits = op("cross_entropy_backward", logits, targets)
-        grads["head.w"] = op("linear_grad_w", af, dlogits)
-        grads["head.b"] = op("sum_rows", dlogits)
-        daf = op("linear_grad_x", dlogits, p["head.w"])
-        grads["lnf.g"] = op("layer_norm_backward_g", h, daf)
-        grads["lnf.b"] = op("sum_rows", daf)
-        dh = op("layer_norm_backward_x", h, p["lnf.g"], daf)
+        dlogits = R.cross_entropy_backward(logits, targets, one)
+        grads["head.w"] = R.matmul(dlogits, af, ta=True)
+        grads["head.b"] = R.sum_rows(dlogits)
+        daf = R.matmul(dlogits, p["head.w"])
+        dh, grads["lnf.g"], grads["lnf.b"] = R.layernorm_backward(h, stf, p["lnf.g"], daf)
         for i in reversed(range(self.n_layer)):
             pre = f"h{i}."
-            h_in, a1, qkv, att, h_mid, a2, f, g = saved[i]
-            grads[pre + "out.w"] = op("linear_grad_w", g, dh)
-            grads[pre + "out.b"] = op("sum_rows", dh)
-            dg = op("linear_grad_x", dh, p[pre + "out.w"])
-            df = op("gelu_backward", f, dg)
-            grads[pre + "fc.w"] = op("linear_grad_w", a2, df)
-            grads[pre + "fc.b"] = op("sum_rows", df)
-            da2 = op("linear_grad_x", df, p[pre + "fc.w"])
-            grads[pre + "ln2.g"] = op("layer_norm_backward_g", h_mid, da2)
-            grads[pre + "ln2.b"] = op("sum_rows", da2)
-            dmid_ln = op("layer_norm_backward_x", h_mid, p[pre + "ln2.g"], da2)
-            dmid = op("add", dh, dmid_ln)
-            grads[pre + "proj.w"] = op("linear_grad_w", att, dmid)
-            grads[pre + "proj.b"] = op("sum_rows", dmid)
-            datt = op("linear_grad_x", dmid, p[pre + "proj.w"])
-            dqkv = op("causal_attention_backward", qkv, datt,
-                      n_head=self.n_head)
-            grads[pre + "attn.w"] = op("linear_grad_w", a1, dqkv)
-            grads[pre + "attn.b"] = op("sum_rows", dqkv)
-            da1 = op("linear_grad_x", dqkv, p[pre + "attn.w"])
-            grads[pre + "ln1.g"] = op("layer_norm_backward_g", h_in, da1)
-            grads[pre + "ln1.b"] = op("sum_rows", da1)
-            din_ln = op("layer_norm_backward_x", h_in, p[pre + "ln1.g"], da1)
-            dh = op("add", dmid, din_ln)
-        grads["wpe"] = op("sum_batch", dh)
-        grads["wte"] = op("embedding_backward", idx, dh, rows=self.vocab)
+            h_in, st1, a1, qkv, probs, att, h_mid, st2, a2, f, g = saved[i]
+            grads[pre + "out.w"] = R.matmul(dh, g, ta=True)
+            grads[pre + "out.b"] = R.sum_rows(dh)
+            dg = R.matmul(dh, p[pre + "out.w"])
+            df = R.gelu_backward(f, dg)
+            grads[pre + "fc.w"] = R.matmul(df, a2, ta=True)
+            grads[pre + "fc.b"] = R.sum_rows(df)
+            da2 = R.matmul(df, p[pre + "fc.w"])
+            dmid_ln, grads[pre + "ln2.g"], grads[pre + "ln2.b"] = R.layernorm_backward(
+                h_mid, st2, p[pre + "ln2.g"], da2)
+            dmid = R.add(dh, dmid_ln)
+            grads[pre + "proj.w"] = R.matmul(dmid, att, ta=True)
+            grads[pre + "proj.b"] = R.sum_rows(dmid)
+            datt = R.matmul(dmid, p[pre + "proj.w"])
+            dqkv = R.attention_backward(qkv, probs, datt, nb, self.n_head)
+            grads[pre + "attn.w"] = R.matmul(dqkv, a1, ta=True)
+            grads[pre + "attn.b"] = R.sum_rows(dqkv)
+            da1 = R.matmul(dqkv, p[pre + "attn.w"])
+            din_ln, grads[pre + "ln1.g"], grads[pre + "ln1.b"] = R.layernorm_backward(
+                h_in, st1, p[pre + "ln1.g"], da1)
+            dh = R.add(dmid, din_ln)
+        grads["wpe"] = R.embedding_backward(pos, dh, self.t)
+        grads["wte"] = R.embedding_backward(idx, dh, self.vocab)
         return loss, grads
 
-    def logits(self, p: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
-        """Forward pass without a tape (evaluation and sampling)."""
-        linear = K.linear
-        h = K.embedding(idx, p["wte"]) + p["wpe"][: idx.shape[1]]
+    def logits(self, p: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Forward pass only (evaluation), ``[B*T, vocab]``."""
+        idx, pos = batch["x"], batch["pos"]
+        nb = idx.shape[0] // self.t
+        h = R.add(R.embedding(idx, p["wte"]), R.embedding(pos, p["wpe"]))
         for i in range(self.n_layer):
             pre = f"h{i}."
-            qkv = linear(K.layer_norm(h, p[pre + "ln1.g"], p[pre + "ln1.b"]), p[pre + "attn.w"],
-                         p[pre + "attn.b"])
-            h = h + linear(K.causal_attention(qkv, self.n_head), p[pre + "proj.w"], p[pre + "proj.b"])
-            f = linear(K.layer_norm(h, p[pre + "ln2.g"], p[pre + "ln2.b"]), p[pre + "fc.w"], p[pre + "fc.b"])
-            h = h + linear(K.gelu(f), p[pre + "out.w"], p[pre + "out.b"])
-        return linear(K.layer_norm(h, p["lnf.g"], p["lnf.b"]), p["head.w"], p["head.b"])
+            a1, _ = R.layernorm(h, p[pre + "ln1.g"], p[pre + "ln1.b"])
+            att, _ = R.attention(R.linear(a1, p[pre + "attn.w"], p[pre + "attn.b"]), nb, self.n_head)
+            h = R.add(h, R.linear(att, p[pre + "proj.w"], p[pre + "proj.b"]))
+            a2, _ = R.layernorm(h, p[pre + "ln2.g"], p[pre + "ln2.b"])
+            g = R.gelu(R.linear(a2, p[pre + "fc.w"], p[pre + "fc.b"]))
+            h = R.add(h, R.linear(g, p[pre + "out.w"], p[pre + "out.b"]))
+        af, _ = R.layernorm(h, p["lnf.g"], p["lnf.b"])
+        return R.linear(af, p["head.w"], p["head.b"])
 
     def evaluate(self, p: dict[str, torch.Tensor], dataset: Dataset, device: torch.device,
                  max_samples: int = 64) -> dict[str, float]:
         """Mean next-character loss over the first ``max_samples`` windows of a split."""
         b = self.batch(list(dataset.samples[:max_samples]), device)
-        return {"loss": float(K.cross_entropy(self.logits(p, b["x"]), b["y"]).item())}
+        return {"loss": float(R.cross_entropy(self.logits(p, b), b["y"]).item())}

@@ -1,8 +1,8 @@
 """The digits classifier: an MLP ``64 -> hidden... -> 10`` with ReLU, explicit forward and backward.
 
-Every arithmetic step is an op on the tape (``protocol.models.tape``) running a deterministic kernel
-(``protocol.models.kernels``); there is no autograd. Weights are stored ``[in, out]`` so a linear layer
-is ``x @ W + b`` with no transpose.
+Every arithmetic step is a RepOps op (``protocol.repops``), recorded on the current ``repops.Tape``
+when one is active; there is no autograd. Weights are ``[out, in]`` (RepOps ``linear`` computes
+``x @ w.T + b``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import math
 
 import torch
 
+from protocol import repops as R
 from protocol.data import Dataset
-from protocol.models import kernels as K
 from protocol.models.init import constant_tensor, uniform_tensor
-from protocol.models.tape import Tape
 from protocol.spec import TaskSpec
 
 
@@ -29,7 +28,7 @@ class DigitsMLP:
         """Parameter names and shapes in state order."""
         out: list[tuple[str, tuple[int, ...]]] = []
         for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
-            out += [(f"fc{i}.weight", (a, b)), (f"fc{i}.bias", (b,))]
+            out += [(f"fc{i}.weight", (b, a)), (f"fc{i}.bias", (b,))]
         return out
 
     def init_params(self) -> dict[str, torch.Tensor]:
@@ -37,7 +36,7 @@ class DigitsMLP:
         params = {}
         for name, shape in self.param_shapes():
             if name.endswith("weight"):
-                params[name] = uniform_tensor(self.spec.seed, name, shape, 1.0 / math.sqrt(shape[0]))
+                params[name] = uniform_tensor(self.spec.seed, name, shape, 1.0 / math.sqrt(shape[1]))
             else:
                 params[name] = constant_tensor(shape, 0.0)
         return params
@@ -48,37 +47,38 @@ class DigitsMLP:
         x = raw[:, 1:].to(torch.float32) / 16.0
         return {"x": x.to(device), "y": raw[:, 0].to(device)}
 
-    def forward_backward(self, tape: Tape, p: dict[str, torch.Tensor],
-                         batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss and gradients of one batch, every step an op on ``tape``."""
+    def forward_backward(self, p: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+                         one: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and gradients of one batch as RepOps ops (``one`` is the loss seed dL/dL = 1)."""
         n = len(self.sizes) - 1
         acts = [batch["x"]]
         pre: list[torch.Tensor] = []
         for i in range(n):
-            z = tape.op("linear", acts[-1], p[f"fc{i}.weight"], p[f"fc{i}.bias"])
+            z = R.linear(acts[-1], p[f"fc{i}.weight"], p[f"fc{i}.bias"])
             pre.append(z)
             if i < n - 1:
-                acts.append(tape.op("relu", z))
+                acts.append(R.relu(z))
         logits = pre[-1]
-        loss = tape.op("cross_entropy", logits, batch["y"])
+        loss = R.cross_entropy(logits, batch["y"])
         grads: dict[str, torch.Tensor] = {}
-        dz = tape.op("cross_entropy_backward", logits, batch["y"])
+        dz = R.cross_entropy_backward(logits, batch["y"], one)
         for i in reversed(range(n)):
-            grads[f"fc{i}.weight"] = tape.op("linear_grad_w", acts[i], dz)
-            grads[f"fc{i}.bias"] = tape.op("sum_rows", dz)
+            grads[f"fc{i}.weight"] = R.matmul(dz, acts[i], ta=True)
+            grads[f"fc{i}.bias"] = R.sum_rows(dz)
             if i > 0:
-                da = tape.op("linear_grad_x", dz, p[f"fc{i}.weight"])
-                dz = tape.op("relu_backward", pre[i - 1], da)
+                da = R.matmul(dz, p[f"fc{i}.weight"])
+                dz = R.relu_backward(pre[i - 1], da)
         return loss, grads
 
     def evaluate(self, p: dict[str, torch.Tensor], dataset: Dataset, device: torch.device) -> dict[str, float]:
-        """Loss and accuracy over a whole split with the same kernels (reporting only)."""
+        """Loss and accuracy over a whole split with the same ops (reporting only, not recorded)."""
         b = self.batch(list(dataset.samples), device)
         h = b["x"]
         n = len(self.sizes) - 1
         for i in range(n):
-            h = K.linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
+            h = R.linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
             if i < n - 1:
-                h = K.relu(h)
-        loss = float(K.cross_entropy(h, b["y"]).item())
-        return {"loss": loss, "accuracy": K.accuracy_count(h, b["y"]) / len(dataset.samples)}
+                h = R.relu(h)
+        loss = float(R.cross_entropy(h, b["y"]).item())
+        correct = int((h.argmax(dim=-1) == b["y"]).sum().item())
+        return {"loss": loss, "accuracy": correct / len(dataset.samples)}

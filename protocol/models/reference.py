@@ -19,7 +19,7 @@ def mlp_loss(model: DigitsMLP, p: dict[str, torch.Tensor], batch: dict[str, torc
     n = len(model.sizes) - 1
     h = batch["x"].to(p["fc0.weight"].dtype)
     for i in range(n):
-        h = h @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
+        h = h @ p[f"fc{i}.weight"].T + p[f"fc{i}.bias"]
         if i < n - 1:
             h = torch.relu(h)
     return F.cross_entropy(h, batch["y"])
@@ -27,8 +27,9 @@ def mlp_loss(model: DigitsMLP, p: dict[str, torch.Tensor], batch: dict[str, torc
 
 def gpt_loss(model: TinyGPT, p: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean next-token cross-entropy of the tiny GPT with torch's own kernels."""
-    idx, tgt = batch["x"], batch["y"]
-    b, t = idx.shape
+    t = model.t
+    idx, tgt = batch["x"].reshape(-1, t), batch["y"]
+    b = idx.shape[0]
     d, nh = model.d, model.n_head
     hd = d // nh
     h = p["wte"][idx] + p["wpe"][:t]
@@ -36,17 +37,17 @@ def gpt_loss(model: TinyGPT, p: dict[str, torch.Tensor], batch: dict[str, torch.
     for i in range(model.n_layer):
         pre = f"h{i}."
         a = F.layer_norm(h, (d,), p[pre + "ln1.g"], p[pre + "ln1.b"], eps=1e-5)
-        qkv = a @ p[pre + "attn.w"] + p[pre + "attn.b"]
+        qkv = a @ p[pre + "attn.w"].T + p[pre + "attn.b"]
         q, k, v = (qkv[..., j * d:(j + 1) * d].reshape(b, t, nh, hd).transpose(1, 2) for j in range(3))
         s = (q @ k.transpose(-1, -2)) / (hd ** 0.5)
         s = s.masked_fill(mask, float("-inf"))
         att = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(b, t, d)
-        h = h + att @ p[pre + "proj.w"] + p[pre + "proj.b"]
+        h = h + att @ p[pre + "proj.w"].T + p[pre + "proj.b"]
         a2 = F.layer_norm(h, (d,), p[pre + "ln2.g"], p[pre + "ln2.b"], eps=1e-5)
-        f = F.gelu(a2 @ p[pre + "fc.w"] + p[pre + "fc.b"], approximate="tanh")
-        h = h + f @ p[pre + "out.w"] + p[pre + "out.b"]
+        f = F.gelu(a2 @ p[pre + "fc.w"].T + p[pre + "fc.b"], approximate="tanh")
+        h = h + f @ p[pre + "out.w"].T + p[pre + "out.b"]
     af = F.layer_norm(h, (d,), p["lnf.g"], p["lnf.b"], eps=1e-5)
-    logits = af @ p["head.w"] + p["head.b"]
+    logits = af @ p["head.w"].T + p["head.b"]
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
 
 

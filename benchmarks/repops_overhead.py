@@ -1,0 +1,143 @@
+"""What reproducibility costs: a RepOps training step against plain torch float32, and commit time.
+
+For each reference spec, in the same process and on the same device:
+
+* ``repops_step_ms``: median wall time of one ``protocol.train.run_step`` (deterministic kernels,
+  explicit backward, AdamW, through the tape);
+* ``torch_step_ms``: median wall time of the same model step in plain torch float32 (default kernels:
+  BLAS/cuBLAS matmuls, torch.exp/log, autograd, ``torch.optim.AdamW``);
+* ``commit_ms``: median time of one checkpoint commit (state root over every state tensor + writing
+  the checkpoint to a LocalStore), and ``commit_overhead`` = commit_ms / (checkpoint_interval x
+  repops_step_ms), the fraction of training time spent committing at the spec's default interval.
+
+Prints one line per model and a JSON object as the last line with ``cpu_ratio`` (worst RepOps/plain
+ratio over the models; ``gpu_ratio`` with ``--device cuda``) and ``commit_overhead`` (worst).
+
+    python benchmarks/repops_overhead.py [--device cpu|cuda] [--threads 1] [--repeat 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from protocol.models.tape import Tape  # noqa: E402
+
+from protocol.commit import LocalStore  # noqa: E402
+from protocol.models import build_model  # noqa: E402
+from protocol.models.reference import reference_loss  # noqa: E402
+from protocol.spec import SHIPPED_SPECS, load_spec, open_dataset  # noqa: E402
+from protocol.train import StepContext, initial_state, run_step, state_root_of  # noqa: E402
+
+
+def _median_ms(fn: Callable[[], object], repeat: int, device: torch.device) -> float:
+    times = []
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, float]:
+    """Time one spec's RepOps step, plain torch step and checkpoint commit."""
+    spec = load_spec(name)
+    ds = open_dataset(spec)
+    model = build_model(spec, ds)
+    ctx = StepContext(spec, model, ds, device)
+    state = initial_state(model, device)
+    batches = [ctx.batch(t) for t in range(4)]
+    counter = {"t": 0}
+
+    def repops_step() -> None:
+        nonlocal state
+        t = counter["t"]
+        state, _ = run_step(ctx, state, t, Tape(t))
+        counter["t"] += 1
+
+    params = {n: t.detach().clone().requires_grad_(True) for n, t in model.init_params().items()}
+    params = {n: p.to(device).detach().requires_grad_(True) for n, p in params.items()}
+    opt = torch.optim.AdamW(params.values(), lr=spec.optimizer.lr, betas=(spec.optimizer.beta1,
+                            spec.optimizer.beta2), eps=spec.optimizer.eps,
+                            weight_decay=spec.optimizer.weight_decay)
+
+    def torch_step() -> None:
+        b = batches[counter["t"] % len(batches)]
+        counter["t"] += 1
+        opt.zero_grad(set_to_none=True)
+        loss = reference_loss(model, params, b)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):  # warm-up: allocator, kernel caches, lazy init
+        repops_step()
+        torch_step()
+    rep_ms = _median_ms(repops_step, repeat, device)
+    plain_ms = _median_ms(torch_step, repeat, device)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalStore(tmp)
+
+        def commit() -> None:
+            state_root_of(state)
+            store.put_tensors({n: t.detach().cpu() for n, t in state.items()})
+            for p in Path(tmp).glob("*/*"):  # a fresh write each time, as in training
+                p.unlink()
+
+        commit_ms = _median_ms(commit, max(3, repeat // 3), device)
+    n_params = sum(t.numel() for n, t in state.items() if not n.startswith(("m.", "v.", "step")))
+    return {
+        "params": n_params,
+        "repops_step_ms": round(rep_ms, 3),
+        "torch_step_ms": round(plain_ms, 3),
+        "ratio": round(rep_ms / plain_ms, 2),
+        "commit_ms": round(commit_ms, 3),
+        "checkpoint_interval": spec.checkpoint_interval,
+        "commit_overhead": round(commit_ms / (spec.checkpoint_interval * rep_ms), 5),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--repeat", type=int, default=15, help="timed steps per measurement")
+    ap.add_argument("--models", nargs="*", default=list(SHIPPED_SPECS))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    results = {}
+    for name in args.models:
+        r = bench_model(name, device, args.repeat)
+        results[name] = r
+        print(f"{name:11s} params {r['params']:6d}  repops {r['repops_step_ms']:9.2f} ms  "
+              f"torch {r['torch_step_ms']:8.2f} ms  ratio {r['ratio']:7.2f}  commit {r['commit_ms']:7.2f} ms "
+              f"({100 * r['commit_overhead']:.3f}% at interval {r['checkpoint_interval']})")
+    worst = max(r["ratio"] for r in results.values())
+    out = {
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "models": results,
+        ("cpu_ratio" if device.type == "cpu" else "gpu_ratio"): worst,
+        "commit_overhead": max(r["commit_overhead"] for r in results.values()),
+    }
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
