@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         train_cli = None  # type: ignore[assignment]
     if train_cli is not None and hasattr(train_cli, "add_train_parser"):
         registrars.append(train_cli.add_train_parser)
-    from protocol import demo
+    from protocol import agents_cli, demo
+
+    registrars += [agents_cli.add_solver_parser, agents_cli.add_submit_parser]
 
     registrars.append(demo.add_demo_parser)
     for register in registrars:

@@ -148,15 +148,19 @@ class Chain:
         except TimeExhausted as exc:
             raise ChainError(f"transaction {tx_hash.hex()} not mined within 120 s") from exc
         if receipt["status"] != 1:
-            # State changed between estimate and inclusion: replay as a call to get the reason.
-            try:
-                self.w3.eth.call({k: tx[k] for k in ("from", "to", "data", "value") if k in tx},
-                                 receipt["blockNumber"] - 1)
-            except Exception as exc:
-                rev = revert_from(exc)
-                if rev is not None:
-                    raise rev from None
-            raise ChainError(f"transaction {tx_hash.hex()} reverted")
+            # State changed between estimate and inclusion (a deadline passed, another party moved):
+            # replay as a call on the block's state to get the typed reason.
+            call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+            for block in (receipt["blockNumber"], receipt["blockNumber"] - 1):
+                try:
+                    self.w3.eth.call(call, block)  # type: ignore[arg-type]
+                except Exception as exc:
+                    rev = revert_from(exc)
+                    if rev is not None:
+                        raise rev from None
+            raise errors.TransactionReverted(
+                {"tx": tx_hash.hex()}, message=f"transaction {tx_hash.hex()} reverted when mined (no reason replayable)"
+            )
         cost = int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
         self.gas_spent[acct.address] = self.gas_spent.get(acct.address, 0) + cost
         return receipt

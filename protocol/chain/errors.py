@@ -62,6 +62,12 @@ class Panic(ContractRevert):
     signature = "Panic(uint256)"
 
 
+class TransactionReverted(ContractRevert):
+    """A transaction that passed gas estimation but reverted when mined, for a reason not replayable."""
+
+    error_name = "TransactionReverted"
+
+
 class UnknownRevert(ContractRevert):
     """Revert data whose selector no compiled contract declares."""
 

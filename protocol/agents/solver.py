@@ -1,0 +1,203 @@
+"""The solver daemon: stake, bid, train, commit, serve artifacts, finalize, claim.
+
+Every tick it reads new ``TaskPosted`` events into its database and then advances each task it
+cares about from what the chain says now (status, deadlines, its bid), so a restart at any point
+picks up exactly where the chain is. The moves, in order:
+
+1. bid: fetch the spec from the task's URI, check it against the on-chain spec hash and initial state
+   root, price it, persist price and salt, then commit the sealed bid;
+2. reveal in the reveal window; close the auction once it is over (anyone may);
+3. if assigned: train with the reproducible engine, committing a progress root at every checkpoint,
+   publish checkpoints and the manifest in the artifact store, submit the result;
+4. after the challenge window: finalize; withdraw whatever the market credited.
+
+Dispute defence plugs in at step 4 (``defend``) once games are deployed. A *dishonest* solver is the
+same daemon with a fault injected into training (``fault``): exactly what a cheater would do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protocol.agents.common import ETH, Stopper, logfmt, run_loop, send_once
+from protocol.agents.db import AgentDB
+from protocol.agents.watcher import EventWatcher
+from protocol.chain.client import Chain
+from protocol.chain.deploy import Deployment
+from protocol.chain.market import Market, SealedBid, TaskStatus
+from protocol.errors import VerigradError
+
+
+class BidStatus:
+    NONE, COMMITTED, REVEALED, REFUNDED, FORFEITED = range(5)
+
+
+@dataclass
+class SolverConfig:
+    store_dir: Path
+    store_url: str  # what goes into artifact URIs (the solver's HTTP server, or file:// for local runs)
+    stake: int = 2 * ETH  # keep at least this much deposited
+    price_fraction: float = 0.5  # ask this share of the payment ...
+    min_price: int = ETH // 100  # ... but never less
+    poll_interval: float = 0.5
+    confirmations: int = 0
+    fault: Any = None  # protocol.models.tape.Fault for a cheating solver
+    max_steps: int = 10_000  # tasks longer than this are not bid on (capacity)
+
+
+def resolve_spec(uri: str) -> Any:
+    """A task spec from its URI: ``builtin:<name>`` or a path (fetching is verified by the caller)."""
+    from protocol.spec import load_spec
+
+    if uri.startswith("builtin:"):
+        return load_spec(uri.removeprefix("builtin:"))
+    return load_spec(uri.removeprefix("file://"))
+
+
+def initial_root(spec: Any) -> bytes:
+    """S_0's root as the spec's seed gives it."""
+    import torch
+
+    from protocol.models import build_model
+    from protocol.spec import open_dataset
+    from protocol.train import initial_state, state_root_of
+
+    return state_root_of(initial_state(build_model(spec, open_dataset(spec)), torch.device("cpu")))
+
+
+class Solver:
+    def __init__(self, chain: Chain, deployment: Deployment, key: str, db: AgentDB, config: SolverConfig,
+                 log: logging.Logger) -> None:
+        self.chain = chain
+        self.m = Market(chain, deployment, key)
+        self.db = db
+        self.cfg = config
+        self.log = log
+        self.me = self.m.address
+        self.watcher = EventWatcher(chain, [self.m.market], db, name="solver", confirmations=config.confirmations,
+                                    start_block=deployment.block)
+
+    # ------------------------------------------------------------------ loop
+    def ensure_stake(self) -> None:
+        have = self.m.free_stake() + self.m.locked_stake()
+        if have < self.cfg.stake:
+            send_once(self.db, f"deposit:{self.cfg.stake}", lambda: self.m.free_stake() + self.m.locked_stake()
+                      >= self.cfg.stake, lambda: self.m.deposit(self.cfg.stake - have), self.log,
+                      amount=self.cfg.stake - have)
+
+    def tick(self) -> None:
+        for ev in self.watcher.poll():
+            if ev.name == "TaskPosted" and self.db.get("task", ev.args["taskId"]) is None:
+                self.db.put("task", ev.args["taskId"], {"state": "new"})
+                self.log.info(logfmt(event="task_seen", task=ev.args["taskId"], payment=ev.args["payment"] / ETH))
+        self.watcher.commit()
+        for tid, rec in self.db.all("task"):
+            if rec.get("state") not in ("done", "skipped"):
+                self.advance(int(tid), rec)
+
+    def run(self, stopper: Stopper) -> None:
+        self.ensure_stake()
+        run_loop(self.tick, stopper, self.cfg.poll_interval, self.log)
+
+    # ------------------------------------------------------------------ one task
+    def advance(self, tid: int, rec: dict[str, Any]) -> None:
+        t = self.m.task(tid)
+        status = TaskStatus(t.status)
+        now = self.chain.now()
+        if status == TaskStatus.BIDDING:
+            self._bidding(tid, t, rec, now)
+        elif status == TaskStatus.ASSIGNED and t.solver == self.me:
+            self._deliver(tid, t, rec)
+        elif status == TaskStatus.RESULT_SUBMITTED and t.solver == self.me:
+            if now >= t.challengeDeadline and t.openDisputes == 0:
+                send_once(self.db, f"finalize:{tid}", lambda: self.m.status(tid) != TaskStatus.RESULT_SUBMITTED,
+                          lambda: self.m.finalize(tid), self.log, task=tid)
+        elif status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED) or (
+            status in (TaskStatus.ASSIGNED, TaskStatus.RESULT_SUBMITTED) and t.solver != self.me
+        ):
+            if self.m.payments() > 0:
+                send_once(self.db, f"withdrawPayments:{tid}", lambda: self.m.payments() == 0,
+                          lambda: self.m.withdraw_payments(), self.log, task=tid)
+            if status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+                self.db.update("task", tid, state="done", outcome=status.name)
+                self.log.info(logfmt(event="task_closed", task=tid, outcome=status.name,
+                                     mine=t.solver == self.me))
+
+    def _bidding(self, tid: int, t: Any, rec: dict[str, Any], now: int) -> None:
+        bid = self.m.chain.call(self.m.market.functions.getBid(tid, self.me))
+        if now < t.commitDeadline and "price" not in rec:
+            price = self.decide(tid, t)
+            if price is None:
+                self.db.update("task", tid, state="skipped")
+                return
+            sealed = SealedBid.new(tid, price)
+            # The salt is persisted before the commitment is sent: a crash in between must not make
+            # the bid unrevealable (its bond would be forfeited).
+            rec = self.db.update("task", tid, state="bidding", price=price, salt=sealed.salt.hex())
+        if now < t.commitDeadline and "price" in rec and bid.status == BidStatus.NONE:
+            sealed = SealedBid(tid, rec["price"], bytes.fromhex(rec["salt"]))
+            send_once(self.db, f"commitBid:{tid}", lambda: self._bid_status(tid) != BidStatus.NONE,
+                      lambda: self.m.commit_bid(sealed), self.log, task=tid, price=rec["price"] / ETH)
+        elif t.commitDeadline <= now < t.revealDeadline and bid.status == BidStatus.COMMITTED and "salt" in rec:
+            sealed = SealedBid(tid, rec["price"], bytes.fromhex(rec["salt"]))
+            send_once(self.db, f"revealBid:{tid}", lambda: self._bid_status(tid) != BidStatus.COMMITTED,
+                      lambda: self.m.reveal_bid(sealed), self.log, task=tid)
+        elif now >= t.revealDeadline and bid.status != BidStatus.NONE:
+            send_once(self.db, f"closeAuction:{tid}", lambda: self.m.status(tid) != TaskStatus.BIDDING,
+                      lambda: self.m.close_auction(tid), self.log, task=tid)
+
+    def _bid_status(self, tid: int) -> int:
+        return int(self.m.chain.call(self.m.market.functions.getBid(tid, self.me)).status)
+
+    def decide(self, tid: int, t: Any) -> int | None:
+        """Bid only on tasks this solver can do and whose spec checks out; price by a share of the payment."""
+        try:
+            from protocol.spec import spec_hash
+
+            spec = resolve_spec(t.specURI)
+            if bytes.fromhex(spec_hash(spec).removeprefix("0x")) != bytes(t.specHash):
+                self.log.warning(logfmt(event="skip", task=tid, reason="spec hash differs from the on-chain hash"))
+                return None
+            if t.steps > self.cfg.max_steps or t.steps != spec.steps:
+                self.log.info(logfmt(event="skip", task=tid, reason=f"steps {t.steps} (spec {spec.steps})"))
+                return None
+            if initial_root(spec) != bytes(t.initialStateRoot):
+                self.log.warning(logfmt(event="skip", task=tid, reason="initial state root differs from the spec's"))
+                return None
+        except VerigradError as exc:
+            self.log.warning(logfmt(event="skip", task=tid, reason=str(exc)))
+            return None
+        if self.m.free_stake() < t.requiredStake:
+            self.log.info(logfmt(event="skip", task=tid, reason="not enough free stake"))
+            return None
+        return max(self.cfg.min_price, min(t.payment, int(t.payment * self.cfg.price_fraction)))
+
+    # ------------------------------------------------------------------ delivery
+    def _deliver(self, tid: int, t: Any, rec: dict[str, Any]) -> None:
+        from protocol.train import train
+
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        self.log.info(logfmt(event="training", task=tid, spec=spec.name, steps=spec.steps,
+                             cheating=self.cfg.fault is not None))
+        count = {"n": 0}
+
+        def on_checkpoint(cp: Any, trace_root: bytes) -> None:
+            count["n"] += 1
+            n = count["n"]
+            if 1 < n and n > self.m.task(tid).progressCheckpoints:
+                send_once(self.db, f"commitProgress:{tid}:{n}",
+                          lambda: self.m.task(tid).progressCheckpoints >= n,
+                          lambda: self.m.commit_progress(tid, trace_root, n), self.log, task=tid, checkpoints=n)
+
+        out = self.cfg.store_dir
+        result = train(spec, out_dir=out, fault=self.cfg.fault, on_checkpoint=on_checkpoint, progress=False)
+        uri = f"{self.cfg.store_url}#{result.manifest_digest}"
+        self.db.update("task", tid, state="submitted", manifest=result.manifest_digest,
+                       trace_root=result.trace_root.hex())
+        send_once(self.db, f"submitResult:{tid}", lambda: self.m.status(tid) != TaskStatus.ASSIGNED,
+                  lambda: self.m.submit_result(tid, result.trace_root, spec.steps, result.final_state_root, uri),
+                  self.log, task=tid, trace_root="0x" + result.trace_root.hex()[:16], loss=result.losses[-1])

@@ -1,0 +1,144 @@
+"""``verigrad solver``, ``verigrad submit`` (and, once games are deployed, ``verigrad verifier``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from protocol.agents.common import ETH, Stopper, logfmt, make_logger
+from protocol.agents.db import AgentDB
+from protocol.chain.client import Chain, key_from_env
+from protocol.chain.deploy import DEPLOYMENTS_DIR, Deployment
+from protocol.chain.market import Market
+from protocol.errors import VerigradError
+
+
+def eth_amount(text: str) -> int:
+    """'1.5' (ETH) -> wei, with a clear error for anything else."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in ETH (e.g. 0.5)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: amounts cannot be negative")
+    return int(value * ETH)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rpc", default=os.environ.get("VERIGRAD_RPC", "http://127.0.0.1:8545"),
+                   help="JSON-RPC URL (default $VERIGRAD_RPC or http://127.0.0.1:8545)")
+    p.add_argument("--deployments", default=str(DEPLOYMENTS_DIR), help="directory of deployment files")
+    p.add_argument("--key-env", default="VERIGRAD_KEY", help="environment variable holding the private key")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def _connect(args: argparse.Namespace) -> tuple[Chain, Deployment, str]:
+    key = key_from_env(args.key_env)
+    chain = Chain.connect(args.rpc)
+    return chain, Deployment.load(chain.chain_id, Path(args.deployments)), key
+
+
+# ---------------------------------------------------------------------------------------- solver
+def add_solver_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "solver", help="run a solver daemon: stake, bid, train, commit, defend, claim",
+        description="A long-running solver. Needs an RPC URL, a key in $VERIGRAD_KEY and an artifact directory; "
+        "serves the artifacts over HTTP unless --no-serve.",
+        epilog="examples:\n  VERIGRAD_KEY=0x... verigrad solver --store runs/solver --db runs/solver.db\n"
+        "  verigrad solver --inject 3:17:5     (a cheating solver: corrupts one scalar, for dispute drills)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p)
+    p.add_argument("--store", default="runs/solver/store", help="artifact directory")
+    p.add_argument("--db", default="runs/solver/state.db", help="sqlite file for the daemon's state")
+    p.add_argument("--serve-port", type=int, default=0, help="HTTP port for the artifacts (0: any free port)")
+    p.add_argument("--no-serve", action="store_true", help="publish file:// URIs instead of serving over HTTP")
+    p.add_argument("--stake", type=eth_amount, default=2 * ETH, help="ETH to keep staked (default 2)")
+    p.add_argument("--price-fraction", type=float, default=0.5, help="share of the payment to ask (default 0.5)")
+    p.add_argument("--inject", default=None, metavar="STEP:OP:ELEMENT",
+                   help="corrupt one scalar of one op at one step (a dishonest solver)")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between ticks")
+    p.set_defaults(func=run_solver)
+
+
+def run_solver(args: argparse.Namespace) -> int:
+    from protocol.agents.http_store import StoreServer
+    from protocol.agents.solver import Solver, SolverConfig
+    from protocol.commit.store import LocalStore
+
+    fault = None
+    if args.inject:
+        from protocol.train import Fault
+
+        fault = Fault.parse(args.inject)
+    log = make_logger("solver", args.verbose)
+    chain, deployment, key = _connect(args)
+    store = LocalStore(args.store)
+    server = None
+    if args.no_serve:
+        url = Path(args.store).resolve().as_uri()
+    else:
+        server = StoreServer(store, port=args.serve_port).start()
+        url = server.url
+    cfg = SolverConfig(store_dir=Path(args.store), store_url=url, stake=args.stake,
+                       price_fraction=args.price_fraction, poll_interval=args.poll, fault=fault)
+    solver = Solver(chain, deployment, key, AgentDB(args.db), cfg, log)
+    log.info(logfmt(event="started", address=solver.me, rpc=args.rpc, artifacts=url, cheating=fault is not None))
+    try:
+        solver.run(Stopper().install())
+    finally:
+        if server is not None:
+            server.stop()
+        log.info(logfmt(event="stopped"))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- submit
+def add_submit_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "submit", help="post a training task with the payment in escrow, follow it, verify the result",
+        description="Post a task from a spec (a reference name or a TOML path), then follow it until it "
+        "settles and verify the returned model against the committed roots.",
+        epilog="examples:\n  VERIGRAD_KEY=0x... verigrad submit digits-mlp --payment 1 --stake 0.5\n"
+        "  verigrad submit my-spec.toml --payment 2 --stake 1 --no-follow",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p)
+    p.add_argument("spec", help="reference spec name (digits-mlp, tiny-gpt) or a path to a spec TOML")
+    p.add_argument("--payment", type=eth_amount, required=True, help="ETH escrowed as the payment")
+    p.add_argument("--stake", type=eth_amount, required=True, help="ETH the winning solver must lock")
+    p.add_argument("--bid-bond", type=eth_amount, default=ETH // 100, help="ETH per sealed bid (default 0.01)")
+    for name, default in (("bid-window", 30), ("reveal-window", 30), ("training-window", 3600),
+                          ("challenge-window", 60)):
+        p.add_argument(f"--{name}", type=int, default=default, help=f"seconds (default {default})")
+    p.add_argument("--no-follow", action="store_true", help="post and exit")
+    p.set_defaults(func=run_submit)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from protocol.agents.submitter import follow, post, verify_result
+    from protocol.chain.market import TaskStatus
+
+    if args.payment == 0:
+        raise VerigradError("--payment must be positive")
+    log = make_logger("submitter", args.verbose)
+    chain, deployment, key = _connect(args)
+    m = Market(chain, deployment, key)
+    windows = {"bid_window": args.bid_window, "reveal_window": args.reveal_window,
+               "training_window": args.training_window, "challenge_window": args.challenge_window}
+    tid = post(m, args.spec, args.payment, args.stake, args.bid_bond, windows)
+    log.info(logfmt(event="posted", task=tid, spec=args.spec, payment=args.payment / ETH))
+    print(tid, flush=True)
+    if args.no_follow:
+        return 0
+    status = follow(m, tid, log)
+    if status == TaskStatus.COMPLETED:
+        v = verify_result(m, tid)
+        log.info(logfmt(event="verified", task=tid, final_state_root="0x" + v.final_state_root.hex(),
+                        tensors=len(v.tensors)))
+    if m.payments() > 0:
+        m.withdraw_payments()
+    return 0 if status == TaskStatus.COMPLETED else 1
