@@ -9,7 +9,7 @@ before one rounding to float32.
 File format (TOML), e.g. ``protocol/specs/digits-mlp.toml``::
 
     name = "digits-mlp"
-    repops_version = "1"
+    repops_version = "repops-1"
     seed = 20261122
     steps = 300
     batch_size = 32
@@ -40,7 +40,7 @@ from protocol.data import DATASETS, Dataset, DatasetError, load_dataset
 from protocol.errors import VerigradError
 
 #: Version of the reproducible-operator contract this engine implements; a spec must name it.
-REPOPS_VERSION = "1"
+REPOPS_VERSION = "repops-1"
 #: Names of the specs that ship inside the package (``protocol/specs/<name>.toml``).
 SHIPPED_SPECS = ("digits-mlp", "tiny-gpt")
 

@@ -131,3 +131,11 @@ def test_learning_rate_linear_schedule_is_float32() -> None:
     assert lrs[0] < lrs[spec.schedule.warmup_steps - 1]  # warm-up rises
     assert lrs[-1] < lrs[spec.schedule.warmup_steps]  # then decays
     assert max(lrs) <= spec.optimizer.lr * (1 + 1e-7)
+
+
+def test_repops_version_is_the_op_library_version() -> None:
+    from protocol import repops
+    from protocol.spec import REPOPS_VERSION
+
+    assert REPOPS_VERSION == repops.VERSION
+    assert all(load_spec(n).repops_version == repops.VERSION for n in SHIPPED_SPECS)

@@ -77,7 +77,7 @@ def test_train_cli_json_last_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_train_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "x"\nrepops_version = "1"\nseed = 1\nsteps = 2\nbatch_size = -4\n')
+    bad.write_text('name = "x"\nrepops_version = "repops-1"\nseed = 1\nsteps = 2\nbatch_size = -4\n')
     assert main(["train", str(bad)]) == 2
     assert "batch_size" in capsys.readouterr().err
     assert main(["train", "digits-mlp", "--steps", "2", "--inject", "1:x:0"]) == 2
