@@ -21,6 +21,7 @@ from protocol.commit import AppendOnlyTree, TensorCommitment  # noqa: E402
 from protocol.commit.errors import ProofError  # noqa: E402
 from protocol.commit.hashing import hash_bytes, leaf_hash  # noqa: E402
 from protocol.commit.merkle import ConsistencyProof, InclusionProof, verify_append  # noqa: E402
+from protocol.commit.tensor import DTYPES  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -168,8 +169,10 @@ def test_element_proofs_open_in_solidity(harness: Any) -> None:
 
     rng = random.Random(9)
     gen = torch.Generator().manual_seed(9)
-    for shape in [(1,), (63,), (65,), (7, 41), (3, 5, 17), ()]:
-        t = torch.randn(shape, generator=gen)
+    cases = [torch.randn(s, generator=gen) for s in [(1,), (63,), (65,), (7, 41), (3, 5, 17), ()]]
+    cases.append(torch.randint(-(2**62), 2**62, (5, 13), generator=gen, dtype=torch.int64))
+    cases.append(torch.randint(-(2**31), 2**31 - 1, (70,), generator=gen, dtype=torch.int32))
+    for t in cases:
         c = TensorCommitment(t)
         for _ in range(3):
             i = rng.randrange(max(1, t.numel()))
@@ -180,7 +183,7 @@ def test_element_proofs_open_in_solidity(harness: Any) -> None:
         bad[0] ^= 0x80
         with pytest.raises(Exception) as info:
             harness.functions.verifyElement(
-                p.tensor_id, 1, list(p.shape), p.flat_index, bytes(bad), list(p.siblings)
+                p.tensor_id, DTYPES[p.dtype][0], list(p.shape), p.flat_index, bytes(bad), list(p.siblings)
             ).call()
         assert _revert_selector(info.value) == hash_bytes(b"TensorIdMismatch(bytes32,bytes32)")[:4]
 

@@ -141,3 +141,16 @@ def test_element_proof_json_carries_contract_arguments() -> None:
     obj = c.element_proof(4).to_json()
     assert obj["dtype_code"] == 1 and obj["shape"] == [2, 3] and obj["chunk_index"] == 0
     assert bytes.fromhex(obj["chunk"][2:]) == struct.pack(">6f", *([1.0] * 6))
+
+
+def test_element_proof_json_roundtrip_and_malformed() -> None:
+    c = TensorCommitment(torch.arange(100, dtype=torch.int64).reshape(10, 10))
+    proof = c.element_proof(77)
+    back = ElementProof.from_json(proof.to_json())
+    assert back == proof and back.verify(c.id) == 77
+    with pytest.raises(ProofError):
+        ElementProof.from_json({**proof.to_json(), "dtype": "float64"})
+    with pytest.raises(ProofError):
+        ElementProof.from_json({**proof.to_json(), "siblings": ["0x12"]})
+    with pytest.raises(ProofError):
+        ElementProof.from_json({"dtype": "float32"})

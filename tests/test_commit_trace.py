@@ -11,6 +11,7 @@ from protocol.commit import (
     ConsistencyProof,
     OpLog,
     SequenceTree,
+    StateCommitment,
     TensorCommitment,
     TraceTree,
     merkle_root,
@@ -49,6 +50,16 @@ def test_state_root_is_root_over_ordered_ids() -> None:
     # Precomputed ids and TensorCommitments are accepted in place of tensors.
     mixed = [(named[0][0], ids[0]), (named[1][0], TensorCommitment(named[1][1]))] + named[2:]
     assert state_root(mixed) == state_root(named)
+
+
+def test_state_commitment_json_roundtrip() -> None:
+    c = state_commitment(_named_state())
+    back = StateCommitment.from_json(c.to_json())
+    assert back.root == c.root and back.names == c.names and back.ids == c.ids
+    forged = c.to_json()
+    forged["ids"] = list(reversed(forged["ids"]))
+    with pytest.raises(CommitError):
+        StateCommitment.from_json(forged)
 
 
 def test_state_root_changes_with_any_tensor() -> None:

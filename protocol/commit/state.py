@@ -48,6 +48,28 @@ class StateCommitment:
         except ValueError:
             raise CommitError(f"no tensor named {name!r} in this state") from None
 
+    def to_json(self) -> dict[str, Any]:
+        """``{"root", "names", "ids"}`` with 0x-prefixed hex, for manifests and verifiers."""
+        return {
+            "root": "0x" + self.root.hex(),
+            "names": list(self.names),
+            "ids": ["0x" + i.hex() for i in self.ids],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> StateCommitment:
+        """Rebuild from ``to_json``; raises ``CommitError`` if the ids do not give the stated root."""
+        try:
+            names = [str(n) for n in obj["names"]]
+            ids = [bytes.fromhex(i.removeprefix("0x")) for i in obj["ids"]]
+            root = bytes.fromhex(obj["root"].removeprefix("0x"))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CommitError(f"malformed state commitment: {err}") from err
+        commitment = state_commitment(zip(names, ids, strict=True))
+        if commitment.root != root:
+            raise CommitError(f"state ids give root 0x{commitment.root.hex()}, not the stated 0x{root.hex()}")
+        return commitment
+
     def inclusion_proof(self, name_or_index: str | int) -> InclusionProof:
         """Proof that a tensor's id is the given leaf of S_t."""
         index = self.position(name_or_index) if isinstance(name_or_index, str) else name_or_index

@@ -171,6 +171,30 @@ class ElementProof:
             "siblings": ["0x" + s.hex() for s in self.siblings],
         }
 
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ElementProof:
+        """Inverse of ``to_json``; raises ``ProofError`` on a malformed object (not on a wrong proof)."""
+        try:
+            dtype = str(obj["dtype"])
+            if dtype not in DTYPES:
+                raise ProofError(f"unknown dtype {dtype!r}")
+            siblings = tuple(bytes.fromhex(x.removeprefix("0x")) for x in obj["siblings"])
+            tid = bytes.fromhex(obj["tensor_id"].removeprefix("0x"))
+            if len(tid) != 32 or any(len(x) != 32 for x in siblings):
+                raise ProofError("tensor id and siblings must be 32 bytes each")
+            return cls(
+                tensor_id=tid,
+                dtype=dtype,
+                shape=tuple(int(d) for d in obj["shape"]),
+                flat_index=int(obj["flat_index"]),
+                chunk_index=int(obj["chunk_index"]),
+                num_chunks=int(obj["num_chunks"]),
+                chunk=bytes.fromhex(obj["chunk"].removeprefix("0x")),
+                siblings=siblings,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ProofError(f"malformed element proof: {err}") from err
+
     def to_abi(self) -> tuple[bytes, int, list[int], int, bytes, list[bytes]]:
         """``(tensorId, dtypeCode, shape, flatIndex, chunk, siblings)`` for ``verifyElement``."""
         return (
