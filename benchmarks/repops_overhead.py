@@ -2,8 +2,8 @@
 
 For each reference spec, in the same process and on the same device:
 
-* ``repops_step_ms``: median wall time of one ``protocol.train.run_step`` (deterministic kernels,
-  explicit backward, AdamW, through the tape);
+* ``repops_step_ms``: median wall time of one ``protocol.train.run_step`` (RepOps ops: fixed-order
+  reductions, own exp/log/sqrt, explicit backward, AdamW; no tape, as in training);
 * ``torch_step_ms``: median wall time of the same model step in plain torch float32 (default kernels:
   BLAS/cuBLAS matmuls, torch.exp/log, autograd, ``torch.optim.AdamW``);
 * ``commit_ms``: median time of one checkpoint commit (state root over every state tensor + writing
@@ -31,7 +31,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from protocol.models.tape import Tape  # noqa: E402
 
 from protocol.commit import LocalStore  # noqa: E402
 from protocol.models import build_model  # noqa: E402
@@ -53,7 +52,35 @@ def _median_ms(fn: Callable[[], object], repeat: int, device: torch.device) -> f
     return statistics.median(times)
 
 
-def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, float]:
+def op_breakdown(ctx: StepContext, state: dict[str, torch.Tensor], steps: int, device: torch.device,
+                 top: int = 6) -> dict[str, float]:
+    """Milliseconds per step spent in each RepOps op (by name), the largest ``top`` of them."""
+    from protocol.repops import tape as rtape
+
+    spent: dict[str, float] = {}
+    original = rtape.compute
+
+    def timed(name: str, inputs, attrs=None):  # type: ignore[no-untyped-def]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = original(name, inputs, attrs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        spent[name] = spent.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
+        return out
+
+    rtape.compute = timed
+    try:
+        for t in range(steps):
+            state = run_step(ctx, state, t).state
+    finally:
+        rtape.compute = original
+    ranked = sorted(spent.items(), key=lambda kv: -kv[1])[:top]
+    return {k: round(v / steps, 2) for k, v in ranked}
+
+
+def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, object]:
     """Time one spec's RepOps step, plain torch step and checkpoint commit."""
     spec = load_spec(name)
     ds = open_dataset(spec)
@@ -66,7 +93,7 @@ def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, float
     def repops_step() -> None:
         nonlocal state
         t = counter["t"]
-        state, _ = run_step(ctx, state, t, Tape(t))
+        state = run_step(ctx, state, t).state
         counter["t"] += 1
 
     params = {n: t.detach().clone().requires_grad_(True) for n, t in model.init_params().items()}
@@ -98,6 +125,7 @@ def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, float
                 p.unlink()
 
         commit_ms = _median_ms(commit, max(3, repeat // 3), device)
+    breakdown = op_breakdown(ctx, initial_state(model, device), 2, device)
     n_params = sum(t.numel() for n, t in state.items() if not n.startswith(("m.", "v.", "step")))
     return {
         "params": n_params,
@@ -107,6 +135,7 @@ def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, float
         "commit_ms": round(commit_ms, 3),
         "checkpoint_interval": spec.checkpoint_interval,
         "commit_overhead": round(commit_ms / (spec.checkpoint_interval * rep_ms), 5),
+        "top_ops_ms": breakdown,
     }
 
 
@@ -126,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:11s} params {r['params']:6d}  repops {r['repops_step_ms']:9.2f} ms  "
               f"torch {r['torch_step_ms']:8.2f} ms  ratio {r['ratio']:7.2f}  commit {r['commit_ms']:7.2f} ms "
               f"({100 * r['commit_overhead']:.3f}% at interval {r['checkpoint_interval']})")
+        print("            time per step by op (ms):", r["top_ops_ms"])
     worst = max(r["ratio"] for r in results.values())
     out = {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
