@@ -133,7 +133,7 @@ contract MerkleLogTest is TestBase {
         }
     }
 
-    function test_verifyInclusion_tamperedSibling_fails() public view {
+    function test_verifyInclusion_tamperedSiblingRejected_succeeds() public view {
         Case[] memory cs = _cases(MerkleVectors.INCLUSION);
         for (uint256 k; k < cs.length; ++k) {
             Case memory c = cs[k];
@@ -143,7 +143,7 @@ contract MerkleLogTest is TestBase {
         }
     }
 
-    function test_verifyInclusion_wrongIndexOrLeaf_fails() public view {
+    function test_verifyInclusion_wrongIndexOrLeafRejected_succeeds() public view {
         Case[] memory cs = _cases(MerkleVectors.INCLUSION);
         for (uint256 k; k < cs.length; ++k) {
             Case memory c = cs[k];
@@ -155,7 +155,7 @@ contract MerkleLogTest is TestBase {
         }
     }
 
-    function test_verifyInclusion_wrongSizeShape_fails() public view {
+    function test_verifyInclusion_wrongSizeShapeRejected_succeeds() public view {
         Case[] memory cs = _cases(MerkleVectors.INCLUSION);
         for (uint256 k; k < cs.length; ++k) {
             Case memory c = cs[k];
@@ -238,7 +238,7 @@ contract MerkleLogTest is TestBase {
         }
     }
 
-    function test_verifyConsistency_tampered_fails() public view {
+    function test_verifyConsistency_tamperedRejected_succeeds() public view {
         Case[] memory cs = _cases(MerkleVectors.CONSISTENCY);
         for (uint256 k; k < cs.length; ++k) {
             Case memory c = cs[k];
