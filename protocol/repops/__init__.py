@@ -27,7 +27,7 @@ Public pieces:
 - recording: :class:`Tape`, :class:`OpRecord`, :class:`Fault`, :func:`current_tape`.
 - training functions (:mod:`protocol.repops.functional`): linear/matmul and their backward, add,
   sub, mul, scale, sum_rows, mean, relu, gelu, softmax, log_softmax, cross_entropy, layernorm,
-  embedding, causal attention and their backward passes, sgd_step, adamw_step, sqrt/exp/log/tanh.
+  embedding, causal attention and their backward passes, sgd_step, adamw_step, sqrt/exp/log/tanh/erf.
 """
 
 from protocol.repops.functional import (
@@ -39,6 +39,7 @@ from protocol.repops.functional import (
     cross_entropy_backward,
     embedding,
     embedding_backward,
+    erf,
     exp,
     gelu,
     gelu_backward,
@@ -48,6 +49,7 @@ from protocol.repops.functional import (
     linear_backward,
     log,
     log_softmax,
+    log_softmax_backward,
     matmul,
     mean,
     mul,
@@ -80,8 +82,8 @@ VERSION = "repops-1"
 __all__ = [
     "CANONICAL_NAN_BITS", "OPS", "VERSION", "Fault", "Imm", "In", "Instr", "OpRecord", "Opcode", "PolicyError",
     "Reg", "RepOpsError", "ScalarTrace", "Tape", "adamw_step", "add", "apply", "attention", "attention_backward", "canonicalize", "check_policy",
-    "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "embedding", "embedding_backward", "exp", "gelu",
-    "gelu_backward", "is_canonical", "layernorm", "layernorm_backward", "linear", "linear_backward", "log", "log_softmax", "matmul", "mean", "mul",
+    "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "embedding", "embedding_backward", "erf", "exp", "gelu",
+    "gelu_backward", "is_canonical", "layernorm", "layernorm_backward", "linear", "linear_backward", "log", "log_softmax", "log_softmax_backward", "matmul", "mean", "mul",
     "relu", "relu_backward", "run", "scale", "sgd_step", "softmax", "softmax_backward", "sqrt", "step", "sub",
     "sum_rows", "tanh", "trace",
 ]  # fmt: skip

@@ -114,6 +114,11 @@ def log_softmax(x: Tensor) -> Tensor:
     return apply("log_softmax", [x])
 
 
+def log_softmax_backward(logp: Tensor, dy: Tensor) -> Tensor:
+    """dx = dy - exp(logp) * sum_t dy_t for logp = log_softmax(x). Op ``log_softmax_backward``."""
+    return apply("log_softmax_backward", [logp, dy])
+
+
 def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean over the batch of -log softmax(logits)[target]: a 0-dim tensor.
 
@@ -186,6 +191,11 @@ def log(x: Tensor) -> Tensor:
 def tanh(x: Tensor) -> Tensor:
     """RepOps tanh. Op ``tanh``."""
     return apply("tanh", [x])
+
+
+def erf(x: Tensor) -> Tensor:
+    """RepOps error function. Op ``erf``."""
+    return apply("erf", [x])
 
 
 # layer norm ----------------------------------------------------------------------------------------

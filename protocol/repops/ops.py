@@ -554,6 +554,16 @@ _register(
 )
 
 
+def _log_softmax_backward_kernel(k, v, attrs):
+    logp, dy = v
+    return k.sub(dy, k.mul(fmath.exp(k, logp), _row_sum(k, dy)))
+
+
+_register(OpDef(
+    "log_softmax_backward", 2, (), _identity_views, _same_shape, _log_softmax_backward_kernel, _rows_restrict,
+))  # fmt: skip
+
+
 def _ce_domain(shapes, attrs):
     z, t = shapes
     if len(z) != 2 or t != (z[0],):
@@ -663,7 +673,7 @@ def _sqrt_kernel(k, v, attrs):
     return fmath.sqrt(k, v[0])
 
 
-for _fname in ("sqrt", "exp", "log", "tanh"):
+for _fname in ("sqrt", "exp", "log", "tanh", "erf"):
     _register(OpDef(
         _fname, 1, (), _identity_views, _same_shape,
         kernel=(lambda f: lambda k, v, a: getattr(fmath, f)(k, v[0]))(_fname),
