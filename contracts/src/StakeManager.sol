@@ -106,7 +106,8 @@ contract StakeManager is IStakeManager, Ownable, ReentrancyGuard {
         delete _pending[msg.sender];
         _totalPending -= p.amount;
         emit StakeWithdrawn(msg.sender, p.amount);
-        _send(msg.sender, p.amount);
+        (bool ok,) = msg.sender.call{value: p.amount}("");
+        if (!ok) revert TransferFailed(msg.sender, p.amount);
     }
 
     /// @inheritdoc IStakeManager
@@ -116,7 +117,8 @@ contract StakeManager is IStakeManager, Ownable, ReentrancyGuard {
         _proceeds[msg.sender] = 0;
         _totalProceeds -= amount;
         emit ProceedsClaimed(msg.sender, amount);
-        _send(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed(msg.sender, amount);
     }
 
     /// @inheritdoc IStakeManager
@@ -125,7 +127,9 @@ contract StakeManager is IStakeManager, Ownable, ReentrancyGuard {
         if (amount == 0) revert NothingToClaim(sink);
         sinkBalance = 0;
         emit SinkFlushed(sink, amount);
-        _send(sink, amount);
+        // A sink that rejects ETH leaves its share accounted here; nothing else is blocked by it.
+        (bool ok,) = sink.call{value: amount}("");
+        if (!ok) revert TransferFailed(sink, amount);
     }
 
     // ─────────────────────────────────────────────────────────────── market and slashers
@@ -244,12 +248,5 @@ contract StakeManager is IStakeManager, Ownable, ReentrancyGuard {
     /// @inheritdoc IStakeManager
     function isSlasher(address account) external view returns (bool) {
         return account == market || _slashers[account];
-    }
-
-    // ─────────────────────────────────────────────────────────────── internal
-
-    function _send(address to, uint256 amount) internal {
-        (bool ok,) = to.call{value: amount}("");
-        if (!ok) revert TransferFailed(to, amount);
     }
 }

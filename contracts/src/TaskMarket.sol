@@ -169,9 +169,17 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         Task storage t = _taskIn(taskId, TaskStatus.Bidding);
         if (block.timestamp < t.revealDeadline) revert AuctionNotOver(taskId, t.revealDeadline, block.timestamp);
 
-        Ranking memory r;
-        uint256 forfeited;
-        uint256 settled;
+        Ranking memory r = Ranking({
+            best: address(0),
+            bestPrice: 0,
+            bestScore: 0,
+            bestCredit: 0,
+            bestBonus: 0,
+            hasRunnerUp: false,
+            runnerUpScore: 0
+        });
+        uint256 forfeited = 0;
+        uint256 settled = 0;
         address[] storage bidders = _bidders[taskId];
         uint256 n = bidders.length;
         for (uint256 i = 0; i < n; ++i) {

@@ -115,8 +115,8 @@ interface IStakeManager {
 
     // ─────────────────────────────────────────────────────────────── owner
 
-    /// @notice Sets the market once. Only the owner.
-    function setMarket(address market) external;
+    /// @notice Sets the market (`market_`) once. Only the owner.
+    function setMarket(address market_) external;
 
     /// @notice Authorises or deauthorises `slasher`. Only the owner.
     function setSlasher(address slasher, bool allowed) external;
@@ -139,7 +139,7 @@ interface IStakeManager {
     function totals()
         external
         view
-        returns (uint256 free, uint256 locked, uint256 pending, uint256 proceeds, uint256 sink);
+        returns (uint256 free, uint256 locked, uint256 pending, uint256 proceeds, uint256 sinkShare);
     /// @notice The market, the only locker.
     function market() external view returns (address);
     /// @notice Whether `account` may slash (the market always may).
