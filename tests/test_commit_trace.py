@@ -101,6 +101,19 @@ def test_trace_tree_progress_commitments_are_consistent() -> None:
         TraceTree.verify_inclusion(posted[-3][1], _h(k), trace.inclusion_proof(k, 10)) if k < 10 else None
 
 
+def test_trace_tree_json_restores_after_restart() -> None:
+    trace = TraceTree([_h(k) for k in range(7)])
+    saved = trace.to_json()
+    back = TraceTree.from_json(saved)
+    assert isinstance(back, TraceTree) and back.root == trace.root and back.size == 7
+    assert back.append_checkpoint(_h(7)) == TraceTree([_h(k) for k in range(8)]).root
+    saved["values"][3] = "0x" + _h(99).hex()
+    with pytest.raises(CommitError):
+        TraceTree.from_json(saved)
+    with pytest.raises(CommitError):
+        TraceTree.from_json({"values": ["zz"], "root": "0x00"})
+
+
 def test_trace_tree_rewritten_history_is_caught() -> None:
     honest = TraceTree([_h(k) for k in range(6)])
     progress = honest.root_at(4)

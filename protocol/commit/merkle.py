@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pymerkle
 
@@ -319,6 +319,9 @@ class ConsistencyProof:
 # ---------------------------------------------------------------------------------------------------
 
 
+_Tree = TypeVar("_Tree", bound="AppendOnlyTree")
+
+
 class AppendOnlyTree:
     """An RFC 9162 tree of 32-byte values (roots, tensor ids) that only grows.
 
@@ -379,6 +382,28 @@ class AppendOnlyTree:
     def values(self) -> list[bytes]:
         """A copy of all values in order."""
         return list(self._values)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"size", "root", "values"}`` with 0x-prefixed hex: enough to rebuild the tree after a restart."""
+        return {
+            "size": self.size,
+            "root": "0x" + self.root.hex(),
+            "values": ["0x" + v.hex() for v in self._values],
+        }
+
+    @classmethod
+    def from_json(cls: type[_Tree], obj: dict[str, Any]) -> _Tree:
+        """Rebuild a tree saved with ``to_json``; raises ``CommitError`` unless it has the saved root."""
+        try:
+            values = [bytes.fromhex(v.removeprefix("0x")) for v in obj["values"]]
+            root = bytes.fromhex(obj["root"].removeprefix("0x"))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CommitError(f"malformed tree: {err}") from err
+        tree = cls()
+        tree.extend(values)
+        if tree.root != root:
+            raise CommitError(f"the saved values give root 0x{tree.root.hex()}, not the saved 0x{root.hex()}")
+        return tree
 
     # -- proving -------------------------------------------------------------------------------------
 
