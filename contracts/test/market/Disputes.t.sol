@@ -246,6 +246,7 @@ contract DisputesTest is MarketFixture {
         assertEq(c.submitter, submitter);
         assertEq(c.solver, alice);
         assertEq(c.specHash, SPEC);
+        assertEq(c.initialStateRoot, keccak256("S_0"));
         assertEq(c.traceRoot, TRACE);
         assertEq(c.finalStateRoot, FINAL);
         assertEq(c.numSteps, STEPS);

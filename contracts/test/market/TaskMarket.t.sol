@@ -54,6 +54,7 @@ contract TaskMarketTest is MarketFixture {
         assertEq(t.bidBond, BOND);
         assertEq(t.specHash, SPEC);
         assertEq(t.specURI, "ipfs://spec");
+        assertEq(t.initialStateRoot, keccak256("S_0"));
         assertEq(t.commitDeadline, c);
         assertEq(t.revealDeadline, c + REVEAL_WINDOW);
         assertEq(t.steps, STEPS);
@@ -67,6 +68,14 @@ contract TaskMarketTest is MarketFixture {
         vm.expectRevert(ITaskMarket.ZeroPayment.selector);
         vm.prank(submitter);
         market.postTask(_params());
+    }
+
+    function test_postTask_zeroInitialStateRoot_reverts() public {
+        ITaskMarket.TaskParams memory p = _params();
+        p.initialStateRoot = bytes32(0);
+        vm.expectRevert(ITaskMarket.ZeroRoot.selector);
+        vm.prank(submitter);
+        market.postTask{value: PAYMENT}(p);
     }
 
     function test_postTask_zeroStake_reverts() public {
