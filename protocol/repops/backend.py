@@ -80,6 +80,10 @@ class TorchBackend:
         """A condition known from coordinates alone (a 0/1 immediate in a scalar program)."""
         return torch.as_tensor(a, dtype=torch.bool, device=self.device)
 
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """The same values in contiguous memory (no arithmetic): keeps every step of a loop a dense pass."""
+        return x.contiguous()
+
     def cat(self, xs: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
         shape = torch.broadcast_shapes(*[x.shape for x in xs])
         return torch.cat([x.expand(shape) if x.shape != shape else x for x in xs], dim=dim)
@@ -325,6 +329,9 @@ class TraceBackend:
 
     def static_cond(self, a: Any) -> TArr:
         return self.static_int(np.asarray(a, dtype=bool).astype(np.int64))
+
+    def layout(self, x: TArr) -> TArr:
+        return x
 
     def cat(self, xs: Sequence[TArr], dim: int) -> TArr:
         shape = np.broadcast_shapes(*[x.shape for x in xs])

@@ -291,10 +291,12 @@ def _fixed_sum(k: Any, a: Any, b: Any = None) -> Any:
     """
     n = a.shape[-1]
     c, length = chunking(n)
+    af = k.layout(_front(a))
+    bf = None if b is None else k.layout(_front(b))
     acc: Any = None
     for j in range(length):
-        aj = _front(a[..., j::length])
-        bj = None if b is None else _front(b[..., j::length])
+        aj = af[j::length]
+        bj = None if bf is None else bf[j::length]
         if acc is None:
             acc = k.add(k.const(0.0), aj) if bj is None else k.muladd(k.const(0.0), aj, bj)
         else:
