@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ contract CommitHarness {
 
 @pytest.fixture(scope="module")
 def harness() -> Any:
-    if not SOLC.is_file():
-        pytest.skip("tools/solc missing")
+    if not SOLC.is_file() or shutil.which("node") is None:
+        pytest.skip("tools/solc or node missing")
     sources = {"Harness.sol": {"content": HARNESS}}
     for name in ("MerkleLog.sol", "TensorCommit.sol"):
         key = f"contracts/src/merkle/{name}"
