@@ -98,6 +98,7 @@ def test_element_proof_every_element_verifies() -> None:
     t = torch.randn(7, 41, generator=gen)  # 287 elements: 5 chunks, the last one short
     c = TensorCommitment(t)
     assert c.num_chunks == 5 and c.id == tensor_id(t)
+    assert [len(x) for x in c.chunks] == [256, 256, 256, 256, 124] and b"".join(c.chunks) == c.data
     flat = t.flatten()
     for i in range(t.numel()):
         proof = c.element_proof(i)

@@ -233,6 +233,11 @@ class TensorCommitment:
         return len(self._levels[0])
 
     @property
+    def chunks(self) -> list[bytes]:
+        """The chunk byte strings in order (the leaves' data)."""
+        return [self.data[i : i + CHUNK_BYTES] for i in range(0, len(self.data), CHUNK_BYTES)]
+
+    @property
     def chunk_hashes(self) -> list[bytes]:
         """Leaf hashes of the chunks."""
         return list(self._levels[0])
