@@ -35,11 +35,16 @@ def to_torch_float(b: np.ndarray) -> torch.Tensor:
 
 
 def torch_bits(t: torch.Tensor) -> list[int]:
+    """Bits of a TorchBackend value: bool (0/1), int32 (register bits) or float32 (NaN canonical)."""
     if t.dtype == torch.bool:
-        return [int(v) for v in t.tolist()]
-    if t.dtype == torch.int64:
-        return [int(v) & 0xFFFFFFFF for v in t.tolist()]
-    return [canon_bits(int(v) & 0xFFFFFFFF) for v in t.view(torch.int32).tolist()]
+        return [int(v) for v in t.reshape(-1).tolist()]
+    if t.dtype == torch.int32:
+        return [int(v) & 0xFFFFFFFF for v in t.reshape(-1).tolist()]
+    return [canon_bits(int(v) & 0xFFFFFFFF) for v in t.view(torch.int32).reshape(-1).tolist()]
+
+
+def to_torch_int(b: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(b, dtype=np.uint32).view(np.int32).copy())
 
 
 def sf32(bits: int) -> sf.Float32:
@@ -126,7 +131,7 @@ def test_f2i_rounds_half_even_and_saturates(x: float, want: int) -> None:
 def test_i2f_rounds_to_nearest_even() -> None:
     vals = [0, 1, -1, 16777217, 16777219, -16777217, 2**31 - 1, -(2**31), 123456789]
     k = TorchBackend(torch.device("cpu"), [], [])
-    got_t = torch_bits(k.i2f(torch.tensor([v & 0xFFFFFFFF for v in vals], dtype=torch.int64)))
+    got_t = torch_bits(k.i2f(to_torch_int(np.array([v & 0xFFFFFFFF for v in vals], dtype=np.uint64))))
     for v, gt in zip(vals, got_t, strict=True):
         ref = sfbits(sf.i32_to_f32(sf.Int32.from_int(v)))
         assert isa.execute(Opcode.I2F, [v & 0xFFFFFFFF]) == ref, v
@@ -143,9 +148,20 @@ def test_integer_ops_match_torch(op: Opcode, method: str) -> None:
     b = operand_bits(500, 4).astype(np.int64)
     b[::7] = a[::7]
     k = TorchBackend(torch.device("cpu"), [], [])
-    got = torch_bits(getattr(k, method)(torch.from_numpy(a), torch.from_numpy(b)))
+    got = torch_bits(getattr(k, method)(to_torch_int(a), to_torch_int(b)))
     want = [isa.execute(op, [int(x), int(y)]) for x, y in zip(a, b, strict=True)]
     assert got == want
+
+
+def test_select_on_bits_matches_the_evaluator() -> None:
+    a = operand_bits(300, 8)
+    b = operand_bits(300, 9)
+    c = (np.arange(300) % 3 == 0).astype(np.int64)
+    k = TorchBackend(torch.device("cpu"), [], [])
+    got_f = torch_bits(k.select(torch.from_numpy(c.astype(bool)), to_torch_float(a), to_torch_float(b)))
+    got_i = torch_bits(k.select(torch.from_numpy(c.astype(bool)), to_torch_int(a), to_torch_int(b)))
+    want = [isa.execute(Opcode.SELECT, [int(x), int(y), int(z)]) for x, y, z in zip(c, a, b, strict=True)]
+    assert got_f == got_i == want
 
 
 @pytest.mark.parametrize(("op", "method"), [(Opcode.SHL, "shl"), (Opcode.SHR, "shr"), (Opcode.SAR, "sar")])
@@ -153,7 +169,7 @@ def test_shifts_match_torch(op: Opcode, method: str) -> None:
     a = operand_bits(200, 5).astype(np.int64)
     k = TorchBackend(torch.device("cpu"), [], [])
     for s in (0, 1, 7, 23, 31):
-        got = torch_bits(getattr(k, method)(torch.from_numpy(a), s))
+        got = torch_bits(getattr(k, method)(to_torch_int(a), s))
         assert got == [isa.execute(op, [int(x), s]) for x in a]
     assert isa.execute(Opcode.SAR, [0x80000000, 31]) == 0xFFFFFFFF
     assert isa.execute(Opcode.SHR, [0x80000000, 31]) == 1

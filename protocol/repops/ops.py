@@ -149,7 +149,7 @@ def compute(name: str, inputs: Sequence[torch.Tensor], attrs: Attrs | None = Non
     op = get_op(name)
     attrs = dict(attrs or {})
     _check_inputs(op, inputs)
-    ins = [t.to(torch.int64) if i in op.int_inputs else t for i, t in enumerate(inputs)]
+    ins = [t.to(torch.int32) if i in op.int_inputs else t for i, t in enumerate(inputs)]
     views = op.views(ins, attrs)
     shapes = [tuple(v.shape) for v in views]
     dom = tuple(op.domain(shapes, attrs))
@@ -313,10 +313,17 @@ def _dot(k: Any, a: Any, b: Any) -> Any:
 
 
 def _row_max(k: Any, x: Any) -> Any:
-    """max over the last axis in index order: m <- FMAX(m, x_t) starting from x_0."""
-    m = x[..., 0:1]
-    for t in range(1, x.shape[-1]):
-        m = k.fmax(m, x[..., t : t + 1])
+    """max over the last axis (kept, size 1) as a pairwise tree: each level replaces the values
+    (v_0, v_1, v_2, ...) by (FMAX(v_0, v_1), FMAX(v_2, v_3), ...), an odd last value carried over
+    unchanged, until one is left. FMAX keeps its left operand on ties, so without NaNs the result is
+    the leftmost maximal element, exactly as a left-to-right scan would give."""
+    m = x
+    n = x.shape[-1]
+    while n > 1:
+        half = n // 2
+        pairs = k.fmax(m[..., 0 : 2 * half : 2], m[..., 1 : 2 * half : 2])
+        m = k.cat([pairs, m[..., n - 1 : n]], -1) if n % 2 else pairs
+        n = half + n % 2
     return m
 
 
@@ -822,6 +829,7 @@ def _emb_bwd_torch(k, v, attrs):
         return acc
     if int(ids.min()) < 0 or int(ids.max()) >= n_rows:
         raise RepOpsError(f"embedding_backward: ids must lie in [0, {n_rows})")
+    ids = ids.to(torch.int64)
     sorted_ids, order = torch.sort(ids, stable=True)
     counts = torch.bincount(ids, minlength=n_rows)
     starts = torch.cumsum(counts, 0) - counts
