@@ -90,6 +90,9 @@ contract StakeManager is IStakeManager, Ownable, ReentrancyGuard {
     /// @inheritdoc IStakeManager
     function cancelWithdrawal() external {
         uint256 amount = _pending[msg.sender].amount;
+        // Zero means "no pending withdrawal": the value is the caller's own ledger entry, not a balance
+        // anyone else can push to a chosen value.
+        // slither-disable-next-line incorrect-equality
         if (amount == 0) revert NoPendingWithdrawal(msg.sender);
         delete _pending[msg.sender];
         _totalPending -= amount;

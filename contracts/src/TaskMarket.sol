@@ -294,6 +294,10 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         if (t.requiredStake >= creditMinStake) rec.credit += 1;
         emit SolverRecordUpdated(solver, rec.completed, rec.slashed, rec.credit);
 
+        // unlock returns the task's whole lock, which is requiredStake by construction (locked once at the
+        // close, never partly slashed by the market); it reverts if nothing is locked, so there is nothing
+        // to check here.
+        // slither-disable-next-line unused-return
         stakeManager.unlock(solver, taskId);
     }
 
@@ -540,6 +544,8 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         rec.lastSlashedAt = uint64(block.timestamp);
         emit SolverRecordUpdated(solver, rec.completed, rec.slashed, 0);
 
+        // The split is fixed by the StakeManager's beneficiaryBps and emitted there in StakeSlashed.
+        // slither-disable-next-line unused-return
         stakeManager.slash(solver, taskId, slashed, beneficiary);
     }
 
