@@ -19,6 +19,7 @@ because no float instruction's non-NaN result depends on a NaN payload.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,11 @@ _TWO32 = 1 << 32
 # --------------------------------------------------------------------------------------------------
 # Torch (vectorised)
 # --------------------------------------------------------------------------------------------------
+
+
+_CONSTS: dict[tuple[torch.device, int], torch.Tensor] = {}
+"""Constant tensors by (device, bits), shared by all kernels (constants are never written to)."""
+_F32_BITS: dict[tuple[float, float], int] = {}
 
 
 def _s32(n: int) -> int:
@@ -62,20 +68,26 @@ class TorchBackend:
         self._flat = [t.reshape(-1) for t in inputs]
         self.coords = list(coords)
         self.view_shapes: list[tuple[int, ...]] = []
-        self._consts: dict[int, torch.Tensor] = {}
         self._nan = self.const_bits(CANONICAL_NAN_BITS)
 
     # constants and static (coordinate-derived) values ------------------------------------------
     def const_bits(self, bits: int) -> torch.Tensor:
-        t = self._consts.get(bits)
+        key = (self.device, bits)
+        t = _CONSTS.get(key)
         if t is None:
             t = torch.tensor(_s32(bits), dtype=torch.int32, device=self.device).view(torch.float32)
-            self._consts[bits] = t
+            _CONSTS[key] = t
         return t
 
     def const(self, x: float) -> torch.Tensor:
         """A float32 constant (``x`` rounded to binary32), as a 0-dim tensor on the device."""
-        return self.const_bits(f32_bits(x))
+        key = (x, math.copysign(1.0, x))  # -0.0 == 0.0 as a plain key
+        bits = _F32_BITS.get(key)
+        if bits is None:
+            bits = f32_bits(x)
+            if x == x:
+                _F32_BITS[key] = bits
+        return self.const_bits(bits)
 
     def imm(self, n: int) -> int:
         """An integer immediate (its bits as a Python int32)."""
