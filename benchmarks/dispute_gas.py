@@ -18,12 +18,16 @@ as in a real transaction. Three games on three tasks:
 * ``bisect`` (degree 2): the challenger narrows with ``choose`` only, one leaf per reveal;
 * ``kary`` (degree 4): three leaves per reveal, half the rounds;
 * ``pinpoint`` (degree 2): the challenger has the solver's leaves off chain and names the adjacent
-  pair at each level right after the first reveal (the game the protocol expects when artifacts are
-  served, DESIGN §3).
+  pair of each level in advance (in ``challenge`` for level 1, in the move that ends a level for the
+  next), so each level costs one descent, one reveal of the pair and one choice (the game the
+  protocol expects when artifacts are served, DESIGN §3).
 
-``gas_per_move`` is the worst reveal/choose/pinpoint over all three games; ``gas_one_step`` the
-worst ``step``; ``gas_full_dispute`` the total of the ``pinpoint`` game (challenge to resolution);
-the totals of the others are reported beside it. Usage: ``python benchmarks/dispute_gas.py``; the
+``gas_per_move`` is the worst bisection move (reveal, choose, pinpoint) of the degree-2 game, one
+leaf per reveal; ``gas_per_move_kary_k4`` and ``gas_per_move_pinpoint`` are the same for reveals of
+three and two leaves. ``gas_one_step`` is the worst ``step`` (the verifier's check with every
+opening); ``gas_resolve`` the worst settlement (the market's slash, refund and the bond; the first
+slash on a fresh chain creates the StakeManager's slots). ``gas_full_dispute`` is the total of the
+``pinpoint`` game, challenge to settlement, both parties; the other games' totals stand beside it. Usage: ``python benchmarks/dispute_gas.py``; the
 last line is a JSON object.
 """
 
@@ -281,10 +285,10 @@ class Bench:
             receipt = c.transact(fn, key=key, value=value)
             gas.setdefault(kind, []).append(int(receipt["gasUsed"]))
 
-        tx("challenge", game.functions.challenge(task_id), self.challenger, BOND)
+        no_pin = 2**256 - 1
+        tx("challenge", game.functions.challenge(task_id, FAULT[1] if pinpoint else no_pin), self.challenger, BOND)
         game_id = c.call(game.functions.gameCount())
         last_positions: list[int] = []
-        pinned_levels: set[int] = set()
         f = game.functions
         while True:
             g = c.call(f.getGame(game_id))
@@ -304,9 +308,11 @@ class Bench:
                 index = sum(1 for p in last_positions if p <= fault)
                 lo = last_positions[index - 1] if index > 0 else g.lo
                 hi = last_positions[index] if index < len(last_positions) else g.hi
-                if pinpoint and level not in pinned_levels and hi - lo > 1:
-                    pinned_levels.add(level)
+                if pinpoint and hi - lo > 1:
                     tx("pinpoint", f.pinpoint(game_id, index, fault), self.challenger)
+                elif pinpoint and level < 4:
+                    # The pair ends this level: pin the next level's pair in the same move.
+                    tx("choose", f.pinpoint(game_id, index, FAULT[level + 1]), self.challenger)
                 else:
                     tx("choose", f.choose(game_id, index), self.challenger)
             elif phase == 4:  # CommitSteps
@@ -326,6 +332,8 @@ class Bench:
                    self.solver)
             elif phase == 9:  # Step
                 tx("step", f.step(game_id, world.step_proof(g.lo, g.logSize)), self.challenger)
+            elif phase == 10:  # Resolve: settlement through the market (slash, refund) and the bond
+                tx("resolve", f.resolve(game_id), self.challenger)
             else:
                 raise RuntimeError(f"unexpected phase {phase}")
         final = c.call(f.getGame(game_id))
@@ -355,12 +363,16 @@ def main() -> None:
     for name, r in games.items():
         print(f"{name:9s} moves={r['moves']:3d} total={r['total']:>10,d}  " + "  ".join(
             f"{k}={v:,d}x{r['count'][k]}" for k, v in r["max"].items()))
-    per_move = max(r["max"].get(k, 0) for r in games.values() for k in MOVE_KINDS)
-    one_step = max(r["max"]["step"] for r in games.values())
+    def worst_move(name: str) -> int:
+        return max(games[name]["max"].get(k, 0) for k in MOVE_KINDS)
+
     result = {
         "trace": f"2^{LOG_CHECKPOINTS} checkpoints x 2^{LOG_STEPS} steps x 2^{LOG_OPS} ops x 2^{LOG_SCALAR} scalar",
-        "gas_per_move": per_move,
-        "gas_one_step": one_step,
+        "gas_per_move": worst_move("bisect"),
+        "gas_per_move_kary_k4": worst_move("kary"),
+        "gas_per_move_pinpoint": worst_move("pinpoint"),
+        "gas_one_step": max(r["max"]["step"] for r in games.values()),
+        "gas_resolve": max(r["max"]["resolve"] for r in games.values()),
         "gas_full_dispute": games["pinpoint"]["total"],
         "moves": games["pinpoint"]["moves"],
         "gas_full_dispute_bisect_k2": games["bisect"]["total"],

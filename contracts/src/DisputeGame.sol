@@ -29,6 +29,10 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
 
     /// @notice Largest query degree (bounds the leaves and proofs of one reveal).
     uint256 public constant MAX_DEGREE = 64;
+    /// @notice `pin` argument of `challenge` for "no pinned pair: start with the k-ary query".
+    uint256 public constant NO_PIN = type(uint256).max;
+    /// @dev What an unused reveal slot holds (any non-zero value; never compared).
+    bytes32 private constant _PLACEHOLDER = bytes32(uint256(1));
 
     /// @inheritdoc IDisputeGame
     uint256 public gameCount;
@@ -50,7 +54,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         if (address(market_) == address(0)) revert InvalidParameter(0, 0);
         if (address(verifier_) == address(0)) revert InvalidParameter(1, 0);
         if (degree_ < 2 || degree_ > MAX_DEGREE) revert InvalidParameter(2, degree_);
-        if (clock_ == 0) revert InvalidParameter(3, clock_);
+        if (clock_ == 0 || clock_ > type(uint32).max) revert InvalidParameter(3, clock_);
         market = market_;
         verifier = verifier_;
         bond = bond_;
@@ -61,7 +65,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     // ─────────────────────────────────────────────────────────────── opening
 
     /// @inheritdoc IDisputeGame
-    function challenge(uint256 taskId) external payable returns (uint256 gameId) {
+    function challenge(uint256 taskId, uint256 pin) external payable returns (uint256 gameId) {
         if (msg.value != bond) revert WrongBond(msg.value, bond);
         IDisputeHook.DisputeContext memory ctx = market.disputeContext(taskId);
         // The market checks the task's status, the challenge window and that the challenger is not
@@ -74,22 +78,32 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         g.status = GameStatus.InProgress;
         g.phase = Phase.DefendTrace;
         g.level = 1;
-        g.lastMoveAt = uint64(block.timestamp);
-        g.solverClock = clock;
-        g.challengerClock = clock;
-        g.taskId = taskId;
-        g.disputeId = disputeId;
-        g.bond = msg.value;
+        g.lastMoveAt = uint40(block.timestamp);
+        g.solverClock = uint32(clock); // the constructor bounds clock to 32 bits
+        g.challengerClock = uint32(clock);
+        g.taskId = uint64(_fit(taskId, type(uint64).max));
+        g.disputeId = uint64(_fit(disputeId, type(uint64).max));
         g.specHash = ctx.specHash;
         g.checkpointInterval = ctx.checkpointInterval;
         g.root = ctx.traceRoot;
-        g.size = ctx.numCheckpoints;
-        g.hi = ctx.numCheckpoints - 1;
+        g.size = uint48(_fit(ctx.numCheckpoints, type(uint48).max));
+        g.hi = uint48(ctx.numCheckpoints - 1); // numCheckpoints >= 2: steps >= interval > 0
+        if (pin != NO_PIN) {
+            g.pinned = true;
+            g.pin = uint48(_fit(pin, type(uint48).max));
+        }
         // INVARIANT: level 1's ends are fixed by the task, not by either party: S_0 chosen by the
         // submitter, S_N claimed by the solver. The challenger disputes the claim, so it agrees with
         // S_0 and disagrees with S_N by the act of challenging.
         g.leafLo = ctx.initialStateRoot;
         g.leafHi = ctx.finalStateRoot;
+        // Reveal slots start non-zero, so that every reveal overwrites storage instead of creating it:
+        // the challenger pays the creation once here and every bisection move costs the same.
+        mapping(uint256 => bytes32) storage slots = _revealed[gameId];
+        uint256 used = degree - 1 < 2 ? 2 : degree - 1; // a pinned pair needs two
+        for (uint256 i; i < used; ++i) {
+            slots[i] = _PLACEHOLDER;
+        }
         _totalBonds += msg.value;
         emit GameCreated(gameId, taskId, disputeId, msg.sender, ctx.solver, msg.value);
     }
@@ -170,9 +184,9 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         }
         g.op = g.hi;
         g.logRoot = preRoot;
-        g.logSize = preSize;
+        g.logSize = uint48(_fit(preSize, type(uint48).max));
         g.nextLogRoot = postRoot;
-        g.nextLogSize = postSize;
+        g.nextLogSize = uint48(_fit(postSize, type(uint48).max));
         g.phase = Phase.NameOutput;
         emit OpOpened(gameId, g.hi, preRoot, preSize, postRoot, postSize);
     }
@@ -183,7 +197,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         // INVARIANT: the named tensor is one of the disputed op's outputs.
         if (entry < g.logSize || entry >= g.nextLogSize) revert EntryOutOfRange(entry, g.logSize, g.nextLogSize);
         if (flatIndex > type(uint64).max) revert PositionOutOfRange(flatIndex, 0, type(uint64).max);
-        g.outputEntry = uint64(entry); // < nextLogSize, a tree size: far below 2^64
+        g.outputEntry = uint48(entry); // < nextLogSize, a uint48
         g.flatIndex = uint64(flatIndex);
         g.phase = Phase.CommitScalar;
         emit OutputNamed(gameId, entry, flatIndex);
@@ -193,7 +207,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     function commitScalar(uint256 gameId, ScalarCommitment calldata c) external {
         Game storage g = _move(gameId, Phase.CommitScalar);
         IOneStepVerifier.StepContext memory ctx = _context(g, 0);
-        uint256 steps = verifier.programLength(ctx);
+        uint256 steps = _fit(verifier.programLength(ctx), type(uint48).max - 1);
         if (steps == 0) revert SequenceTooShort(0, 2);
         uint256 size = steps + 1;
         bytes32 first = verifier.initialState(ctx);
@@ -228,7 +242,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         // INVARIANT: only an element that does not exist can be rejected.
         if (g.flatIndex < count) revert ElementExists(g.flatIndex, count);
         emit OutputRejected(gameId, g.flatIndex, count);
-        _finish(gameId, g, false);
+        _decide(gameId, g, false);
     }
 
     // ─────────────────────────────────────────────────────────────── bisection
@@ -264,10 +278,14 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     function pinpoint(uint256 gameId, uint256 index, uint256 position) external {
         Game storage g = _move(gameId, Phase.Choose);
         _narrow(gameId, g, index);
-        // INVARIANT: the pinpointed pair lies inside the chosen interval.
-        if (position < g.lo || position >= g.hi) revert PositionOutOfRange(position, g.lo, g.hi);
+        if (g.hi - g.lo > 1) {
+            // INVARIANT: the pinpointed pair lies inside the chosen interval.
+            if (position < g.lo || position >= g.hi) revert PositionOutOfRange(position, g.lo, g.hi);
+        }
+        // On the move that ends a level, `position` is the pair asked first at the next level
+        // (checked there: a pin outside that level falls back to the k-ary query).
         g.pinned = true;
-        g.pin = uint64(position); // < hi, a uint64
+        g.pin = uint48(_fit(position, type(uint48).max));
         emit IntervalChosen(gameId, g.level, g.lo, g.hi, position);
         _afterNarrow(g);
     }
@@ -285,7 +303,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         emit OneStepChecked(gameId, g.lo, computed, claimed);
         // INVARIANT: both parties agree on leaf lo; the solver is wrong iff its leaf lo + 1 is not
         // what one step from leaf lo gives.
-        _finish(gameId, g, computed != claimed);
+        _decide(gameId, g, computed != claimed);
     }
 
     // ─────────────────────────────────────────────────────────────── endings and money
@@ -293,24 +311,33 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     /// @inheritdoc IDisputeGame
     function claimTimeout(uint256 gameId) external {
         Game storage g = _games[gameId];
-        _requireInProgress(gameId, g);
+        _requireUndecided(gameId, g);
         Party party = _turn(g.phase);
         uint256 elapsed = block.timestamp - g.lastMoveAt;
         uint256 remaining = party == Party.Solver ? g.solverClock : g.challengerClock;
         // INVARIANT: only the party whose clock runs can time out, and only once its time is used up.
         if (elapsed <= remaining) revert ClockNotExpired(gameId, party, elapsed, remaining);
         emit TimedOut(gameId, party);
-        _finish(gameId, g, party == Party.Solver);
+        _decide(gameId, g, party == Party.Solver);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function resolve(uint256 gameId) external {
+        Game storage g = _games[gameId];
+        _requireInProgress(gameId, g);
+        if (g.phase != Phase.Resolve) revert WrongPhase(gameId, g.phase, Phase.Resolve);
+        _settle(gameId, g);
     }
 
     /// @inheritdoc IDisputeGame
     function closeAfterFailure(uint256 gameId) external {
         Game storage g = _games[gameId];
-        _requireInProgress(gameId, g);
+        _requireUndecided(gameId, g);
         IDisputeHook.TaskStatus status = market.disputeContext(g.taskId).status;
         // INVARIANT: a solver is slashed once; after its task failed, the other games only return bonds.
         if (status != IDisputeHook.TaskStatus.Failed) revert TaskNotFailed(g.taskId, status);
-        _finish(gameId, g, false);
+        _decide(gameId, g, false);
+        _settle(gameId, g);
     }
 
     /// @inheritdoc IDisputeGame
@@ -341,7 +368,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     /// @inheritdoc IDisputeGame
     function clockOf(uint256 gameId) external view returns (Party party, uint256 remaining) {
         Game storage g = _games[gameId];
-        if (g.status != GameStatus.InProgress) return (Party.None, 0);
+        if (g.status != GameStatus.InProgress || g.phase == Phase.Resolve) return (Party.None, 0);
         party = _turn(g.phase);
         uint256 left = party == Party.Solver ? g.solverClock : g.challengerClock;
         uint256 elapsed = block.timestamp - g.lastMoveAt;
@@ -363,7 +390,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     /// @dev The game in progress, in `expected` phase, moved by the party whose turn it is, in time.
     function _move(uint256 gameId, Phase expected) internal returns (Game storage g) {
         g = _games[gameId];
-        _requireInProgress(gameId, g);
+        _requireUndecided(gameId, g);
         if (g.phase != expected) revert WrongPhase(gameId, g.phase, expected);
         Party party = _turn(expected);
         address mover = party == Party.Solver ? g.solver : g.challenger;
@@ -377,11 +404,11 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         uint256 remaining = party == Party.Solver ? g.solverClock : g.challengerClock;
         // INVARIANT: a move made after the mover's time ran out is void; the game is claimTimeout's.
         if (elapsed > remaining) revert ClockExpired(gameId, party, elapsed, remaining);
-        // Safe: elapsed <= remaining <= clock, a uint64.
-        uint64 left = uint64(remaining - elapsed);
+        // Safe: elapsed <= remaining <= clock, a uint32.
+        uint32 left = uint32(remaining - elapsed);
         if (party == Party.Solver) g.solverClock = left;
         else g.challengerClock = left;
-        g.lastMoveAt = uint64(block.timestamp);
+        g.lastMoveAt = uint40(block.timestamp);
     }
 
     function _requireInProgress(uint256 gameId, Game storage g) internal view {
@@ -389,10 +416,21 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         if (g.status != GameStatus.InProgress) revert GameOver(gameId, g.status);
     }
 
+    function _requireUndecided(uint256 gameId, Game storage g) internal view {
+        _requireInProgress(gameId, g);
+        if (g.phase == Phase.Resolve) revert AlreadyDecided(gameId, g.solverLost);
+    }
+
+    /// @dev `value` if it is at most `max`, else a TooLarge revert (storage fields are packed).
+    function _fit(uint256 value, uint256 max) internal pure returns (uint256) {
+        if (value > max) revert TooLarge(value, max);
+        return value;
+    }
+
     /// @dev Whose clock runs in `phase`.
     function _turn(Phase phase) internal pure returns (Party) {
         if (phase == Phase.Choose || phase == Phase.NameOutput || phase == Phase.Step) return Party.Challenger;
-        if (phase == Phase.None) return Party.None;
+        if (phase == Phase.None || phase == Phase.Resolve) return Party.None;
         return Party.Solver;
     }
 
@@ -424,18 +462,23 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     {
         g.level = level;
         g.root = root;
-        g.size = uint64(size); // sizes are tree sizes (<= 2^64 leaves): checked by the callers' proofs
+        g.size = uint48(_fit(size, type(uint48).max));
         g.lo = 0;
-        g.hi = uint64(size - 1);
+        g.hi = uint48(size - 1); // size >= 2 at every level
         g.leafLo = first;
         g.leafHi = last;
-        g.pinned = false;
     }
 
-    /// @dev After the ends of a level are proven: ask for the k-ary query, or move on if adjacent.
+    /// @dev After the ends of a level are proven: ask for the pinned pair if the challenger named one
+    ///      inside this level, else the k-ary query; or move on if the level has only two leaves.
     function _startBisection(Game storage g) internal {
-        if (g.hi - g.lo == 1) _levelDone(g);
-        else g.phase = Phase.Reveal;
+        if (g.pinned && g.pin >= g.hi) g.pinned = false;
+        if (g.hi - g.lo == 1) {
+            g.pinned = false;
+            _levelDone(g);
+        } else {
+            g.phase = Phase.Reveal;
+        }
     }
 
     /// @dev Narrows [lo, hi] to sub-interval `index` of the revealed points.
@@ -448,8 +491,8 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         // challenger's agreement with leafLo and disagreement with leafHi carry over to the new interval.
         if (index > 0) g.leafLo = slots[index - 1];
         if (index < pos.length) g.leafHi = slots[index];
-        g.lo = uint64(newLo);
-        g.hi = uint64(newHi);
+        g.lo = uint48(newLo); // within [lo, hi]: uint48
+        g.hi = uint48(newHi);
     }
 
     function _afterNarrow(Game storage g) internal {
@@ -486,14 +529,22 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
 
     // ─────────────────────────────────────────────────────────────── internal: settlement
 
+    /// @dev Records the decision; the money moves in `resolve`.
+    function _decide(uint256 gameId, Game storage g, bool solverLost) internal {
+        g.phase = Phase.Resolve;
+        g.solverLost = solverLost;
+        emit GameDecided(gameId, solverLost);
+    }
+
     /// @dev Ends the game, reports to the market and credits the bond.
     ///      Solver lost: bond back to the challenger (the market slashes the solver's stake, once).
     ///      Solver won: bond to the solver, unless the market answers Closed (the task already failed
     ///      through another game), in which case the bond goes back to the challenger.
-    function _finish(uint256 gameId, Game storage g, bool solverLost) internal {
-        uint256 amount = g.bond;
+    function _settle(uint256 gameId, Game storage g) internal {
+        bool solverLost = g.solverLost;
+        uint256 amount = bond;
         g.phase = Phase.None;
-        // Interim status so that no move re-enters while the market is called; set for good below.
+        // Final unless the market answers Closed; set before the call so nothing can re-enter a move.
         g.status = solverLost ? GameStatus.ChallengerWon : GameStatus.SolverWon;
         _totalBonds -= amount;
         IDisputeHook.DisputeStatus ds = market.resolveDispute(g.disputeId, solverLost);

@@ -41,7 +41,8 @@ interface IDisputeGame {
         OpenOp, // solver: open the two adjacent op-log leaves and prove the second extends the first
         NameOutput, // challenger: name the output element it disputes
         CommitScalar, // solver: commit level 4 and link it to the op log and the named element
-        Step // challenger (or anyone): have the one-step verifier decide
+        Step, // challenger (or anyone): have the one-step verifier decide
+        Resolve // decided (`solverLost`); anyone settles with the market and the bond
     }
 
     /// @notice Who must move. Zero means nobody.
@@ -51,37 +52,38 @@ interface IDisputeGame {
         Challenger
     }
 
-    /// @notice One game as stored.
+    /// @notice One game as stored, packed so that an ordinary move reads a few slots and writes
+    ///         slot 0 and at most one leaf.
     struct Game {
-        // slot: who challenged and where the game stands
-        address challenger;
-        uint64 lastMoveAt; // when the clock of the party to move started running
+        // slot 0: what every move reads and writes
+        uint40 lastMoveAt; // when the clock of the party to move started running
+        uint32 solverClock; // seconds left to the solver
+        uint32 challengerClock; // seconds left to the challenger
         GameStatus status;
         Phase phase;
         uint8 level; // 1 checkpoints, 2 steps, 3 ops, 4 scalar
         bool pinned; // the pending positions are the pinpointed pair, not the k-ary query
-        // slot
+        bool solverLost; // the decision, once the phase is Resolve
+        uint48 lo; // current interval [lo, hi] of the current level
+        uint48 hi;
+        // slot 1: with slot 0, all a reveal reads besides the root
         address solver;
-        uint64 solverClock; // seconds left to the solver
-        // slot
-        uint64 challengerClock; // seconds left to the challenger
-        uint64 lo; // current interval [lo, hi] of the current level
-        uint64 hi;
-        uint64 size; // leaves of the current level's sequence
-        // slot
-        uint64 pin; // pinpointed position (pair pin, pin + 1) when `pinned`
+        uint48 size; // leaves of the current level's sequence
+        uint48 pin; // pinpointed position (pair pin, pin + 1) when `pinned`
+        // slot 2
+        address challenger;
+        uint64 taskId;
+        // slot 3
+        uint64 disputeId; // the market's id
         uint64 checkpointInterval; // c: level 2 has c + 1 leaves
         uint64 checkpoint; // level 1's agreed left index, once level 1 is done
         uint64 trainingStep; // the disputed step t (S_t -> S_t+1), once level 2 is done
-        // slot
-        uint64 op; // the disputed op, once level 3 is done
-        uint64 outputEntry; // the named output's log entry
+        // slot 4
+        uint48 op; // the disputed op, once level 3 is done
+        uint48 outputEntry; // the named output's log entry
         uint64 flatIndex; // the named element
-        uint64 logSize; // entries of the agreed log (after op `op - 1`)
-        uint256 nextLogSize; // entries of the disputed log (after op `op`)
-        uint256 taskId;
-        uint256 disputeId; // the market's id
-        uint256 bond;
+        uint48 logSize; // entries of the agreed log (after op `op - 1`)
+        uint48 nextLogSize; // entries of the disputed log (after op `op`)
         bytes32 specHash;
         bytes32 root; // the solver's root over the current level's sequence
         bytes32 leafLo; // leaf `lo`: the challenger agrees
@@ -122,10 +124,14 @@ interface IDisputeGame {
 
     /// @notice A game parameter is out of range (`which`: 0 market, 1 verifier, 2 degree, 3 clock).
     error InvalidParameter(uint8 which, uint256 value);
+    /// @notice `value` does not fit the game's storage (at most `max`).
+    error TooLarge(uint256 value, uint256 max);
     /// @notice A challenge needs a bond of exactly `required`; `sent` was sent.
     error WrongBond(uint256 sent, uint256 required);
     /// @notice No game `gameId` exists.
     error UnknownGame(uint256 gameId);
+    /// @notice Game `gameId` is decided (`solverLost`) and waits only for `resolve`.
+    error AlreadyDecided(uint256 gameId, bool solverLost);
     /// @notice Game `gameId` is `status`, no longer in progress.
     error GameOver(uint256 gameId, GameStatus status);
     /// @notice Game `gameId` waits for `actual`; the call needs `expected`.
@@ -201,6 +207,8 @@ interface IDisputeGame {
     event OutputRejected(uint256 indexed gameId, uint256 flatIndex, uint256 numel);
     /// @notice `loser` ran out of time in game `gameId`.
     event TimedOut(uint256 indexed gameId, Party loser);
+    /// @notice Game `gameId` is decided: the solver lost (`solverLost`) or the challenger did.
+    event GameDecided(uint256 indexed gameId, bool solverLost);
     /// @notice Game `gameId` ended with `status`; the market answered `disputeStatus`; `bond` credited to `payee`.
     event GameResolved(
         uint256 indexed gameId,
@@ -216,7 +224,10 @@ interface IDisputeGame {
 
     /// @notice Challenges the result of `taskId` with `msg.value == bond()`: opens a dispute in the
     ///         market (during its challenge window) and a game whose first move is the solver's.
-    function challenge(uint256 taskId) external payable returns (uint256 gameId);
+    /// @param pin the checkpoint pair (pin, pin + 1) to reveal first, for a challenger who has the
+    ///        trace's leaves off chain; type(uint256).max (or any pin outside the trace) for the
+    ///        k-ary query.
+    function challenge(uint256 taskId, uint256 pin) external payable returns (uint256 gameId);
 
     // ─────────────────────────────────────────────────────────────── solver: level links
 
@@ -247,7 +258,7 @@ interface IDisputeGame {
     function commitScalar(uint256 gameId, ScalarCommitment calldata c) external;
 
     /// @notice Instead of `commitScalar`: proves the named element does not exist (index beyond the
-    ///         tensor's element count), which loses the game for the challenger.
+    ///         tensor's element count), which decides the game against the challenger.
     function rejectOutput(
         uint256 gameId,
         bytes32 outputTensorId,
@@ -267,7 +278,9 @@ interface IDisputeGame {
     function choose(uint256 gameId, uint256 index) external;
 
     /// @notice As `choose`, and asks next for the adjacent pair (`position`, `position + 1`) inside
-    ///         the chosen sub-interval (for a challenger who has the solver's leaves off chain).
+    ///         the chosen sub-interval (for a challenger who has the solver's leaves off chain). When
+    ///         the chosen sub-interval is already a pair, `position` is the pair asked first at the
+    ///         next level (ignored there if it falls outside that level).
     function pinpoint(uint256 gameId, uint256 index, uint256 position) external;
 
     /// @notice After level 3: the challenger names output element `flatIndex` of the tensor at log
@@ -275,13 +288,20 @@ interface IDisputeGame {
     function nameOutput(uint256 gameId, uint256 entry, uint256 flatIndex) external;
 
     /// @notice At the bottom: the verifier executes one step from the agreed leaf; a result other
-    ///         than the solver's next leaf loses the game for the solver, an equal one for the challenger.
+    ///         than the solver's next leaf decides the game against the solver, an equal one against
+    ///         the challenger (settled by `resolve`).
     function step(uint256 gameId, bytes calldata proof) external;
 
     // ─────────────────────────────────────────────────────────────── endings and money
 
-    /// @notice Ends a game whose party to move has run out of time; that party loses.
+    /// @notice Decides a game whose party to move has run out of time: that party loses.
     function claimTimeout(uint256 gameId) external;
+
+    /// @notice Settles a decided game (anyone): reports to the market (which slashes a losing
+    ///         solver once) and credits the bond. Kept apart from the deciding move so that the
+    ///         one-step check costs only the check, and a market that cannot take the report now
+    ///         cannot undo a decision.
+    function resolve(uint256 gameId) external;
 
     /// @notice Closes a game whose task already failed through another dispute: bond returned.
     function closeAfterFailure(uint256 gameId) external;

@@ -36,6 +36,7 @@ abstract contract DisputeFixture is MarketFixture {
     uint256 internal constant STATE_SIZE = 2;
     uint256 internal constant LOG0_SIZE = 3;
     bytes32 internal constant W_ID = keccak256("W");
+    uint256 internal constant NO_PIN = type(uint256).max;
 
     struct Lie {
         bool active;
@@ -206,9 +207,13 @@ abstract contract DisputeFixture is MarketFixture {
     }
 
     function _challenge(address who) internal returns (uint256 gameId) {
+        return _challengeAt(who, NO_PIN);
+    }
+
+    function _challengeAt(address who, uint256 pin) internal returns (uint256 gameId) {
         vm.deal(who, who.balance + GAME_BOND);
         vm.prank(who);
-        gameId = dg.challenge{value: GAME_BOND}(taskId);
+        gameId = dg.challenge{value: GAME_BOND}(taskId, pin);
     }
 
     // ─────────────────────────────────────────────── the solver (alice)
@@ -353,6 +358,33 @@ abstract contract DisputeFixture is MarketFixture {
         vm.stopPrank();
     }
 
+    /// @dev The honest challenger with the solver's leaves off chain: it pinpoints the first
+    ///         disagreement inside the sub-interval it chooses.
+    function _pinpointMove(uint256 gameId, address who) internal {
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        if (g.phase != IDisputeGame.Phase.Choose) return _honestMove(gameId, who);
+        bytes32[] memory mine = _seq(gameId, false);
+        bytes32[] memory theirs = _seq(gameId, true);
+        uint256 n = lastPositions.length;
+        uint256 index = n;
+        for (uint256 i; i < n; ++i) {
+            if (mine[lastPositions[i]] != theirs[lastPositions[i]]) {
+                index = i;
+                break;
+            }
+        }
+        (uint256 lo, uint256 hi) = Bisection.subInterval(g.lo, g.hi, lastPositions, index);
+        vm.startPrank(who);
+        if (hi - lo > 1) {
+            uint256 q = lo + 1;
+            while (mine[q] == theirs[q]) ++q;
+            dg.pinpoint(gameId, index, q - 1);
+        } else {
+            dg.choose(gameId, index);
+        }
+        vm.stopPrank();
+    }
+
     /// @dev A challenger who picks at random (seeded): any sub-interval, any output element (some
     ///      of them out of range), then brings the step proof.
     function _randomMove(uint256 gameId, address who, uint256 seed) internal {
@@ -361,9 +393,11 @@ abstract contract DisputeFixture is MarketFixture {
         if (g.phase == IDisputeGame.Phase.Choose) {
             uint256 n = lastPositions.length;
             uint256 index = seed % (n + 1);
-            if ((seed >> 8) % 3 == 0 && g.hi - g.lo > 2) {
+            if ((seed >> 8) % 3 == 0) {
                 (uint256 lo, uint256 hi) = Bisection.subInterval(g.lo, g.hi, lastPositions, index);
-                dg.pinpoint(gameId, index, lo + (seed >> 16) % (hi - lo));
+                // Inside the chosen interval, or (when it is a pair) any pin for the next level.
+                uint256 position = hi - lo > 1 ? lo + (seed >> 16) % (hi - lo) : (seed >> 16) % 8;
+                dg.pinpoint(gameId, index, position);
             } else {
                 dg.choose(gameId, index);
             }
@@ -390,12 +424,26 @@ abstract contract DisputeFixture is MarketFixture {
 
     /// @dev Plays the game to its end: solver from its run, challenger honest or random.
     function _play(uint256 gameId, bool lying, bool randomChallenger, uint256 seed) internal returns (uint256 moves) {
+        return _play(gameId, lying, randomChallenger, false, seed);
+    }
+
+    function _play(uint256 gameId, bool lying, bool randomChallenger, bool pinpointing, uint256 seed)
+        internal
+        returns (uint256 moves)
+    {
         while (dg.getGame(gameId).status == IDisputeGame.GameStatus.InProgress) {
             IDisputeGame.Phase p = dg.getGame(gameId).phase;
+            if (p == IDisputeGame.Phase.Resolve) {
+                dg.resolve(gameId); // anyone settles a decided game
+                ++moves;
+                continue;
+            }
             bool challengersTurn =
                 p == IDisputeGame.Phase.Choose || p == IDisputeGame.Phase.NameOutput || p == IDisputeGame.Phase.Step;
             if (!challengersTurn) {
                 _solverMove(gameId, lying);
+            } else if (pinpointing) {
+                _pinpointMove(gameId, challenger);
             } else if (randomChallenger) {
                 seed = uint256(keccak256(abi.encode(seed)));
                 _randomMove(gameId, challenger, seed);

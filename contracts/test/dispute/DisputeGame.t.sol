@@ -62,9 +62,12 @@ contract DisputeGameTest is DisputeFixture {
         new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(toy)), GAME_BOND, 65, CLOCK);
     }
 
-    function test_constructor_zeroClock_reverts() public {
+    function test_constructor_clockOutOfRange_reverts() public {
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.InvalidParameter.selector, uint8(3), 0));
         new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(toy)), GAME_BOND, 2, 0);
+        uint64 tooLong = uint64(type(uint32).max) + 1;
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.InvalidParameter.selector, uint8(3), tooLong));
+        new DisputeGame(IDisputeHook(address(market)), IOneStepVerifier(address(toy)), GAME_BOND, 2, tooLong);
     }
 
     function test_constructor_parameters_succeeds() public view {
@@ -107,7 +110,6 @@ contract DisputeGameTest is DisputeFixture {
         assertEq(g.root, MerkleBuilder.root(_l1(true)));
         assertEq(g.leafLo, _state(0, false));
         assertEq(g.leafHi, _state(W_STEPS, true));
-        assertEq(g.bond, GAME_BOND);
         assertEq(market.getDispute(g.disputeId).challenger, challenger);
         assertEq(market.getTask(taskId).openDisputes, 1);
         assertEq(address(dg).balance, GAME_BOND);
@@ -119,21 +121,21 @@ contract DisputeGameTest is DisputeFixture {
         vm.expectEmit(address(dg));
         emit IDisputeGame.GameCreated(2, taskId, 2, bob, alice, GAME_BOND);
         vm.prank(bob);
-        dg.challenge{value: GAME_BOND}(taskId);
+        dg.challenge{value: GAME_BOND}(taskId, NO_PIN);
     }
 
     function test_challenge_wrongBond_reverts() public {
         vm.deal(bob, 10 ether);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongBond.selector, GAME_BOND - 1, GAME_BOND));
-        dg.challenge{value: GAME_BOND - 1}(taskId);
+        dg.challenge{value: GAME_BOND - 1}(taskId, NO_PIN);
     }
 
     function test_challenge_bySolver_reverts() public {
         vm.deal(alice, alice.balance + GAME_BOND);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IDisputeHook.InvalidChallenger.selector, alice));
-        dg.challenge{value: GAME_BOND}(taskId);
+        dg.challenge{value: GAME_BOND}(taskId, NO_PIN);
     }
 
     function test_challenge_afterWindow_reverts() public {
@@ -144,7 +146,7 @@ contract DisputeGameTest is DisputeFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IDisputeHook.ChallengeWindowClosed.selector, taskId, deadline, uint256(deadline))
         );
-        dg.challenge{value: GAME_BOND}(taskId);
+        dg.challenge{value: GAME_BOND}(taskId, NO_PIN);
     }
 
     function test_challenge_unauthorisedGame_reverts() public {
@@ -153,7 +155,7 @@ contract DisputeGameTest is DisputeFixture {
         vm.deal(bob, GAME_BOND);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IDisputeHook.NotDisputeContract.selector, address(other)));
-        other.challenge{value: GAME_BOND}(taskId);
+        other.challenge{value: GAME_BOND}(taskId, NO_PIN);
     }
 
     // ─────────────────────────────────────────────── defendTrace
@@ -326,6 +328,40 @@ contract DisputeGameTest is DisputeFixture {
         IDisputeGame.Game memory g = dg.getGame(gameId);
         assertTrue(g.pinned);
         assertEq(g.pin, 1);
+    }
+
+    function test_challenge_pinnedPair_succeeds() public {
+        uint256 g2 = _challengeAt(bob, 2);
+        _solverMove(g2, true);
+        uint256[] memory pos = dg.pendingPositions(g2);
+        assertEq(pos.length, 2);
+        assertEq(pos[0], 2);
+        assertEq(pos[1], 3);
+    }
+
+    function test_challenge_pinOutsideTraceFallsBack_succeeds() public {
+        uint256 g2 = _challengeAt(bob, 99);
+        _solverMove(g2, true);
+        uint256[] memory pos = dg.pendingPositions(g2);
+        assertEq(pos.length, 1);
+        assertEq(pos[0], 2);
+        assertFalse(dg.getGame(g2).pinned);
+    }
+
+    function test_pinpoint_endOfLevelPinsNextLevel_succeeds() public {
+        _toPhase(IDisputeGame.Phase.Choose, 3); // [0, 3], revealed 1
+        _honestMove(gameId, challenger); // [1, 3]
+        _solverMove(gameId, true); // reveals 2
+        vm.prank(challenger);
+        dg.pinpoint(gameId, 1, 0); // [2, 3]: level 3 done; level 4 starts with the pair (0, 1)
+        _solverMove(gameId, true); // openOp
+        _honestMove(gameId, challenger); // nameOutput
+        _solverMove(gameId, true); // commitScalar
+        uint256[] memory pos = dg.pendingPositions(gameId);
+        assertEq(pos.length, 1);
+        assertEq(pos[0], 1); // k-ary would ask for 2
+        _play(gameId, true, false, 0);
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
     }
 
     function test_pinpoint_outsideInterval_reverts() public {
@@ -550,6 +586,7 @@ contract DisputeGameTest is DisputeFixture {
         vm.expectEmit(address(dg));
         emit IDisputeGame.OutputRejected(gameId, VEC, VEC);
         this.rejectAsAlice(g);
+        dg.resolve(gameId);
         // The challenger lost this game although the solver lied elsewhere: a wrong claim loses.
         assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.SolverWon));
         assertEq(dg.creditOf(alice), GAME_BOND);
@@ -595,6 +632,9 @@ contract DisputeGameTest is DisputeFixture {
         emit IDisputeGame.OneStepChecked(gameId, 1, computed, g.leafHi);
         vm.prank(bob); // anyone may bring the proof
         dg.step(gameId, proof);
+        assertEq(uint256(dg.getGame(gameId).phase), uint256(IDisputeGame.Phase.Resolve));
+        assertTrue(dg.getGame(gameId).solverLost);
+        dg.resolve(gameId);
         assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
         assertEq(dg.creditOf(challenger), GAME_BOND);
     }
@@ -628,6 +668,7 @@ contract DisputeGameTest is DisputeFixture {
         vm.expectEmit(address(dg));
         emit IDisputeGame.TimedOut(gameId, IDisputeGame.Party.Solver);
         dg.claimTimeout(gameId);
+        dg.resolve(gameId);
         assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
         assertEq(uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.Failed));
         assertEq(dg.creditOf(challenger), GAME_BOND);
@@ -638,6 +679,7 @@ contract DisputeGameTest is DisputeFixture {
         _solverMove(gameId, true);
         vm.warp(block.timestamp + CLOCK + 1);
         dg.claimTimeout(gameId);
+        dg.resolve(gameId);
         assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.SolverWon));
         assertEq(dg.creditOf(alice), GAME_BOND);
     }
@@ -652,13 +694,48 @@ contract DisputeGameTest is DisputeFixture {
         dg.claimTimeout(gameId);
     }
 
+    function test_claimTimeout_decided_reverts() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        dg.claimTimeout(gameId);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.AlreadyDecided.selector, gameId, true));
+        dg.claimTimeout(gameId);
+    }
+
     function test_claimTimeout_afterEnd_reverts() public {
         vm.warp(block.timestamp + CLOCK + 1);
         dg.claimTimeout(gameId);
+        dg.resolve(gameId);
         vm.expectRevert(
             abi.encodeWithSelector(IDisputeGame.GameOver.selector, gameId, IDisputeGame.GameStatus.ChallengerWon)
         );
         dg.claimTimeout(gameId);
+    }
+
+    function test_move_decided_reverts() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        dg.claimTimeout(gameId);
+        bytes32[] memory none = new bytes32[](0);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.AlreadyDecided.selector, gameId, true));
+        dg.defendTrace(gameId, none, none);
+        (IDisputeGame.Party party, uint256 remaining) = dg.clockOf(gameId);
+        assertEq(uint256(party), uint256(IDisputeGame.Party.None));
+        assertEq(remaining, 0);
+    }
+
+    function test_resolve_undecided_reverts() public {
+        vm.expectRevert(_wrongPhase(IDisputeGame.Phase.DefendTrace, IDisputeGame.Phase.Resolve));
+        dg.resolve(gameId);
+    }
+
+    function test_resolve_twice_reverts() public {
+        vm.warp(block.timestamp + CLOCK + 1);
+        dg.claimTimeout(gameId);
+        dg.resolve(gameId);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeGame.GameOver.selector, gameId, IDisputeGame.GameStatus.ChallengerWon)
+        );
+        dg.resolve(gameId);
     }
 
     function test_move_afterClockExpired_reverts() public {
@@ -698,6 +775,7 @@ contract DisputeGameTest is DisputeFixture {
     function test_move_afterResolution_reverts() public {
         vm.warp(block.timestamp + CLOCK + 1);
         dg.claimTimeout(gameId);
+        dg.resolve(gameId);
         bytes32[] memory none = new bytes32[](0);
         vm.prank(alice);
         vm.expectRevert(
@@ -723,6 +801,7 @@ contract DisputeGameTest is DisputeFixture {
     function test_withdraw_paysCredit_succeeds() public {
         vm.warp(block.timestamp + CLOCK + 1);
         dg.claimTimeout(gameId);
+        dg.resolve(gameId);
         uint256 before = challenger.balance;
         vm.expectEmit(address(dg));
         emit IDisputeGame.Withdrawn(challenger, GAME_BOND);
@@ -745,6 +824,7 @@ contract DisputeGameTest is DisputeFixture {
         vm.warp(block.timestamp + DISPUTE_TIMEOUT);
         market.expireDispute(dg.getGame(gameId).disputeId);
         dg.claimTimeout(gameId); // the solver never defended
+        dg.resolve(gameId);
         assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
         assertEq(
             uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.ResultSubmitted), "no slash"

@@ -84,6 +84,17 @@ contract DisputeGamePlayTest is DisputeFixture {
         _assertSolverLost(gameId);
     }
 
+    function test_play_lyingSolverPinpointingChallenger_succeeds() public {
+        dg = _newGame(3);
+        _lie(7, 1, 2);
+        _deliver(true);
+        uint256 gameId = _challengeAt(challenger, 3); // checkpoints (3, 4) hold step 7
+        uint256 moves = _play(gameId, true, false, true, 0);
+        _assertSolverLost(gameId);
+        assertEq(dg.getGame(gameId).lo, 2, "disputed scalar step");
+        assertLe(moves, 20, "few moves");
+    }
+
     function test_play_lyingSolverHonestScalarTraceCannotLink_succeeds() public {
         _lie(3, 1, type(uint256).max);
         _deliver(true);
@@ -100,6 +111,7 @@ contract DisputeGamePlayTest is DisputeFixture {
         dg.commitScalar(gameId, c);
         vm.warp(block.timestamp + CLOCK + 1);
         dg.claimTimeout(gameId);
+        dg.resolve(gameId);
         _assertSolverLost(gameId);
     }
 
@@ -158,6 +170,7 @@ contract DisputeGamePlayTest is DisputeFixture {
         assertEq(market.getTask(taskId).openDisputes, 1, "one still open");
         vm.warp(block.timestamp + CLOCK + 1);
         dg.claimTimeout(second); // solver to move at DefendTrace and silent: it loses that game
+        dg.resolve(second);
         assertEq(uint256(dg.getGame(second).status), uint256(IDisputeGame.GameStatus.ChallengerWon), "second lost");
         assertEq(dg.creditOf(bob), GAME_BOND, "bob's bond back");
         assertEq(uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.Failed), "task failed");
