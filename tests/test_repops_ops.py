@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from protocol import repops as R
 from protocol.repops import ops
+from protocol.repops.backend import TorchBackend
 from protocol.repops.policy import CANONICAL_NAN_BITS
 
 # float32 RepOps against float64 autograd: relative 1e-4 and absolute 1e-5 for values of order 1
@@ -270,6 +271,16 @@ def test_chunked_order_is_the_documented_one() -> None:
         parts.append(acc)
     want = np.float32(np.float32(parts[0] + parts[1]) + parts[2])
     assert R.linear(x, w).item() == float(want)
+
+
+def test_row_max_tree_keeps_the_leftmost_maximum() -> None:
+    # Ties (here -0 and +0) resolve to the leftmost maximal element, as a left-to-right scan would.
+    x = torch.tensor([[-0.0, 0.0, -1.0, -0.0, -2.0], [0.0, -0.0, -3.0, -1.0, 0.0]])
+    k = TorchBackend(torch.device("cpu"), [], [])
+    m = ops._row_max(k, x).view(torch.int32).reshape(-1).tolist()
+    assert m == [-(2**31), 0]  # -0 (first of row 0), +0 (first of row 1)
+    y = randn(7, 13, seed=60)
+    assert torch.equal(ops._row_max(k, y).reshape(-1), y.max(dim=1).values)
 
 
 def test_every_registered_op_is_covered() -> None:
