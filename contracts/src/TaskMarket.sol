@@ -294,11 +294,13 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         if (t.requiredStake >= creditMinStake) rec.credit += 1;
         emit SolverRecordUpdated(solver, rec.completed, rec.slashed, rec.credit);
 
-        // unlock returns the task's whole lock, which is requiredStake by construction (locked once at the
-        // close, never partly slashed by the market); it reverts if nothing is locked, so there is nothing
-        // to check here.
-        // slither-disable-next-line unused-return
-        stakeManager.unlock(solver, taskId);
+        // A slasher the StakeManager's owner authorised may have taken part or all of the lock directly;
+        // release what is left, and never let an empty lock block the payout.
+        if (stakeManager.lockedFor(solver, taskId) != 0) {
+            // unlock returns the amount released, which is the lockedFor value just read.
+            // slither-disable-next-line unused-return
+            stakeManager.unlock(solver, taskId);
+        }
     }
 
     /// @inheritdoc ITaskMarket
@@ -535,7 +537,8 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         _totalEscrow -= refund;
         _totalPayable += refund;
         _payments[t.submitter] += refund;
-        uint256 slashed = t.requiredStake;
+        // Normally the whole requiredStake; less if an authorised slasher already took part of it directly.
+        uint256 slashed = stakeManager.lockedFor(solver, taskId);
         emit TaskFailed(taskId, reason, refund, slashed);
 
         SolverRecord storage rec = _records[solver];
@@ -545,8 +548,10 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         emit SolverRecordUpdated(solver, rec.completed, rec.slashed, 0);
 
         // The split is fixed by the StakeManager's beneficiaryBps and emitted there in StakeSlashed.
-        // slither-disable-next-line unused-return
-        stakeManager.slash(solver, taskId, slashed, beneficiary);
+        if (slashed != 0) {
+            // slither-disable-next-line unused-return
+            stakeManager.slash(solver, taskId, slashed, beneficiary);
+        }
     }
 
     function _close(uint256 disputeId, Dispute storage d, DisputeStatus status) internal {

@@ -847,6 +847,49 @@ contract TaskMarketTest is MarketFixture {
         market.failUndelivered(taskId);
     }
 
+    function test_failUndelivered_lockAlreadySlashedElsewhere_succeeds() public {
+        address other = makeAddr("otherSlasher");
+        vm.prank(owner);
+        sm.setSlasher(other, true);
+        uint256 taskId = _assigned(alice, 1 ether);
+        vm.prank(other);
+        sm.slash(alice, taskId, STAKE, bob);
+        vm.warp(market.getTask(taskId).deliveryDeadline);
+        vm.expectEmit(address(market));
+        emit ITaskMarket.TaskFailed(taskId, ITaskMarket.FailureReason.Undelivered, PAYMENT, 0);
+        market.failUndelivered(taskId);
+        assertEq(uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.Failed));
+        _assertMarketSolvent();
+        _assertStakeSolvent();
+    }
+
+    function test_finalize_lockPartlySlashedElsewhere_succeeds() public {
+        address other = makeAddr("otherSlasher");
+        vm.prank(owner);
+        sm.setSlasher(other, true);
+        uint256 taskId = _delivered(alice, 1 ether);
+        vm.prank(other);
+        sm.slash(alice, taskId, 1 ether, bob);
+        vm.warp(market.getTask(taskId).challengeDeadline);
+        market.finalize(taskId);
+        assertEq(sm.lockedFor(alice, taskId), 0);
+        assertEq(sm.freeStakeOf(alice), STAKE - 1 ether);
+        _assertStakeSolvent();
+    }
+
+    function test_finalize_lockFullySlashedElsewhere_succeeds() public {
+        address other = makeAddr("otherSlasher");
+        vm.prank(owner);
+        sm.setSlasher(other, true);
+        uint256 taskId = _delivered(alice, 1 ether);
+        vm.prank(other);
+        sm.slash(alice, taskId, STAKE, bob);
+        vm.warp(market.getTask(taskId).challengeDeadline);
+        market.finalize(taskId);
+        assertEq(uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.Completed));
+        _assertMarketSolvent();
+    }
+
     // ─────────────────────────────────────────────── withdrawPayments
 
     function test_withdrawPayments_paysCredit_succeeds() public {
