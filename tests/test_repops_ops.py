@@ -72,6 +72,14 @@ def test_activations_match_autograd(act: str) -> None:
     close(bwd, xr.grad)
 
 
+def test_gelu_saturates_without_nan() -> None:
+    x = torch.tensor([-30.0, -12.0, 12.0, 30.0])
+    y, dx = R.gelu(x), R.gelu_backward(x, torch.ones_like(x))
+    assert not bool(torch.isnan(y).any()) and not bool(torch.isnan(dx).any())
+    assert y[:2].abs().max() == 0.0 and torch.equal(y[2:], x[2:])
+    assert dx[:2].abs().max() == 0.0 and torch.equal(dx[2:], torch.ones(2))
+
+
 def test_softmax_family_matches_autograd() -> None:
     x, dy = randn(5, 11, seed=7) * 4, randn(5, 11, seed=8)
     (xr,) = g64(x)

@@ -505,28 +505,33 @@ GELU_K = 0.7978845608028654  # sqrt(2/pi)
 
 
 def _gelu_parts(k, x):
+    """(x2, e, s): x2 = x*x, u = sqrt(2/pi) * (x + 0.044715*x^3), e = exp(-2u), s = 1 / (1 + e).
+
+    0.5 * (1 + tanh(u)) = 1 / (1 + exp(-2u)), so GELU's tanh form is x * s: one exp, no branches, no
+    cancellation (1 + e >= 1), and exactly 0 * sign for very negative x (e = inf).
+    """
     x2 = k.mul(x, x)
     inner = k.muladd(x, k.const(GELU_C), k.mul(x2, x))  # x + c*x^3
-    t = fmath.tanh(k, k.mul(k.const(GELU_K), inner))
-    return x2, t
+    e = fmath.exp(k, k.mul(k.const(-2.0 * GELU_K), inner))
+    return x2, e, k.div(k.const(1.0), k.add(k.const(1.0), e))
 
 
 def _gelu_kernel(k, v, attrs):
     x = v[0]
-    _, t = _gelu_parts(k, x)
-    return k.mul(k.mul(k.const(0.5), x), k.add(k.const(1.0), t))
+    _, _, s = _gelu_parts(k, x)
+    return k.mul(x, s)
 
 
 def _gelu_backward_kernel(k, v, attrs):
+    """dy * (s + x * (2 * s * (min(e, 2^100) * s)) * u'), u' = sqrt(2/pi) * (1 + 3c x^2).
+
+    e*s is 1 - s without cancellation; e is capped so that e = inf, s = 0 gives 0 rather than NaN.
+    """
     x, dy = v
-    x2, t = _gelu_parts(k, x)
-    one = k.const(1.0)
-    half = k.const(0.5)
-    sech2 = k.sub(one, k.mul(t, t))
-    dinner = k.muladd(one, k.const(3.0 * GELU_C), x2)  # 1 + 3c x^2
-    left = k.mul(half, k.add(one, t))
-    right = k.mul(k.mul(k.mul(half, x), sech2), k.mul(k.const(GELU_K), dinner))
-    return k.mul(dy, k.add(left, right))
+    x2, e, s = _gelu_parts(k, x)
+    du = k.mul(k.const(GELU_K), k.muladd(k.const(1.0), k.const(3.0 * GELU_C), x2))
+    ds = k.mul(k.mul(k.const(2.0), s), k.mul(k.fmin(e, k.const(2.0**100)), s))
+    return k.mul(dy, k.add(s, k.mul(k.mul(x, ds), du)))
 
 
 _register(OpDef("gelu", 1, (), _identity_views, _same_shape, _gelu_kernel, _elementwise_restrict))
