@@ -529,6 +529,31 @@ contract TaskMarketTest is MarketFixture {
         assertEq(uint256(market.getBid(taskId, alice).status), uint256(ITaskMarket.BidStatus.Forfeited));
     }
 
+    /// @notice The close loop is bounded by MAX_BIDS; with every slot revealed it stays far below a block.
+    function test_closeAuction_maxBidsAllRevealed_succeeds() public {
+        uint256 taskId = _post();
+        uint256 max = market.MAX_BIDS();
+        address[] memory who = new address[](max);
+        for (uint256 i = 0; i < max; ++i) {
+            who[i] = address(uint160(0x1000 + i));
+            vm.deal(who[i], STAKE + BOND);
+            _stake(who[i], STAKE);
+            _commit(taskId, who[i], 1 ether + i);
+        }
+        _toReveal(taskId);
+        for (uint256 i = 0; i < max; ++i) {
+            _reveal(taskId, who[i], 1 ether + i);
+        }
+        _toClose(taskId);
+        uint256 gasBefore = gasleft();
+        address winner = market.closeAuction(taskId);
+        uint256 used = gasBefore - gasleft();
+        assertEq(winner, who[0]);
+        assertEq(market.getTask(taskId).agreedPrice, 1 ether + 1);
+        assertLt(used, 1_500_000);
+        _assertMarketSolvent();
+    }
+
     function test_closeAuction_beforeRevealDeadline_reverts() public {
         uint256 taskId = _post();
         uint256 deadline = market.getTask(taskId).revealDeadline;
