@@ -10,7 +10,7 @@ import torch
 from protocol.repops import isa
 from protocol.repops.backend import TorchBackend
 from protocol.repops.isa import Imm, In, Instr, Opcode, Reg
-from protocol.repops.policy import CANONICAL_NAN_BITS, canon_bits, f32_bits
+from protocol.repops.policy import CANONICAL_NAN_BITS, RepOpsError, canon_bits, f32_bits
 
 EDGE = [
     0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007FFFFF, 0x00800000, 0x3F800000, 0xBF800000,
@@ -196,3 +196,35 @@ def test_encode_is_fixed_width_and_distinguishes_operands() -> None:
     assert len(a.encode()) == 21 and len(Instr(Opcode.FNEG, 0, (Reg(1),)).encode()) == 21
     assert a.encode() != b.encode()
     assert a.encode()[0] == 0x05 and a.encode()[1:3] == b"\x00\x02"
+
+
+def test_decode_inverts_encode_and_rejects_garbage() -> None:
+    prog = [
+        Instr(Opcode.FMULADD, 2, (Reg(2), In(1, 70000), Imm(0x3F800000))),
+        Instr(Opcode.FNEG, 0, (Reg(1),)),
+        Instr(Opcode.LOAD, 1, (Imm(1), Reg(0))),
+        Instr(Opcode.SELECT, 3, (Reg(0), Imm(0xFF800000), In(0, 0))),
+    ]
+    for ins in prog:
+        assert Instr.decode(ins.encode()) == ins
+    bad_op = bytes([0xEE]) + prog[1].encode()[1:]
+    with pytest.raises(RepOpsError, match="unknown opcode"):
+        Instr.decode(bad_op)
+    with pytest.raises(RepOpsError, match="takes 2 operands"):
+        Instr.decode(bytes([int(Opcode.FADD)]) + prog[1].encode()[1:])
+    with pytest.raises(RepOpsError, match="21 bytes"):
+        Instr.decode(b"\x01")
+
+
+def test_check_policy_detects_flushed_subnormals() -> None:
+    from protocol.repops.policy import PolicyError, check_policy
+
+    check_policy("cpu")
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    try:
+        with pytest.raises(PolicyError, match="subnormals are flushed"):
+            check_policy("cpu")
+    finally:
+        torch.set_flush_denormal(False)
+    check_policy("cpu")

@@ -139,6 +139,33 @@ class Instr:
                 out += struct.pack(">BBI", 3, 0, o.bits)
         return out
 
+    @staticmethod
+    def decode(data: bytes) -> Instr:
+        """Inverse of :meth:`encode`; rejects unknown opcodes, operand kinds and wrong arity."""
+        if len(data) != 21:
+            raise RepOpsError(f"an encoded instruction is 21 bytes, got {len(data)}")
+        op_code, dst = struct.unpack(">BH", data[:3])
+        try:
+            op = Opcode(op_code)
+        except ValueError:
+            raise RepOpsError(f"unknown opcode {op_code:#04x}") from None
+        srcs: list[Operand] = []
+        for i in range(3):
+            kind, slot, value = struct.unpack(">BBI", data[3 + 6 * i : 9 + 6 * i])
+            if kind == 0:
+                continue
+            if kind == 1:
+                srcs.append(Reg(value))
+            elif kind == 2:
+                srcs.append(In(slot, value))
+            elif kind == 3:
+                srcs.append(Imm(value))
+            else:
+                raise RepOpsError(f"operand {i} has unknown kind {kind}")
+        if len(srcs) != ARITY[op]:
+            raise RepOpsError(f"{op.name} takes {ARITY[op]} operands, the encoding has {len(srcs)}")
+        return Instr(op, dst, tuple(srcs))
+
 
 def _f(bits: int) -> np.float32:
     return bits_f32(bits)

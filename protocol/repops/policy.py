@@ -94,16 +94,13 @@ def is_canonical(t: torch.Tensor) -> bool:
     return bool((tensor_bits(t)[nan] == CANONICAL_NAN_BITS).all())
 
 
-_checked: set[str] = set()
-
-
 def check_policy(device: torch.device | str = "cpu") -> None:
     """Fail loudly when this process would not follow the float policy on ``device``.
 
     Turns TF32 off (it only affects matmul/conv, which RepOps never calls, but a caller's setting must
     not leak into anything else), then probes the device: subnormals must survive a multiply and an
     add (no flush-to-zero, e.g. from ``torch.set_flush_denormal(True)``), and float32 division must be
-    the IEEE one. Cheap, and cached per device.
+    the IEEE one. A handful of tiny kernels: cheap enough to call before every run.
     """
     dev = torch.device(device)
     key = str(dev)
@@ -111,8 +108,6 @@ def check_policy(device: torch.device | str = "cpu") -> None:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    if key in _checked:
-        return
     tiny = torch.tensor([1, 3], dtype=torch.int32, device=dev).view(torch.float32)  # 2^-149, 3*2^-149
     one = torch.ones(2, dtype=torch.float32, device=dev)
     prod = tensor_bits(tiny * one).cpu().tolist()
@@ -125,4 +120,3 @@ def check_policy(device: torch.device | str = "cpu") -> None:
     q = torch.tensor([1.0], device=dev) / torch.tensor([3.0], device=dev)
     if int(tensor_bits(q).cpu()[0]) != 0x3EAAAAAB:
         raise PolicyError(f"float32 division on {key} is not IEEE round-to-nearest (1/3 gave {q.item()!r})")
-    _checked.add(key)
