@@ -284,8 +284,5 @@ interface ITaskMarket is IDisputeHook {
     /// @notice The score `bidder` would have at `price` now (lower wins).
     function scoreOf(address bidder, uint256 price) external view returns (uint256);
     /// @notice The commitment a bidder submits for `price` and `salt`.
-    function bidCommitment(uint256 taskId, address bidder, uint256 price, bytes32 salt)
-        external
-        pure
-        returns (bytes32);
+    function bidCommitment(uint256 taskId, address bidder, uint256 price, bytes32 salt) external pure returns (bytes32);
 }

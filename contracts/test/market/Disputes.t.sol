@@ -77,9 +77,7 @@ contract DisputesTest is MarketFixture {
         uint256 taskId = _delivered(alice, 1 ether);
         uint256 deadline = market.getTask(taskId).challengeDeadline;
         vm.warp(deadline);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDisputeHook.ChallengeWindowClosed.selector, taskId, deadline, deadline)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDisputeHook.ChallengeWindowClosed.selector, taskId, deadline, deadline));
         _open(taskId, game, challenger);
     }
 
@@ -215,9 +213,7 @@ contract DisputesTest is MarketFixture {
         uint256 id = _open(taskId, game, challenger);
         uint256 expiresAt = block.timestamp + DISPUTE_TIMEOUT;
         vm.warp(expiresAt - 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDisputeHook.DisputeNotExpired.selector, id, expiresAt, expiresAt - 1)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDisputeHook.DisputeNotExpired.selector, id, expiresAt, expiresAt - 1));
         market.expireDispute(id);
     }
 

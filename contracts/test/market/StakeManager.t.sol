@@ -121,9 +121,7 @@ contract StakeManagerTest is TestBase {
 
     function test_requestWithdrawal_moreThanFree_reverts() public {
         _deposit(alice, 1 ether);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStakeManager.InsufficientFreeStake.selector, alice, 2 ether, 1 ether)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.InsufficientFreeStake.selector, alice, 2 ether, 1 ether));
         vm.prank(alice);
         sm.requestWithdrawal(2 ether);
     }
@@ -173,9 +171,7 @@ contract StakeManagerTest is TestBase {
         sm.requestWithdrawal(2 ether);
         uint256 readyAt = block.timestamp + DELAY;
         vm.warp(readyAt - 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStakeManager.WithdrawalNotReady.selector, alice, readyAt, readyAt - 1)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.WithdrawalNotReady.selector, alice, readyAt, readyAt - 1));
         vm.prank(alice);
         sm.withdraw();
     }
@@ -246,9 +242,7 @@ contract StakeManagerTest is TestBase {
 
     function test_lock_moreThanFree_reverts() public {
         _deposit(alice, 1 ether);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStakeManager.InsufficientFreeStake.selector, alice, 2 ether, 1 ether)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.InsufficientFreeStake.selector, alice, 2 ether, 1 ether));
         sm.lock(alice, TASK, 2 ether);
     }
 
@@ -352,9 +346,7 @@ contract StakeManagerTest is TestBase {
 
     function test_slash_freeStakeIsNotSlashable_reverts() public {
         _deposit(alice, 5 ether);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStakeManager.InsufficientLockedStake.selector, alice, TASK, 1 ether, 0)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.InsufficientLockedStake.selector, alice, TASK, 1 ether, 0));
         sm.slash(alice, TASK, 1 ether, bob);
     }
 
@@ -478,9 +470,7 @@ contract StakeManagerTest is TestBase {
 
     /// @notice Any sequence deposit → withdrawal request → lock → slash keeps every wei accounted for
     ///         and splits each slash exactly.
-    function testFuzz_slash_splitIsExactAndSolvent_succeeds(uint256 deposit, uint256 lockAmt, uint256 slashAmt)
-        public
-    {
+    function testFuzz_slash_splitIsExactAndSolvent_succeeds(uint256 deposit, uint256 lockAmt, uint256 slashAmt) public {
         deposit = bound(deposit, 1, 100 ether);
         lockAmt = bound(lockAmt, 1, deposit);
         slashAmt = bound(slashAmt, 1, lockAmt);

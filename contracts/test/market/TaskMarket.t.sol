@@ -558,9 +558,7 @@ contract TaskMarketTest is MarketFixture {
         uint256 taskId = _post();
         uint256 deadline = market.getTask(taskId).revealDeadline;
         vm.warp(deadline - 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.AuctionNotOver.selector, taskId, deadline, deadline - 1)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.AuctionNotOver.selector, taskId, deadline, deadline - 1));
         market.closeAuction(taskId);
     }
 
@@ -631,9 +629,7 @@ contract TaskMarketTest is MarketFixture {
         uint256 taskId = _assigned(alice, 1 ether);
         uint256 deadline = market.getTask(taskId).deliveryDeadline;
         vm.warp(deadline);
-        vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.DeliveryDeadlinePassed.selector, taskId, deadline, deadline)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.DeliveryDeadlinePassed.selector, taskId, deadline, deadline));
         vm.prank(alice);
         market.commitProgress(taskId, keccak256("p"), 1);
     }
@@ -851,9 +847,7 @@ contract TaskMarketTest is MarketFixture {
         uint256 taskId = _assigned(alice, 1 ether);
         uint256 deadline = market.getTask(taskId).deliveryDeadline;
         vm.expectRevert(
-            abi.encodeWithSelector(
-                ITaskMarket.DeliveryDeadlineNotPassed.selector, taskId, deadline, block.timestamp
-            )
+            abi.encodeWithSelector(ITaskMarket.DeliveryDeadlineNotPassed.selector, taskId, deadline, block.timestamp)
         );
         market.failUndelivered(taskId);
     }

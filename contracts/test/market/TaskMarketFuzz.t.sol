@@ -36,8 +36,7 @@ contract TaskMarketFuzzTest is MarketFixture {
         _toClose(taskId);
         address winner = market.closeAuction(taskId);
 
-        uint256[3] memory scores =
-            [market.scoreOf(alice, pa), market.scoreOf(bob, pb), market.scoreOf(carol, pc)];
+        uint256[3] memory scores = [market.scoreOf(alice, pa), market.scoreOf(bob, pb), market.scoreOf(carol, pc)];
         address[3] memory who = [alice, bob, carol];
         uint256 ws;
         for (uint256 i = 0; i < 3; ++i) {
@@ -92,9 +91,7 @@ contract TaskMarketFuzzTest is MarketFixture {
 
     /// @notice Over a full task with random payment, bond and prices, everything paid in is paid out:
     ///         after every party withdraws, the market holds nothing.
-    function testFuzz_lifecycle_everyWeiReturns_succeeds(uint256 payment, uint256 bond, uint256 pa, uint256 pb)
-        public
-    {
+    function testFuzz_lifecycle_everyWeiReturns_succeeds(uint256 payment, uint256 bond, uint256 pa, uint256 pb) public {
         payment = bound(payment, 1, 100 ether);
         bond = bound(bond, 0, 1 ether);
         pa = bound(pa, 1, payment);

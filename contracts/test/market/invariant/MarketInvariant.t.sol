@@ -115,8 +115,7 @@ contract MarketInvariantTest is InvariantBase {
             uint256 lockNow = t.solver == address(0) ? 0 : sm.lockedFor(t.solver, id);
             lockedForTasks += lockNow;
             assertLe(handler.releaseCount(id), 1, "a lock is released at most once");
-            if (t.status == IDisputeHook.TaskStatus.Assigned || t.status == IDisputeHook.TaskStatus.ResultSubmitted)
-            {
+            if (t.status == IDisputeHook.TaskStatus.Assigned || t.status == IDisputeHook.TaskStatus.ResultSubmitted) {
                 assertEq(lockNow, t.requiredStake, "running task holds its lock");
                 assertEq(handler.released(id), 0, "nothing released while running");
             } else if (t.status == IDisputeHook.TaskStatus.Completed || t.status == IDisputeHook.TaskStatus.Failed) {
