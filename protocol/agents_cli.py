@@ -96,6 +96,41 @@ def run_solver(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- verifier
+def add_verifier_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "verifier", help="run a verifier daemon: check results, re-execute samples, challenge",
+        description="A long-running verifier. Checks every submitted result's artifacts for availability "
+        "and consistency with the chain, re-executes a secretly sampled share of its checkpoint intervals, "
+        "and challenges on a finding.",
+        epilog="examples:\n  VERIGRAD_KEY=0x... verigrad verifier --db runs/verifier.db\n"
+        "  verigrad verifier --sample-rate 1.0     (re-execute every interval)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p)
+    p.add_argument("--db", default="runs/verifier/state.db", help="sqlite file for the daemon's state")
+    p.add_argument("--sample-rate", type=float, default=0.25, help="share of intervals to re-execute (0, 1]")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between ticks")
+    p.set_defaults(func=run_verifier)
+
+
+def run_verifier(args: argparse.Namespace) -> int:
+    from protocol.agents.verifier import Verifier, VerifierConfig
+
+    if not 0 < args.sample_rate <= 1:
+        raise VerigradError(f"--sample-rate must be in (0, 1], got {args.sample_rate}")
+    log = make_logger("verifier", args.verbose)
+    chain, deployment, key = _connect(args)
+    v = Verifier(chain, deployment, key, AgentDB(args.db),
+                 VerifierConfig(sample_rate=args.sample_rate, poll_interval=args.poll), log)
+    log.info(logfmt(event="started", address=v.m.address, rpc=args.rpc, sample_rate=args.sample_rate))
+    try:
+        v.run(Stopper().install())
+    finally:
+        log.info(logfmt(event="stopped"))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- submit
 def add_submit_parser(sub: Any) -> None:
     p = sub.add_parser(

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         registrars.append(train_cli.add_train_parser)
     from protocol import agents_cli, demo
 
-    registrars += [agents_cli.add_solver_parser, agents_cli.add_submit_parser]
+    registrars += [agents_cli.add_solver_parser, agents_cli.add_verifier_parser, agents_cli.add_submit_parser]
 
     registrars.append(demo.add_demo_parser)
     for register in registrars:

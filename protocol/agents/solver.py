@@ -28,6 +28,7 @@ from protocol.agents.db import AgentDB
 from protocol.agents.watcher import EventWatcher
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment
+from protocol.chain.errors import RpcUnavailable
 from protocol.chain.market import Market, SealedBid, TaskStatus
 from protocol.errors import VerigradError
 
@@ -97,7 +98,17 @@ class Solver:
         self.watcher.commit()
         for tid, rec in self.db.all("task"):
             if rec.get("state") not in ("done", "skipped"):
-                self.advance(int(tid), rec)
+                self.guarded(int(tid), lambda tid=tid, rec=rec: self.advance(int(tid), rec))
+
+    def guarded(self, tid: int, work: Any) -> None:
+        """One task's trouble (a revert, a bad artifact, a bug) is logged and retried next tick; it
+        never stops the daemon's other tasks. An unreachable RPC still goes to the run loop's backoff."""
+        try:
+            work()
+        except RpcUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 (logged with its type; the loop goes on)
+            self.log.exception(logfmt(event="error", task=tid, error=type(exc).__name__, detail=str(exc)))
 
     def run(self, stopper: Stopper) -> None:
         self.ensure_stake()

@@ -1,0 +1,184 @@
+"""The verifier daemon: watch results, check what can be checked cheaply, re-execute a sample.
+
+For every submitted result still inside its challenge window, in order of cost:
+
+1. **availability**: the manifest named by the artifact URI and every checkpoint it lists must be
+   fetchable and hash to their digests; withheld or damaged data is a reason to challenge (a solver
+   that cannot produce its leaves loses the game on time);
+2. **consistency**: the manifest's checkpoint roots must rebuild the committed trace root, its last
+   root must be the committed final state root, S_0 must be the task's initial state root, and every
+   progress root the solver posted while training must be the root of the matching prefix;
+3. **re-execution** of a sample of checkpoint intervals: from checkpoint i (fetched, checked against
+   its state root), train the interval's steps with the same engine and compare with checkpoint i+1.
+
+Which intervals are sampled must be unpredictable to the solver when it commits: the choice is
+``keccak(secret || blockhash(result block))``, where ``secret`` is drawn once when the verifier first
+starts and kept in its database, i.e. fixed before any result it will judge exists. The solver knows
+neither; the verifier cannot steer it after seeing the result, since the block hash comes later
+than the secret. A mismatch, or a failed availability / consistency check, is a *finding*; findings
+lead to a challenge in the dispute game (:meth:`Verifier.challenge`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak
+
+from protocol.agents.common import Stopper, logfmt, run_loop
+from protocol.agents.db import AgentDB
+from protocol.agents.http_store import open_any
+from protocol.agents.watcher import EventWatcher
+from protocol.chain.client import Chain
+from protocol.chain.deploy import Deployment
+from protocol.chain.errors import RpcUnavailable
+from protocol.chain.market import Market, TaskStatus
+from protocol.errors import VerigradError
+
+
+@dataclass
+class VerifierConfig:
+    sample_rate: float = 0.25  # share of checkpoint intervals re-executed per result (at least one)
+    poll_interval: float = 0.5
+    confirmations: int = 0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Why a result is wrong, as far as the verifier can tell before the game."""
+
+    kind: str  # unavailable | inconsistent | mismatch
+    detail: str
+    interval: int | None = None  # for a mismatch: checkpoint index i of the wrong interval (i, i+1)
+
+
+def sample_intervals(secret: bytes, block_hash: bytes, n_intervals: int, rate: float) -> list[int]:
+    """Distinct interval indices in [0, n_intervals), chosen by keccak(secret || block_hash || counter)."""
+    k = max(1, min(n_intervals, round(n_intervals * rate)))
+    chosen: list[int] = []
+    counter = 0
+    while len(chosen) < k:
+        h = keccak(secret + block_hash + counter.to_bytes(8, "big"))
+        i = int.from_bytes(h, "big") % n_intervals
+        if i not in chosen:
+            chosen.append(i)
+        counter += 1
+    return sorted(chosen)
+
+
+class Verifier:
+    def __init__(self, chain: Chain, deployment: Deployment, key: str, db: AgentDB, config: VerifierConfig,
+                 log: logging.Logger) -> None:
+        self.chain = chain
+        self.m = Market(chain, deployment, key)
+        self.db = db
+        self.cfg = config
+        self.log = log
+        self.watcher = EventWatcher(chain, [self.m.market], db, name="verifier",
+                                    confirmations=config.confirmations, start_block=deployment.block)
+        meta = db.get("meta", "secret")
+        if meta is None:
+            meta = {"secret": secrets.token_bytes(32).hex()}
+            db.put("meta", "secret", meta)
+        self.secret = bytes.fromhex(meta["secret"])
+
+    def guarded(self, tid: int, work: Any) -> None:
+        """One task's trouble (a revert, a bad artifact, a bug) is logged and retried next tick; it
+        never stops the daemon's other tasks. An unreachable RPC still goes to the run loop's backoff."""
+        try:
+            work()
+        except RpcUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 (logged with its type; the loop goes on)
+            self.log.exception(logfmt(event="error", task=tid, error=type(exc).__name__, detail=str(exc)))
+
+    def run(self, stopper: Stopper) -> None:
+        run_loop(self.tick, stopper, self.cfg.poll_interval, self.log)
+
+    def tick(self) -> None:
+        for ev in self.watcher.poll():
+            tid = ev.args.get("taskId")
+            if ev.name == "ProgressCommitted":
+                rec = self.db.get("result", tid) or {}
+                progress = rec.get("progress", [])
+                progress.append([ev.args["numCheckpoints"], "0x" + bytes(ev.args["traceRoot"]).hex()])
+                self.db.update("result", tid, progress=progress)
+            elif ev.name == "ResultSubmitted":
+                self.db.update("result", tid, state="pending", block=ev.block)
+                self.log.info(logfmt(event="result_seen", task=tid, trace_root="0x" + bytes(ev.args["traceRoot"]).hex()[:16]))
+        self.watcher.commit()
+        for tid, rec in self.db.all("result"):
+            if rec.get("state") == "pending":
+                self.guarded(int(tid), lambda tid=tid, rec=rec: self.check(int(tid), rec))
+
+    # ------------------------------------------------------------------ checks
+    def check(self, tid: int, rec: dict[str, Any]) -> None:
+        t = self.m.task(tid)
+        if TaskStatus(t.status) != TaskStatus.RESULT_SUBMITTED or self.chain.now() >= t.challengeDeadline:
+            self.db.update("result", tid, state="closed")
+            return
+        block_hash = bytes(self.chain.w3.eth.get_block(rec["block"])["hash"])
+        finding = self.find(tid, t, rec.get("progress", []), block_hash)
+        if finding is None:
+            self.db.update("result", tid, state="accepted")
+            self.log.info(logfmt(event="result_accepted", task=tid))
+            return
+        self.db.update("result", tid, state="disputed", finding=dataclasses.asdict(finding))
+        self.log.warning(logfmt(event="finding", task=tid, kind=finding.kind, interval=finding.interval,
+                                detail=finding.detail))
+        self.challenge(tid, finding)
+
+    def find(self, tid: int, t: Any, progress: list[list[Any]], block_hash: bytes) -> Finding | None:
+        from protocol.agents.solver import resolve_spec
+        from protocol.commit import TraceTree
+
+        url, _, manifest_digest = str(t.artifactURI).partition("#")
+        try:
+            store = open_any(url)
+            manifest = store.get_json(manifest_digest)  # type: ignore[attr-defined]
+        except (VerigradError, ValueError) as exc:
+            return Finding("unavailable", f"manifest {manifest_digest or '(none)'} at {url}: {exc}")
+        roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
+        if TraceTree(roots).root != bytes(t.traceRoot):
+            return Finding("inconsistent", "the manifest's checkpoint roots do not rebuild the trace root")
+        if roots[-1] != bytes(t.finalStateRoot) or roots[0] != bytes(t.initialStateRoot):
+            return Finding("inconsistent", "first/last checkpoint is not the committed initial/final state")
+        for n, root in progress:
+            if n > len(roots) or TraceTree(roots[: int(n)]).root != bytes.fromhex(root.removeprefix("0x")):
+                return Finding("inconsistent", f"progress commitment over {n} checkpoints is not a prefix of the result")
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        n_intervals = len(roots) - 1
+        chosen = sample_intervals(self.secret, block_hash, n_intervals, self.cfg.sample_rate)
+        self.log.info(logfmt(event="sampled", task=tid, intervals=chosen,
+                             of=n_intervals))
+        for i in chosen:
+            found = self.reexecute(spec, manifest, store, i, roots)
+            if found is not None:
+                return found
+        return None
+
+    def reexecute(self, spec: Any, manifest: dict[str, Any], store: Any, i: int, roots: list[bytes]) -> Finding | None:
+        from protocol.trace import Replayer
+
+        cps = manifest["checkpoints"]
+        try:
+            replay = Replayer(spec, store=store, manifest=manifest)
+            interval = replay.interval(int(cps[i]["step"]))
+        except VerigradError as exc:
+            return Finding("unavailable", f"checkpoint {i}: {exc}", interval=i)
+        if interval.state_roots[0] != roots[i]:
+            return Finding("inconsistent", f"checkpoint {i}'s tensors do not hash to its committed root", interval=i)
+        if interval.state_roots[-1] != roots[i + 1]:
+            return Finding("mismatch", f"re-executing steps {cps[i]['step']}..{cps[i + 1]['step']} gives "
+                           f"0x{interval.state_roots[-1].hex()[:16]}…, the solver committed 0x{roots[i + 1].hex()[:16]}…",
+                           interval=i)
+        return None
+
+    def challenge(self, tid: int, finding: Finding) -> None:
+        """Open a dispute game on the result (wired to the DisputeGame in deployments that have one)."""
+        self.log.warning(logfmt(event="challenge_pending", task=tid, reason=finding.kind,
+                                note="no dispute game in this deployment"))
