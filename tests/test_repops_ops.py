@@ -247,38 +247,51 @@ def test_scalar_program_matches_vectorised_output(case: int, edge: bool) -> None
 @pytest.mark.parametrize(
     ("name", "inputs", "attrs"),
     [
-        ("matmul", [randn(3, 130, seed=40), randn(130, 2, seed=41)], {}),  # 3 chunks of 44, 44, 42
-        ("linear", [randn(2, 150, seed=42), randn(3, 150, seed=43), randn(3, seed=44)], {}),  # 3 x 50
-        ("sum_rows", [randn(100, 3, seed=45)], {}),  # 2 x 50
-        ("mean", [randn(13, 11, seed=46)], {}),  # 143 terms: 3 chunks of 48, 48, 47
-        ("softmax", [randn(2, 65, seed=47)], {}),  # row sums over 65: 33 + 32
+        ("matmul", [randn(3, 130, seed=40), randn(130, 2, seed=41)], {}),  # narrow: 12 chunks of 11 (last 9)
+        (
+            "linear",
+            [randn(128, 130, seed=42), randn(128, 130, seed=43), randn(128, seed=44)],
+            {},
+        ),  # wide: 44+44+42
+        ("sum_rows", [randn(100, 3, seed=45)], {}),  # 10 x 10
+        ("mean", [randn(13, 11, seed=46)], {}),  # 143 terms: 12 chunks of 12 (last 11)
+        ("softmax", [randn(2, 65, seed=47)], {}),  # row sums over 65: 9 chunks of 8 (last 1)
         ("layernorm_dgamma", [randn(70, 4, seed=48), torch.rand(70, 2) + 0.5, randn(70, 4, seed=49)], {}),
     ],
-    ids=["matmul-130", "linear-150", "sum_rows-100", "mean-143", "softmax-65", "dgamma-70"],
+    ids=["matmul-130", "linear-130-wide", "sum_rows-100", "mean-143", "softmax-65", "dgamma-70"],
 )
 def test_chunked_reductions_match_their_scalar_programs(name: str, inputs: list, attrs: dict) -> None:
     out = ops.compute(name, inputs, attrs)
     for e in {0, out.numel() // 2, out.numel() - 1}:
         tr = ops.trace(name, inputs, attrs, e, expected=out)
         assert tr.matches, (name, e)
-    n = inputs[0].shape[-1] if name != "sum_rows" else inputs[0].shape[0]
-    c, length = ops.chunking(n)
-    assert c == -(-n // ops.CHUNK) and (c - 1) * length < n <= c * length
 
 
-def test_chunked_order_is_the_documented_one() -> None:
-    # 130 terms: chunks [0, 44), [44, 88), [88, 130), each summed from +0, then (s0 + s1) + s2.
-    x = randn(1, 130, seed=50)
-    w = torch.ones(1, 130)
+@pytest.mark.parametrize(("n", "m", "want"), [(64, 10**6, (1, 64)), (65, 10**6, (2, 33)), (512, 10**6, (8, 64)),
+                                              (64, 1, (8, 8)), (130, 6, (12, 11)), (10, 640, (4, 3)), (1, 5, (1, 1))])  # fmt: skip
+def test_chunking_rule(n: int, m: int, want: tuple[int, int]) -> None:
+    assert ops.chunking(n, m) == want
+    c, length = want
+    assert (c - 1) * length < n <= c * length
+
+
+@pytest.mark.parametrize(("rows", "n"), [(1, 130), (128, 130)], ids=["narrow", "wide"])
+def test_chunked_order_is_the_documented_one(rows: int, n: int) -> None:
+    # Chunk p covers terms [p*L, min(n, (p+1)*L)), summed from +0; chunk sums added left to right.
+    x = randn(1, n, seed=50)
+    w = torch.ones(rows, n)
+    c, length = ops.chunking(n, rows)
     xs = x.reshape(-1).numpy()
     parts = []
-    for lo, hi in ((0, 44), (44, 88), (88, 130)):
+    for p in range(c):
         acc = np.float32(0.0)
-        for t in range(lo, hi):
+        for t in range(p * length, min(n, (p + 1) * length)):
             acc = np.float32(acc + np.float32(xs[t] * np.float32(1.0)))
         parts.append(acc)
-    want = np.float32(np.float32(parts[0] + parts[1]) + parts[2])
-    assert R.linear(x, w).item() == float(want)
+    want = parts[0]
+    for part in parts[1:]:
+        want = np.float32(want + part)
+    assert R.linear(x, w)[0, 0].item() == float(want)
 
 
 def test_row_max_tree_keeps_the_leftmost_maximum() -> None:

@@ -41,6 +41,7 @@ _TWO32 = 1 << 32
 _CONSTS: dict[tuple[torch.device, int], torch.Tensor] = {}
 """Constant tensors by (device, bits), shared by all kernels (constants are never written to)."""
 _F32_BITS: dict[tuple[float, float], int] = {}
+_BITWISE_SELECT_MIN = 8192
 
 
 def _s32(n: int) -> int:
@@ -68,6 +69,7 @@ class TorchBackend:
         self._flat = [t.reshape(-1) for t in inputs]
         self.coords = list(coords)
         self.view_shapes: list[tuple[int, ...]] = []
+        self.out_numel = 0
         self._nan = self.const_bits(CANONICAL_NAN_BITS)
 
     # constants and static (coordinate-derived) values ------------------------------------------
@@ -175,13 +177,16 @@ class TorchBackend:
         return a == b
 
     def select(self, c, a, b):
-        """a where c else b, on the bits: b ^ ((a ^ b) & -c)."""
+        """a where c else b (bits copied): ``torch.where`` on GPU and for small CPU tensors, else on the
+        bits, b ^ ((a ^ b) & -c), which CPU torch runs several times faster than ``torch.where``."""
         if c.dtype != torch.bool:
             c = c != 0
         if not isinstance(a, torch.Tensor):
             a = torch.tensor(_s32(a), dtype=torch.int32, device=self.device)
         if not isinstance(b, torch.Tensor):
             b = torch.tensor(_s32(b), dtype=torch.int32, device=self.device)
+        if self.device.type != "cpu" or max(a.numel(), b.numel(), c.numel()) < _BITWISE_SELECT_MIN:
+            return torch.where(c, a, b)
         is_float = a.dtype == torch.float32
         ai = a.view(torch.int32) if is_float else a
         bi = b.view(torch.int32) if b.dtype == torch.float32 else b
@@ -237,8 +242,10 @@ class TorchBackend:
         return self._i(a) < self._i(b)
 
     def finish(self, out: torch.Tensor) -> torch.Tensor:
-        """The op's output tensor: float32 with canonical NaNs."""
+        """The op's output tensor: float32 with canonical NaNs (on CPU, skipped when there is no NaN)."""
         if out.dtype == torch.float32:
+            if self.device.type == "cpu" and not bool(torch.isnan(out).any()):
+                return out
             return self._canon(out)
         if out.dtype == torch.bool:
             return out.to(torch.float32)
@@ -307,6 +314,7 @@ class TraceBackend:
         self._bits = [_tensor_bits_np(t) for t in inputs]
         self.coords = [np.asarray(c, dtype=np.int64) for c in coords]
         self.view_shapes: list[tuple[int, ...]] = []
+        self.out_numel = 0
         self.nodes: list[tuple[Opcode, tuple[Operand, ...]]] = []
         self.values: list[int] = []
 

@@ -72,8 +72,9 @@ class OpDef:
     domain(view_shapes, attrs): the shape the kernel computes over; its row-major order is the
         output's (the output tensor has shape ``out_shape`` with the same number of elements).
     kernel(k, views, attrs): the computation, against backend ``k``; ``k.coords`` are the domain
-        coordinates (broadcastable integer arrays) and ``k.view_shapes`` the unrestricted view shapes
-        (a traced kernel sees restricted views: sizes it needs must come from there).
+        coordinates (broadcastable integer arrays), ``k.view_shapes`` the unrestricted view shapes
+        and ``k.out_numel`` the full output size (a traced kernel sees restricted views: sizes it
+        needs must come from there).
     restrict(pos, view_shapes, attrs): for domain position ``pos``, an index tuple per view (None:
         the whole view) covering every element that position can depend on, and the domain dims
         that are pinned to ``pos`` (the others are kept whole).
@@ -155,6 +156,7 @@ def compute(name: str, inputs: Sequence[torch.Tensor], attrs: Attrs | None = Non
     dom = tuple(op.domain(shapes, attrs))
     k = TorchBackend(inputs[0].device, ins, _coords(dom, inputs[0].device))
     k.view_shapes = shapes
+    k.out_numel = math.prod(dom)
     fn = op.torch_kernel or op.kernel
     out = fn(k, views, attrs)
     out = k.finish(out)
@@ -239,6 +241,7 @@ def trace(
             rpos.append(pos[d])
     k = TraceBackend(cpu, coords)
     k.view_shapes = shapes
+    k.out_numel = total
     views = []
     slots = op.view_slots or tuple(range(len(flat_views)))
     for slot, fv, ix in zip(slots, flat_views, idxs, strict=True):
@@ -261,19 +264,26 @@ def trace(
 
 
 CHUNK = 64
-"""Longest run of a reduction that is summed strictly sequentially (see :func:`chunking`)."""
+"""Chunk length of reductions in ops that compute at least :data:`WIDE` output elements."""
+WIDE = 16384
 
 
-def chunking(n: int) -> tuple[int, int]:
-    """How a reduction of n terms is ordered: (c, L) = (ceil(n / CHUNK), ceil(n / c)).
+def chunking(n: int, m: int) -> tuple[int, int]:
+    """How a reduction of n terms, in an op computing m output elements, is ordered: (c, L).
 
-    Terms are cut into c chunks of L consecutive terms (the last chunk may be shorter). Each chunk is
-    summed sequentially from +0 (acc <- acc + term), then the chunk sums are added left to right:
-    ((s_0 + s_1) + s_2) + ... For n <= CHUNK that is the plain sequential sum. The order depends
-    only on n, so it is the same on every device, and the c chunk sums advance together, which cuts
-    the number of vectorised steps from n to about n/c + c.
+    Terms are cut into c chunks of L = ceil(n / c) consecutive terms (the last may be shorter). Each
+    chunk is summed sequentially from +0 (acc <- acc + term), then the chunk sums are added left to
+    right: ((s_0 + s_1) + s_2) + ... For wide ops (m >= WIDE, memory-bound when vectorised)
+    c = ceil(n / CHUNK), so n <= 64 is the plain sequential sum; for narrow ops (launch-bound)
+    c = ceil(sqrt(n)), which minimises the number of vectorised steps L + c - 1. The order depends
+    only on the shapes, so it is the same on every device.
     """
-    c = -(-n // CHUNK)
+    if n <= 1:
+        return 1, max(n, 1)
+    if m >= WIDE:
+        c = -(-n // CHUNK)
+    else:
+        c = math.isqrt(n - 1) + 1
     return c, -(-n // c)
 
 
@@ -290,7 +300,7 @@ def _fixed_sum(k: Any, a: Any, b: Any = None) -> Any:
     elementwise pass over (chunks, *output).
     """
     n = a.shape[-1]
-    c, length = chunking(n)
+    c, length = chunking(n, k.out_numel)
     af = k.layout(_front(a))
     bf = None if b is None else k.layout(_front(b))
     acc: Any = None
