@@ -115,7 +115,10 @@ class Chain:
         art = artifact(name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
         receipt = self.transact(factory.constructor(*args), key=key, value=value)
-        return self.contract(name, receipt["contractAddress"])
+        address = receipt["contractAddress"]
+        if address is None:
+            raise ChainError(f"deploying {name}: the receipt names no contract address")
+        return self.contract(name, address)
 
     # ------------------------------------------------------------------ transactions
 
