@@ -101,7 +101,7 @@ class Verifier:
 
     def tick(self) -> None:
         for ev in self.watcher.poll():
-            tid = ev.args.get("taskId")
+            tid = int(ev.args.get("taskId", 0))
             if ev.name == "ProgressCommitted":
                 rec = self.db.get("result", tid) or {}
                 progress = rec.get("progress", [])
