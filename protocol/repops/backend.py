@@ -64,13 +64,20 @@ class TorchBackend:
 
     tracing = False
 
-    def __init__(self, device: torch.device, inputs: Sequence[torch.Tensor], coords: Sequence[Any]):
+    def __init__(self, device: torch.device, inputs: Sequence[torch.Tensor], coords: Any):
+        """``coords``: the domain coordinates, or a function making them (built on first use)."""
         self.device = device
-        self._flat = [t.reshape(-1) for t in inputs]
-        self.coords = list(coords)
+        self._inputs = list(inputs)
+        self._coords = coords
         self.view_shapes: list[tuple[int, ...]] = []
         self.out_numel = 0
         self._nan = self.const_bits(CANONICAL_NAN_BITS)
+
+    @property
+    def coords(self) -> list[torch.Tensor]:
+        if callable(self._coords):
+            self._coords = list(self._coords())
+        return self._coords
 
     # constants and static (coordinate-derived) values ------------------------------------------
     def const_bits(self, bits: int) -> torch.Tensor:
@@ -113,7 +120,7 @@ class TorchBackend:
 
     def load(self, slot: int, index: torch.Tensor) -> torch.Tensor:
         """Element ``index`` (flat) of input ``slot``: the only data-dependent addressing (LOAD)."""
-        return self._flat[slot].take(index.to(torch.int64))
+        return self._inputs[slot].reshape(-1).take(index.to(torch.int64))
 
     # reinterpretation ------------------------------------------------------------------------------
     def bits(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ output element.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ def _perm(x: Any, dims: Sequence[int]) -> Any:
     return x.transpose(tuple(dims)) if isinstance(x, np.ndarray) else x.permute(*dims)
 
 
+@functools.lru_cache(maxsize=4096)
 def _f32(x: float) -> np.float32:
+    """x rounded to binary32 (cached: attribute constants recur every step)."""
     return bits_f32(f32_bits(x))
 
 
@@ -154,7 +157,7 @@ def compute(name: str, inputs: Sequence[torch.Tensor], attrs: Attrs | None = Non
     views = op.views(ins, attrs)
     shapes = [tuple(v.shape) for v in views]
     dom = tuple(op.domain(shapes, attrs))
-    k = TorchBackend(inputs[0].device, ins, _coords(dom, inputs[0].device))
+    k = TorchBackend(inputs[0].device, ins, lambda: _coords(dom, inputs[0].device))
     k.view_shapes = shapes
     k.out_numel = math.prod(dom)
     fn = op.torch_kernel or op.kernel
