@@ -111,9 +111,9 @@ class Verifier:
                 self.db.update("result", tid, state="pending", block=ev.block)
                 self.log.info(logfmt(event="result_seen", task=tid, trace_root="0x" + bytes(ev.args["traceRoot"]).hex()[:16]))
         self.watcher.commit()
-        for tid, rec in self.db.all("result"):
+        for key, rec in self.db.all("result"):
             if rec.get("state") == "pending":
-                self.guarded(int(tid), lambda tid=tid, rec=rec: self.check(int(tid), rec))
+                self.guarded(int(key), lambda key=key, rec=rec: self.check(int(key), rec))
 
     # ------------------------------------------------------------------ checks
     def check(self, tid: int, rec: dict[str, Any]) -> None:
