@@ -44,7 +44,8 @@ demo: setup build
 lint: setup
 	.venv/bin/ruff check protocol tests benchmarks
 	.venv/bin/mypy protocol
-	.venv/bin/slither . --compile-force-framework foundry --foundry-compile-all --exclude-dependencies
+	PATH=$(CURDIR)/node_modules/.bin:$$PATH .venv/bin/slither . --compile-force-framework foundry \
+		--exclude-dependencies --filter-paths node_modules
 
 snapshot: setup
 	$(FORGE) snapshot --snap contracts/.gas-snapshot
