@@ -484,27 +484,41 @@ class TraceBackend:
         return self._emit(Opcode.ILT, a, b)
 
     # program extraction ---------------------------------------------------------------------------
+    def _deps(self, n: int) -> list[int]:
+        """Register operands of node n, distinct, latest-recorded first."""
+        return sorted({s.n for s in self.nodes[n][1] if isinstance(s, Reg)}, reverse=True)
+
     def program(self, ref: Operand) -> tuple[list[Instr], int]:
         """The straight-line program computing ``ref``, register-allocated; returns (program, nregs).
 
-        Keeps only the instructions ``ref`` depends on, in recording order (a topological order), and
-        gives each value the lowest register free at its definition, so e.g. a matmul element's
-        running sum lives in one register. A result that is an input or immediate (a copy) becomes a
+        Keeps only the instructions ``ref`` depends on, ordered by a post-order walk from the result
+        (register operands latest-recorded first, each value computed once, just before its first
+        use), and gives each
+        value the lowest register free at its definition, so e.g. a matmul element's running sum
+        lives in one register. A result that is an input or immediate (a copy) becomes a
         single ``OR x, 0``.
         """
         if not isinstance(ref, Reg):
             return [Instr(Opcode.OR, 0, (ref, Imm(0)))], 1
-        needed: set[int] = set()
-        stack = [ref.n]
+        # Post-order depth-first walk from the result: every value is computed right before its first
+        # use, which keeps few values live (e.g. the xhat of each row of a layer-norm weight gradient
+        # is made just before it is accumulated). Operands are visited latest-recorded first, so a
+        # long chain (a running sum) is walked before the short side values that join it.
+        order: list[int] = []
+        done: set[int] = set()
+        stack: list[tuple[int, int]] = [(ref.n, 0)]
         while stack:
-            n = stack.pop()
-            if n in needed:
+            n, i = stack.pop()
+            deps = self._deps(n)
+            while i < len(deps) and deps[i] in done:
+                i += 1
+            if i == len(deps):
+                if n not in done:
+                    done.add(n)
+                    order.append(n)
                 continue
-            needed.add(n)
-            for s in self.nodes[n][1]:
-                if isinstance(s, Reg) and s.n not in needed:
-                    stack.append(s.n)
-        order = sorted(needed)
+            stack.append((n, i + 1))
+            stack.append((deps[i], 0))
         last_use: dict[int, int] = {}
         for pos, n in enumerate(order):
             for s in self.nodes[n][1]:
