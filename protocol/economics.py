@@ -62,13 +62,15 @@ def verifier_profit(task_cost: float, rate: float, stake: float, beneficiary_bps
     return reward - rate * task_cost
 
 
-def break_even_rate(task_cost: float, stake: float, beneficiary_bps: int, cheat_prob: float,
-                    n_intervals: int, bad: int) -> float | None:
-    """The highest sampling rate at which a verifier still breaks even (None if none does)."""
-    best = None
-    for k in range(1, n_intervals + 1):
-        rate = k / n_intervals
-        d = p_detect_one(n_intervals, bad, k)
-        if verifier_profit(task_cost, rate, stake, beneficiary_bps, cheat_prob, d) >= 0:
-            best = rate
-    return best
+def verifier_min_stake(task_cost: float, rate: float, beneficiary_bps: int, cheat_prob: float,
+                       n_intervals: int, bad: int) -> float:
+    """The stake behind a result at which a verifier sampling at ``rate`` breaks even.
+
+    Catching a single bad interval has probability about ``rate``, and so does the cost of looking
+    (``rate * task_cost``): the rate cancels, and what decides whether verifying pays is the stake
+    at risk times the share a verifier gets times how often solvers cheat.
+    """
+    d = p_detect_one(n_intervals, bad, samples(n_intervals, rate))
+    if d == 0 or cheat_prob == 0 or beneficiary_bps == 0:
+        return float("inf")
+    return rate * task_cost / (cheat_prob * d * beneficiary_bps / 10_000)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from protocol.economics import break_even_rate, min_stake, p_detect, p_detect_one, samples, verifier_profit
+from protocol.economics import min_stake, p_detect, p_detect_one, samples, verifier_min_stake, verifier_profit
 
 
 def test_p_detect_one_matches_simulation() -> None:
@@ -40,6 +40,7 @@ def test_deterrence_and_verifier_incentive() -> None:
     assert min_stake(1.0, 0.0) == float("inf")
     # Re-executing everything costs the whole task; a big enough stake pays for it.
     assert verifier_profit(1.0, 1.0, 100.0, 5_000, 0.05, 1.0) == pytest.approx(1.5)
-    rate = break_even_rate(1.0, 100.0, 5_000, 0.05, 20, 1)
-    assert rate is not None and 0 < rate <= 1
-    assert break_even_rate(1.0, 0.01, 5_000, 0.05, 20, 1) is None
+    s = verifier_min_stake(1.0, 0.25, 5_000, 0.05, 20, 1)
+    d = p_detect_one(20, 1, samples(20, 0.25))
+    assert verifier_profit(1.0, 0.25, s, 5_000, 0.05, d) == pytest.approx(0.0, abs=1e-12)
+    assert verifier_min_stake(1.0, 0.25, 5_000, 0.0, 20, 1) == float("inf")
