@@ -347,6 +347,57 @@ def open_dataset(spec: TaskSpec, *, check: bool = True) -> Dataset:
     return ds
 
 
+@dataclass(frozen=True)
+class SampleProof:
+    """Sample ``index`` of the committed dataset, with its RFC 9162 inclusion proof."""
+
+    index: int
+    sample: bytes
+    proof: Any  # protocol.commit.InclusionProof
+
+
+def batch_proofs(spec: TaskSpec, step: int) -> list[SampleProof]:
+    """The samples of step ``step``'s batch with inclusion proofs against ``dataset.commitment``.
+
+    What a solver hands a verifier (or a contract) to show that a step read the committed data.
+    """
+    from protocol.commit import InclusionProof
+    from protocol.commit.merkle import inclusion_path_from_levels
+
+    ds = open_dataset(spec)
+    levels = _cached_levels(ds.name, ds.split, spec.model.block_size)
+    n = len(ds.samples)
+    return [SampleProof(i, ds.samples[i], InclusionProof(i, n, tuple(inclusion_path_from_levels(levels, i))))
+            for i in batch_indices(spec, step)]
+
+
+def verify_batch(spec: TaskSpec, step: int, proofs: list[SampleProof]) -> None:
+    """Raise :class:`DatasetCommitmentError` unless ``proofs`` are exactly step ``step``'s batch,
+    each sample proven against the spec's dataset commitment."""
+    from protocol.commit import ProofError
+
+    want = batch_indices(spec, step)
+    got = [p.index for p in proofs]
+    if got != want:
+        raise DatasetCommitmentError(f"step {step}: batch indices {got[:4]}... are not the spec's {want[:4]}...")
+    root = bytes.fromhex(spec.dataset.commitment[2:])
+    for p in proofs:
+        if p.proof.index != p.index or p.proof.size != spec.dataset.samples:
+            raise DatasetCommitmentError(f"sample {p.index}: proof is for leaf {p.proof.index} of {p.proof.size}")
+        try:
+            p.proof.verify(p.sample, root)
+        except ProofError as exc:
+            raise DatasetCommitmentError(f"sample {p.index}: {exc}") from exc
+
+
+@lru_cache(maxsize=4)
+def _cached_levels(name: str, split: str, block_size: int) -> list[list[bytes]]:
+    from protocol.commit.hashing import leaf_hash
+    from protocol.commit.merkle import tree_levels
+
+    return tree_levels([leaf_hash(s) for s in _cached_dataset(name, split, block_size).samples])
+
+
 @lru_cache(maxsize=8)
 def _cached_dataset(name: str, split: str, block_size: int) -> Dataset:
     return load_dataset(name, split, block_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from protocol.spec import (
     DatasetCommitmentError,
     SpecError,
     batch_indices,
+    batch_proofs,
     learning_rate,
     load_spec,
     open_dataset,
@@ -21,6 +23,7 @@ from protocol.spec import (
     permutation,
     samples_root,
     spec_hash,
+    verify_batch,
 )
 
 
@@ -139,3 +142,20 @@ def test_repops_version_is_the_op_library_version() -> None:
 
     assert REPOPS_VERSION == repops.VERSION
     assert all(load_spec(n).repops_version == repops.VERSION for n in SHIPPED_SPECS)
+
+
+def test_batch_proofs_verify_against_the_commitment() -> None:
+    from protocol.commit import merkle_root
+    from protocol.commit.hashing import leaf_hash
+
+    spec = load_spec("digits-mlp")
+    ds = open_dataset(spec)
+    assert "0x" + merkle_root([leaf_hash(s) for s in ds.samples]).hex() == spec.dataset.commitment
+    proofs = batch_proofs(spec, 7)
+    verify_batch(spec, 7, proofs)
+    with pytest.raises(DatasetCommitmentError, match="not the spec's"):
+        verify_batch(spec, 8, proofs)
+    forged = list(proofs)
+    forged[2] = replace(forged[2], sample=forged[2].sample[:-1] + bytes([forged[2].sample[-1] ^ 1]))
+    with pytest.raises(DatasetCommitmentError, match=f"sample {proofs[2].index}"):
+        verify_batch(spec, 7, forged)
