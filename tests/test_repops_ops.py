@@ -317,6 +317,7 @@ def test_programs_do_not_depend_on_the_data() -> None:
         pa = ops.trace(name, a_in, attrs, e).program
         pb = ops.trace(name, b_in, attrs, e).program
         assert pa == pb, name
+        assert ops.scalar_program(name, [t.shape for t in a_in], attrs, e)[0] == pa, name
 
 
 def test_nan_input_gives_canonical_nan_downstream() -> None:

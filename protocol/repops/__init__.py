@@ -23,7 +23,8 @@ Public pieces:
 - policy: :func:`check_policy`, :func:`canonicalize`, :data:`CANONICAL_NAN_BITS`, :class:`RepOpsError`.
 - ISA: :class:`Opcode`, :class:`Instr`, :class:`Reg`, :class:`In`, :class:`Imm`, :func:`step`, :func:`run`.
 - ops: :func:`compute` (name, inputs, attrs) -> output, :func:`trace` (..., element) ->
-  :class:`ScalarTrace`, :data:`OPS` (the registry by name).
+  :class:`ScalarTrace`, :func:`scalar_program` (name, input shapes, attrs, element) -> (program,
+  nregs) without data, :data:`OPS` (the registry by name).
 - recording: :class:`Tape`, :class:`OpRecord`, :class:`Fault`, :func:`current_tape`.
 - training functions (:mod:`protocol.repops.functional`): linear/matmul and their backward, add,
   sub, mul, scale, sum_rows, mean, relu, gelu, softmax, log_softmax, cross_entropy, layernorm,
@@ -65,7 +66,7 @@ from protocol.repops.functional import (
     tanh,
 )
 from protocol.repops.isa import Imm, In, Instr, Opcode, Reg, run, step
-from protocol.repops.ops import OPS, ScalarTrace, compute, trace
+from protocol.repops.ops import OPS, ScalarTrace, compute, scalar_program, trace
 from protocol.repops.policy import (
     CANONICAL_NAN_BITS,
     PolicyError,
@@ -84,6 +85,6 @@ __all__ = [
     "Reg", "RepOpsError", "ScalarTrace", "Tape", "adamw_step", "add", "apply", "attention", "attention_backward", "canonicalize", "check_policy",
     "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "embedding", "embedding_backward", "erf", "exp", "gelu",
     "gelu_backward", "is_canonical", "layernorm", "layernorm_backward", "linear", "linear_backward", "log", "log_softmax", "log_softmax_backward", "matmul", "mean", "mul",
-    "relu", "relu_backward", "run", "scale", "sgd_step", "softmax", "softmax_backward", "sqrt", "step", "sub",
+    "relu", "relu_backward", "run", "scalar_program", "scale", "sgd_step", "softmax", "softmax_backward", "sqrt", "step", "sub",
     "sum_rows", "tanh", "trace",
 ]  # fmt: skip

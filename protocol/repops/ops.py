@@ -261,6 +261,25 @@ def trace(
     return ScalarTrace(name, attrs, element, program, nregs, states, result, exp_bits)
 
 
+def scalar_program(
+    name: str, shapes: Sequence[Sequence[int]], attrs: Attrs | None, element: int
+) -> tuple[list[Instr], int]:
+    """The canonical program (instructions, number of registers) of one output element, from shapes.
+
+    Programs never depend on the data, so this traces the op on zero inputs of the given shapes
+    (integer inputs as zeros too); the result equals ``trace(...).program`` for any real inputs.
+    """
+    op = get_op(name)
+    if len(shapes) != op.n_inputs:
+        raise RepOpsError(f"{name} takes {op.n_inputs} inputs, got {len(shapes)} shapes")
+    zeros = [
+        torch.zeros(tuple(s), dtype=torch.int64 if i in op.int_inputs else torch.float32)
+        for i, s in enumerate(shapes)
+    ]
+    tr = trace(name, zeros, attrs, element)
+    return tr.program, tr.nregs
+
+
 # --------------------------------------------------------------------------------------------------
 # shared kernel pieces
 # --------------------------------------------------------------------------------------------------
