@@ -165,7 +165,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     function openOp(
         uint256 gameId,
         bytes32 preRoot,
-        uint64 preSize,
+        uint256 preSize,
         bytes32 postRoot,
         uint256 postSize,
         bytes32[] calldata consistency
@@ -235,6 +235,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         bytes32 chunkRoot
     ) external {
         Game storage g = _move(gameId, Phase.CommitScalar);
+        // INVARIANT: the opened tensor is the named entry of the disputed log, with this dtype and shape.
         _requireLeaf(g.nextLogRoot, outputTensorId, g.outputEntry, g.nextLogSize, outputProof);
         bytes32 computed = TensorCommit.tensorId(dtype, shape, chunkRoot);
         if (computed != outputTensorId) revert TensorIdMismatch(outputTensorId, computed);
@@ -438,7 +439,9 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         internal
         pure
     {
-        if (!MerkleLog.verifyValue(root, leaf, position, size, proof)) revert NotInTree(root, position, size, leaf);
+        if (!MerkleLog.verifyValue(root, leaf, position, size, proof)) {
+            revert NotInTree(root, position, size, leaf);
+        }
     }
 
     /// @dev S_t+1 == RFC 9162 root over the designated ids, each proven at its entry of the last log.

@@ -248,7 +248,7 @@ interface IDisputeGame {
     function openOp(
         uint256 gameId,
         bytes32 preRoot,
-        uint64 preSize,
+        uint256 preSize,
         bytes32 postRoot,
         uint256 postSize,
         bytes32[] calldata consistency

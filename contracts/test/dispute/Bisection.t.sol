@@ -104,10 +104,7 @@ contract BisectionTest is TestBase {
         }
     }
 
-    function testFuzz_consistency_builderAgreesWithVerifier_succeeds(uint256 seed, uint256 m, uint256 n)
-        public
-        pure
-    {
+    function testFuzz_consistency_builderAgreesWithVerifier_succeeds(uint256 seed, uint256 m, uint256 n) public pure {
         n = bound(n, 1, 33);
         m = bound(m, 1, n);
         bytes32[] memory values = new bytes32[](n);

@@ -449,9 +449,7 @@ contract DisputeGameTest is DisputeFixture {
         ids[0] = entries[0];
         ids[1] = entries[1];
         vm.prank(alice);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDisputeGame.StateMismatch.selector, g.leafHi, MerkleBuilder.root(ids))
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.StateMismatch.selector, g.leafHi, MerkleBuilder.root(ids)));
         dg.commitOps(gameId, c);
     }
 
@@ -522,9 +520,7 @@ contract DisputeGameTest is DisputeFixture {
     function test_nameOutput_notAnOutput_reverts() public {
         IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
         vm.prank(challenger);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDisputeGame.EntryOutOfRange.selector, 0, g.logSize, g.nextLogSize)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.EntryOutOfRange.selector, 0, g.logSize, g.nextLogSize));
         dg.nameOutput(gameId, 0, 2);
     }
 
@@ -791,9 +787,7 @@ contract DisputeGameTest is DisputeFixture {
 
     function test_closeAfterFailure_taskStands_reverts() public {
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IDisputeGame.TaskNotFailed.selector, taskId, IDisputeHook.TaskStatus.ResultSubmitted
-            )
+            abi.encodeWithSelector(IDisputeGame.TaskNotFailed.selector, taskId, IDisputeHook.TaskStatus.ResultSubmitted)
         );
         dg.closeAfterFailure(gameId);
     }
@@ -826,9 +820,7 @@ contract DisputeGameTest is DisputeFixture {
         dg.claimTimeout(gameId); // the solver never defended
         dg.resolve(gameId);
         assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
-        assertEq(
-            uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.ResultSubmitted), "no slash"
-        );
+        assertEq(uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.ResultSubmitted), "no slash");
         assertEq(dg.creditOf(challenger), GAME_BOND);
         _assertGameSolvent();
     }

@@ -35,9 +35,7 @@ contract DisputeGamePlayTest is DisputeFixture {
             uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.ResultSubmitted), "task stands"
         );
         assertEq(
-            uint256(market.getDispute(g.disputeId).status),
-            uint256(IDisputeHook.DisputeStatus.SolverWon),
-            "dispute won"
+            uint256(market.getDispute(g.disputeId).status), uint256(IDisputeHook.DisputeStatus.SolverWon), "dispute won"
         );
         assertEq(dg.creditOf(alice), GAME_BOND, "bond to the solver");
         _assertGameSolvent();

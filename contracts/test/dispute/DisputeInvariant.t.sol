@@ -15,6 +15,7 @@ contract DisputeHandler is DisputeFixture {
     bool public honestSolver;
     uint256 public games;
     uint256 public settled;
+    uint256 public calls; // handler calls in this run
     uint256 public honestLosses;
     uint256 public lateMovesAccepted;
     uint256 public garbageAccepted;
@@ -46,6 +47,7 @@ contract DisputeHandler is DisputeFixture {
     // ─────────────────────────────────────────────── actions
 
     function start(uint256 seed) external {
+        ++calls;
         if (_inProgress()) return;
         honestSolver = seed % 2 == 0;
         if (honestSolver) {
@@ -79,6 +81,7 @@ contract DisputeHandler is DisputeFixture {
 
     /// @dev One adversary move from its strategy (the honest party then answers).
     function adversary(uint256 seed) external {
+        ++calls;
         _honestRespond();
         if (!_inProgress() || _party(current) != _adversary()) return;
         // A move after the adversary's time ran out reverts; leave the game to `timeout`.
@@ -89,8 +92,8 @@ contract DisputeHandler is DisputeFixture {
         } else {
             // A liar whose scalar trace is honest cannot link it to its output: it can only stall.
             IDisputeGame.Game memory g = dg.getGame(current);
-            bool stuck = g.phase == IDisputeGame.Phase.CommitScalar && lie.scalarStep == type(uint256).max
-                && g.flatIndex < VEC;
+            bool stuck =
+                g.phase == IDisputeGame.Phase.CommitScalar && lie.scalarStep == type(uint256).max && g.flatIndex < VEC;
             if (stuck) return;
             _solverMove(current, true);
         }
@@ -104,6 +107,7 @@ contract DisputeHandler is DisputeFixture {
 
     /// @dev Garbage from the adversary: a reveal of wrong leaves or a choice out of range. Must revert.
     function garbage(uint256 seed) external {
+        ++calls;
         if (!_inProgress()) return;
         IDisputeGame.Game memory g = dg.getGame(current);
         address who = honestSolver ? challenger : alice;
@@ -126,17 +130,20 @@ contract DisputeHandler is DisputeFixture {
     }
 
     function stall(uint256 secs) external {
+        ++calls;
         if (!_inProgress() || _party(current) != _adversary()) return;
         vm.warp(block.timestamp + bound(secs, 0, uint256(CLOCK) + 1));
     }
 
     function timeout() external {
+        ++calls;
         if (current == 0) return;
         (bool ok,) = address(dg).call(abi.encodeCall(dg.claimTimeout, (current)));
         if (ok) _check();
     }
 
     function settle() external {
+        ++calls;
         if (current == 0) return;
         (bool ok,) = address(dg).call(abi.encodeCall(dg.resolve, (current)));
         if (ok) ++settled;
@@ -151,6 +158,7 @@ contract DisputeHandler is DisputeFixture {
 
     /// @dev Any move on a settled current must revert.
     function lateMove(uint256 seed) external {
+        ++calls;
         if (current == 0 || _inProgress()) return;
         vm.prank(seed % 2 == 0 ? alice : challenger);
         (bool ok,) = address(dg).call(abi.encodeCall(dg.choose, (current, 0)));
@@ -194,8 +202,9 @@ contract DisputeInvariantTest is InvariantBase {
         assertEq(handler.garbageAccepted(), 0, "garbage accepted");
     }
 
-    /// @dev Every run plays games to their settlement (about one per 40 calls).
+    /// @dev A full-depth run plays games to their settlement (about one per 40 calls); shorter
+    ///      sequences (a replayed or shrunk failure) need not.
     function afterInvariant() public view {
-        vm.assertGt(handler.settled(), 0, "no game settled in this run");
+        if (handler.calls() >= 200) vm.assertGt(handler.settled(), 0, "no game settled in this run");
     }
 }

@@ -86,15 +86,11 @@ library MerkleBuilder {
     }
 
     /// @dev Appends SUBPROOF(m, D[lo:hi], b) to out; returns the new length.
-    function _subproof(
-        bytes32[] memory h,
-        uint256 m,
-        uint256 lo,
-        uint256 hi,
-        bool b,
-        bytes32[] memory out,
-        uint256 pos
-    ) private pure returns (uint256) {
+    function _subproof(bytes32[] memory h, uint256 m, uint256 lo, uint256 hi, bool b, bytes32[] memory out, uint256 pos)
+        private
+        pure
+        returns (uint256)
+    {
         uint256 n = hi - lo;
         if (m == n) {
             if (b) return pos;
