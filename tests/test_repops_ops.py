@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from protocol import repops as R
-from protocol.repops import ops
+from protocol.repops import ops, reduce
 from protocol.repops.backend import TorchBackend
 from protocol.repops.policy import CANONICAL_NAN_BITS
 
@@ -270,7 +270,7 @@ def test_chunked_reductions_match_their_scalar_programs(name: str, inputs: list,
 @pytest.mark.parametrize(("n", "m", "want"), [(64, 10**6, (1, 64)), (65, 10**6, (2, 33)), (512, 10**6, (8, 64)),
                                               (64, 1, (8, 8)), (130, 6, (12, 11)), (10, 640, (4, 3)), (1, 5, (1, 1))])  # fmt: skip
 def test_chunking_rule(n: int, m: int, want: tuple[int, int]) -> None:
-    assert ops.chunking(n, m) == want
+    assert reduce.chunking(n, m) == want
     c, length = want
     assert (c - 1) * length < n <= c * length
 
@@ -280,7 +280,7 @@ def test_chunked_order_is_the_documented_one(rows: int, n: int) -> None:
     # Chunk p covers terms [p*L, min(n, (p+1)*L)), summed from +0; chunk sums added left to right.
     x = randn(1, n, seed=50)
     w = torch.ones(rows, n)
-    c, length = ops.chunking(n, rows)
+    c, length = reduce.chunking(n, rows)
     xs = x.reshape(-1).numpy()
     parts = []
     for p in range(c):
@@ -298,10 +298,10 @@ def test_row_max_tree_keeps_the_leftmost_maximum() -> None:
     # Ties (here -0 and +0) resolve to the leftmost maximal element, as a left-to-right scan would.
     x = torch.tensor([[-0.0, 0.0, -1.0, -0.0, -2.0], [0.0, -0.0, -3.0, -1.0, 0.0]])
     k = TorchBackend(torch.device("cpu"), [], [])
-    m = ops._row_max(k, x).view(torch.int32).reshape(-1).tolist()
+    m = reduce.row_max(k, x).view(torch.int32).reshape(-1).tolist()
     assert m == [-(2**31), 0]  # -0 (first of row 0), +0 (first of row 1)
     y = randn(7, 13, seed=60)
-    assert torch.equal(ops._row_max(k, y).reshape(-1), y.max(dim=1).values)
+    assert torch.equal(reduce.row_max(k, y).reshape(-1), y.max(dim=1).values)
 
 
 def test_every_registered_op_is_covered() -> None:

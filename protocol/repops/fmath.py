@@ -80,7 +80,8 @@ def _nan(k: Any) -> V:
     return k.const_bits(CANONICAL_NAN_BITS)
 
 
-def _inf(k: Any) -> V:
+def inf(k: Any) -> V:
+    """+inf as a backend constant."""
     return k.const_bits(POS_INF_BITS)
 
 
@@ -124,7 +125,7 @@ def sqrt(k: Any, x: V) -> V:
 
 
 def _specials_sqrt(k: Any, x: V, res: V) -> V:
-    res = k.select(k.eq(x, _inf(k)), x, res)
+    res = k.select(k.eq(x, inf(k)), x, res)
     res = k.select(k.eq(x, k.const(0.0)), x, res)
     res = k.select(k.lt(x, k.const(0.0)), _nan(k), res)
     return k.select(k.eq(x, x), res, _nan(k))
@@ -174,8 +175,8 @@ def log(k: Any, x: V) -> V:
     ef = k.i2f(e)
     t = k.add(k.mul(s, k.add(hfsq, big_r)), k.mul(ef, k.const_bits(LOG_LN2_LO)))
     res = k.sub(k.mul(ef, k.const_bits(LOG_LN2_HI)), k.sub(k.sub(hfsq, t), f))
-    res = k.select(k.eq(x, _inf(k)), x, res)
-    res = k.select(k.eq(x, k.const(0.0)), k.neg(_inf(k)), res)
+    res = k.select(k.eq(x, inf(k)), x, res)
+    res = k.select(k.eq(x, k.const(0.0)), k.neg(inf(k)), res)
     res = k.select(k.lt(x, k.const(0.0)), _nan(k), res)
     return k.select(k.eq(x, x), res, _nan(k))
 
