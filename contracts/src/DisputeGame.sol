@@ -6,8 +6,7 @@ import {IDisputeGame} from "./interfaces/IDisputeGame.sol";
 import {IDisputeHook} from "./interfaces/IDisputeHook.sol";
 import {IOneStepVerifier} from "./interfaces/IOneStepVerifier.sol";
 import {Bisection} from "./libraries/Bisection.sol";
-import {MerkleLog} from "./merkle/MerkleLog.sol";
-import {TensorCommit} from "./merkle/TensorCommit.sol";
+import {BisectionLinks} from "./libraries/BisectionLinks.sol";
 
 /// @title DisputeGame
 /// @notice Four-level bisection game of a solver against one challenger per game, with chess clocks
@@ -139,22 +138,8 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     /// @inheritdoc IDisputeGame
     function commitOps(uint256 gameId, OpsCommitment calldata c) external {
         Game storage g = _move(gameId, Phase.CommitOps);
-        // INVARIANT: a step has at least one op, so level 3 has at least two leaves.
-        if (c.size < 2) revert SequenceTooShort(c.size, 2);
-        bytes32 stateT = g.leafLo;
-        bytes32 stateNext = g.leafHi;
-        bytes32 first = Bisection.opLeaf(c.firstLogRoot, c.firstLogSize);
-        bytes32 last = Bisection.opLeaf(c.lastLogRoot, c.lastLogSize);
-        _requireLeaf(c.root, first, 0, c.size, c.firstProof);
-        _requireLeaf(c.root, last, c.size - 1, c.size, c.lastProof);
-        // INVARIANT: the step's log starts with S_t's tensors: S_t is the root of the first log's
-        // prefix of `stateSize` entries (a consistency proof; domain-separated hashing binds the size).
-        if (
-            c.stateSize == 0
-                || !MerkleLog.verifyConsistency(c.stateSize, c.firstLogSize, stateT, c.firstLogRoot, c.stateConsistency)
-        ) revert NotConsistent(c.stateSize, c.firstLogSize);
-        // INVARIANT: S_t+1 is the root over the designated entries of the last log, in order.
-        _requireDesignation(c, stateNext);
+        // INVARIANT: level 3 starts at S_t (leafLo) and ends at S_t+1 (leafHi); see BisectionLinks.
+        (bytes32 first, bytes32 last) = BisectionLinks.checkOps(c, g.leafLo, g.leafHi);
         g.trainingStep = g.checkpoint * g.checkpointInterval + g.lo;
         _enterLevel(g, 3, c.root, c.size, first, last);
         emit LevelCommitted(gameId, 3, c.root, c.size);
@@ -171,17 +156,8 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         bytes32[] calldata consistency
     ) external {
         Game storage g = _move(gameId, Phase.OpenOp);
-        // INVARIANT: the opened roots and sizes are exactly the two adjacent level 3 leaves.
-        bytes32 pre = Bisection.opLeaf(preRoot, preSize);
-        if (pre != g.leafLo) revert LeafPreimageMismatch(g.leafLo, pre);
-        bytes32 post = Bisection.opLeaf(postRoot, postSize);
-        if (post != g.leafHi) revert LeafPreimageMismatch(g.leafHi, post);
-        // INVARIANT: the op appends at least one output and rewrites no earlier entry, so the only
-        // entries in dispute are its outputs [preSize, postSize).
-        if (postSize <= preSize) revert EmptyOp(preSize, postSize);
-        if (!MerkleLog.verifyConsistency(preSize, postSize, preRoot, postRoot, consistency)) {
-            revert NotConsistent(preSize, postSize);
-        }
+        // INVARIANT: the opened logs are the adjacent leaves and the second extends the first.
+        BisectionLinks.checkOpOpening(g.leafLo, g.leafHi, preRoot, preSize, postRoot, postSize, consistency);
         g.op = g.hi;
         g.logRoot = preRoot;
         g.logSize = uint48(_fit(preSize, type(uint48).max));
@@ -235,13 +211,18 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         bytes32 chunkRoot
     ) external {
         Game storage g = _move(gameId, Phase.CommitScalar);
-        // INVARIANT: the opened tensor is the named entry of the disputed log, with this dtype and shape.
-        _requireLeaf(g.nextLogRoot, outputTensorId, g.outputEntry, g.nextLogSize, outputProof);
-        bytes32 computed = TensorCommit.tensorId(dtype, shape, chunkRoot);
-        if (computed != outputTensorId) revert TensorIdMismatch(outputTensorId, computed);
-        uint256 count = TensorCommit.numel(shape);
-        // INVARIANT: only an element that does not exist can be rejected.
-        if (g.flatIndex < count) revert ElementExists(g.flatIndex, count);
+        // INVARIANT: the named element does not exist in the solver's output tensor.
+        uint256 count = BisectionLinks.checkOutputAbsent(
+            g.nextLogRoot,
+            g.nextLogSize,
+            g.outputEntry,
+            g.flatIndex,
+            outputTensorId,
+            outputProof,
+            dtype,
+            shape,
+            chunkRoot
+        );
         emit OutputRejected(gameId, g.flatIndex, count);
         _decide(gameId, g, false);
     }
@@ -439,24 +420,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         internal
         pure
     {
-        if (!MerkleLog.verifyValue(root, leaf, position, size, proof)) {
-            revert NotInTree(root, position, size, leaf);
-        }
-    }
-
-    /// @dev S_t+1 == RFC 9162 root over the designated ids, each proven at its entry of the last log.
-    function _requireDesignation(OpsCommitment calldata c, bytes32 stateNext) internal pure {
-        uint256 n = c.designated.length;
-        if (n == 0 || c.designatedIds.length != n || c.designatedProofs.length != n) {
-            revert BadDesignation(n, c.designatedIds.length, c.designatedProofs.length);
-        }
-        bytes32[] memory ids = new bytes32[](n);
-        for (uint256 i; i < n; ++i) {
-            _requireLeaf(c.lastLogRoot, c.designatedIds[i], c.designated[i], c.lastLogSize, c.designatedProofs[i]);
-            ids[i] = c.designatedIds[i];
-        }
-        bytes32 computed = Bisection.rootOfValues(ids);
-        if (computed != stateNext) revert StateMismatch(stateNext, computed);
+        BisectionLinks.requireLeaf(root, leaf, position, size, proof);
     }
 
     /// @dev Makes `level` current with the proven ends.
