@@ -242,23 +242,41 @@ class Bench:
         addr = Web3().eth.account.from_key(self.solver).address
         self.solver_address = addr
 
+    def _task_params(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        """``TaskParams`` in the ABI's field order; a field this benchmark does not know (a root the
+        market added) gets a non-zero placeholder, so the benchmark follows the struct as it grows."""
+        fn = next(f for f in self.market.abi if f.get("name") == "postTask")
+        out = []
+        for comp in fn["inputs"][0]["components"]:
+            name, typ = comp["name"], comp["type"]
+            if name in values:
+                out.append(values[name])
+            elif typ == "bytes32":
+                out.append(hash_bytes(name.encode()))
+            elif typ == "string":
+                out.append("")
+            else:
+                out.append(0)
+        return tuple(out)
+
     def task(self, world: World) -> int:
         """Posts a task, lets the solver win it and submit the world's trace; returns its id."""
         c, m = self.chain, self.market
-        params = (
-            hash_bytes(b"spec"),
-            world.s0,
-            "ipfs://spec",
-            STAKE,
-            0,
-            3600,
-            3600,
-            86400,
-            86400,
-            (N_CHECKPOINTS - 1) * INTERVAL,
-            INTERVAL,
-            0,
-        )
+        values: dict[str, Any] = {
+            "specHash": hash_bytes(b"spec"),
+            "initialStateRoot": world.s0,
+            "specURI": "ipfs://spec",
+            "requiredStake": STAKE,
+            "bidBond": 0,
+            "bidWindow": 3600,
+            "revealWindow": 3600,
+            "trainingWindow": 86400,
+            "challengeWindow": 86400,
+            "steps": (N_CHECKPOINTS - 1) * INTERVAL,
+            "checkpointInterval": INTERVAL,
+            "minCredit": 0,
+        }
+        params = self._task_params(values)
         c.transact(self.stake.functions.deposit(), key=self.solver, value=STAKE)
         c.transact(m.functions.postTask(params), key=self.submitter, value=PAYMENT)
         task_id = c.call(m.functions.taskCount())
