@@ -1,0 +1,354 @@
+"""Python plays both sides of the dispute game on anvil over a real training trace.
+
+A digits-MLP task of 20 steps (checkpoints every 5) is trained by the solver with one corrupted scalar
+in op 6 of step 7 — the backward matmul giving the output layer's weight gradient — and submitted.
+The challenger replays from the solver's last good checkpoint and the game descends all four levels
+(checkpoints, steps, ops, the element's scalar program) to the contract's one-step check, which names
+exactly that op and element; the solver is slashed. Over the same run without the fault, a challenger
+that disagrees where it should agree loses at every level it lies at, and its bond goes to the solver.
+Every balance is checked to the wei (gas included) and every contract stays solvent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.agents.db import AgentDB
+from protocol.agents.solver import initial_root
+from protocol.chain.client import Chain
+from protocol.chain.deploy import Deployment, Params, deploy_all
+from protocol.chain.dispute import DisputeGame, GameStatus, Phase
+from protocol.chain.market import Market, SealedBid, TaskParams, TaskStatus
+from protocol.dispute.player import (
+    ChallengerPlayer,
+    NoScalarBackend,
+    ScalarBackend,
+    SolverPlayer,
+    TraceSource,
+    default_backend,
+    find_anchor,
+    play,
+)
+from protocol.spec import load_spec, spec_hash
+from protocol.trace import Replayer
+from protocol.train import Fault, train
+
+ETH = 10**18
+BOND = ETH // 10
+STAKE = ETH // 2
+PAYMENT = ETH
+CLOCK = 600
+FAULT = "7:6:5"  # step 7, op 6 (backward matmul: the output layer's weight gradient), element 5
+
+pytestmark = pytest.mark.slow
+DIGITS = Path(__file__).resolve().parents[1] / "protocol" / "specs" / "digits-mlp.toml"
+
+
+def small_spec(tmp: Path, steps: int = 20, interval: int = 5) -> Path:
+    """The digits-mlp reference spec shortened to ``steps`` steps (as tests/scenarios does)."""
+    text = DIGITS.read_text()
+    text = re.sub(r"(?m)^steps = \d+", f"steps = {steps}", text)
+    text = re.sub(r"(?m)^checkpoint_interval = \d+", f"checkpoint_interval = {interval}", text)
+    text = re.sub(r'(?m)^name = ".*"', 'name = "digits-dispute"', text, count=1)
+    path = tmp / "digits-dispute.toml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Arena:
+    """A task with a submitted result on anvil, a DisputeGame, and the parties' keys."""
+
+    chain: Chain
+    deployment: Deployment
+    game_address: str
+    submitter: Market
+    solver: Market
+    challenger: Market
+    task_id: int
+    manifest: dict[str, Any]
+    store: Path
+    spec: Any
+    fault: Fault | None
+    backend: ScalarBackend
+
+    def game(self, m: Market) -> DisputeGame:
+        return DisputeGame(self.chain, self.game_address, m.key)
+
+
+def verifier_for(chain: Chain, key: str) -> tuple[str, ScalarBackend]:
+    """The real soft-float verifier with its backend when both exist, else the toy verifier."""
+    backend = default_backend()
+    if not isinstance(backend, NoScalarBackend):
+        from protocol.chain.deploy import deploy_step_verifier
+
+        return deploy_step_verifier(chain, key), backend
+    return chain.deploy("ToyStepVerifier", 4, key=key).address, backend
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The honest and the faulty run of the small spec, trained once for the module."""
+    d = tmp_path_factory.mktemp("runs")
+    spec_path = small_spec(d)
+    spec = load_spec(str(spec_path))
+    out: dict[str, Any] = {"spec_path": spec_path, "spec": spec}
+    for name, fault in (("honest", None), ("faulty", Fault.parse(FAULT))):
+        res = train(spec, out_dir=d / name, fault=fault, progress=False)
+        out[name] = (res, d / name, fault)
+    return out
+
+
+def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
+    keys = chain.dev_keys
+    deployment = deploy_all(chain, keys[0], Params(unbonding_delay=3600, dispute_timeout=4 * CLOCK))
+    verifier, backend = verifier_for(chain, keys[0])
+    market = chain.contract("TaskMarket", deployment.task_market)
+    game = chain.deploy("DisputeGame", market.address, verifier, BOND, 4, CLOCK, key=keys[0])
+    chain.transact(market.functions.setDisputeContract(game.address, True), key=keys[0])
+    submitter = Market(chain, deployment, keys[1])
+    solver = submitter.with_key(keys[2])
+    challenger = submitter.with_key(keys[4])
+    spec = runs["spec"]
+    result, store, fault = runs[which]
+    params = TaskParams(spec_hash=bytes.fromhex(spec_hash(spec)[2:]), initial_state_root=initial_root(spec),
+                        spec_uri=str(runs["spec_path"]), required_stake=STAKE, bid_bond=ETH // 100,
+                        bid_window=100, reveal_window=100, training_window=3600, challenge_window=3600,
+                        steps=spec.steps, checkpoint_interval=spec.checkpoint_interval)
+    solver.deposit(STAKE)
+    tid = submitter.post_task(params, PAYMENT)
+    bid = SealedBid.new(tid, PAYMENT // 2)
+    solver.commit_bid(bid)
+    chain.advance(100)
+    solver.reveal_bid(bid)
+    chain.advance(100)
+    submitter.close_auction(tid)
+    solver.submit_result(tid, result.trace_root, spec.steps, result.final_state_root,
+                         f"{store}#{result.manifest_digest}")
+    assert submitter.status(tid) == TaskStatus.RESULT_SUBMITTED
+    solver.withdraw_payments()  # its bid bond, back after the reveal: settled before the game
+    manifest = json.loads((store / "manifest.json").read_text())
+    return Arena(chain, deployment, game.address, submitter, solver, challenger, tid, manifest, store, spec,
+                 fault, backend)
+
+
+@pytest.fixture
+def chain(anvil_chain: Chain) -> Iterator[Chain]:
+    snap = anvil_chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    anvil_chain.gas_spent.clear()
+    yield anvil_chain
+    anvil_chain.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+
+
+def sources(a: Arena) -> tuple[TraceSource, TraceSource]:
+    """The solver's own replay (with its fault) and the challenger's honest one from the solver's store."""
+    from protocol.commit import LocalStore
+
+    roots = [bytes.fromhex(c["state_root"][2:]) for c in a.manifest["checkpoints"]]
+    store = LocalStore(a.store)
+    c = a.spec.checkpoint_interval
+    own = TraceSource(Replayer(a.spec, fault=a.fault, store=store, manifest=a.manifest), roots, c)
+    honest = TraceSource(Replayer(a.spec, store=store, manifest=a.manifest), roots, c)
+    return own, honest
+
+
+def solver_output_of(own: TraceSource) -> Any:
+    """The solver's op output as its artifacts would serve it (its own replay)."""
+    return lambda step, op: own.level3(step).trace.records[op - 1].output
+
+
+def balances(a: Arena) -> dict[str, int]:
+    """Every party's ETH plus the gas it has spent: two of these differ by exactly what it was paid or paid."""
+    return {m.address: a.chain.balance(m.address) + gas(a, m) for m in (a.submitter, a.solver, a.challenger)}
+
+
+def gas(a: Arena, m: Market) -> int:
+    return a.chain.gas_spent.get(m.address, 0)
+
+
+def settle_everyone(a: Arena) -> None:
+    """Everyone pulls what the market and StakeManager credited them."""
+    for m in (a.submitter, a.solver, a.challenger):
+        if m.payments() > 0:
+            m.withdraw_payments()
+        if m.proceeds() > 0:
+            m.claim_proceeds()
+
+
+def assert_solvent(a: Arena) -> None:
+    acc = a.submitter.accounted()
+    assert acc["stake_manager_balance"] == acc["stake_manager_accounted"]
+    assert acc["market_balance"] == acc["market_accounted"]
+    assert a.game(a.submitter).solvent()
+
+
+def test_dispute_play_cheater_is_caught_at_the_one_step_check(chain: Chain, runs: dict[str, Any]) -> None:
+    a = make_arena(chain, runs, "faulty")
+    if isinstance(a.backend, NoScalarBackend):
+        pytest.skip("the soft-float one-step verifier and its Python backend are not installed")
+    own, honest = sources(a)
+    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
+    assert anchor == 1  # step 7 lies in checkpoint interval 1 (steps 5..10)
+    before = balances(a)
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id)
+    db_s, db_c = AgentDB(":memory:"), AgentDB(":memory:")
+    sp = SolverPlayer(a.game(a.solver), gid, db_s, own, a.backend)
+    cp = ChallengerPlayer(g_ch, gid, db_c, honest, anchor, solver_output_of(own), a.backend)
+    moves = play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    game = g_ch.get(gid)
+    assert GameStatus(game.status) == GameStatus.CHALLENGER_WON
+    assert not g_ch.events(gid, "TimedOut")  # decided by the check, not the clock
+    (checked,) = g_ch.events(gid, "OneStepChecked")
+    assert checked["computed"] != checked["claimed"]
+    assert game.trainingStep == 7 and game.op == 7  # level-3 leaf 7 is the log after op 6
+    assert game.flatIndex == 5
+    levels = [e["level"] for e in g_ch.events(gid, "LevelCommitted")]
+    assert levels == [1, 2, 3, 4]
+    settle_everyone(a)
+    after = balances(a)
+    share = STAKE * int(a.deployment.params["beneficiary_bps"]) // 10_000
+    assert after[a.challenger.address] == before[a.challenger.address] + share
+    assert a.solver.locked_stake() == 0 and a.solver.free_stake() == 0
+    assert after[a.submitter.address] == before[a.submitter.address] + PAYMENT
+    assert a.submitter.status(a.task_id) == TaskStatus.FAILED
+    assert moves >= 12
+    assert_solvent(a)
+
+
+def test_dispute_play_stalled_solver_loses_on_time(chain: Chain, runs: dict[str, Any]) -> None:
+    """Levels 1-3 over the real faulty trace; the solver then stops answering and is slashed on time."""
+    a = make_arena(chain, runs, "faulty")
+    own, honest = sources(a)
+    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
+    before = balances(a)
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id, anchor)  # the pinned checkpoint pair: one reveal at level 1
+    sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, NoScalarBackend())
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, anchor, solver_output_of(own), NoScalarBackend())
+    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    game = g_ch.get(gid)
+    assert GameStatus(game.status) == GameStatus.CHALLENGER_WON
+    # The game got down to the disputed op and the named element before the solver stalled.
+    assert game.trainingStep == 7 and game.op == 7 and game.flatIndex == 5
+    opened = g_ch.events(gid, "OpOpened")
+    assert len(opened) == 1 and opened[0]["op"] == 7
+    assert [e["loser"] for e in g_ch.events(gid, "TimedOut")] == [1]  # Party.Solver
+    settle_everyone(a)
+    after = balances(a)
+    share = STAKE * int(a.deployment.params["beneficiary_bps"]) // 10_000
+    assert after[a.challenger.address] == before[a.challenger.address] + share
+    assert after[a.submitter.address] == before[a.submitter.address] + PAYMENT
+    assert after[a.solver.address] == before[a.solver.address]
+    assert a.solver.locked_stake() == 0 and a.solver.free_stake() == 0
+    assert a.submitter.status(a.task_id) == TaskStatus.FAILED
+    assert_solvent(a)
+
+
+def _liar_at(level: int) -> Any:
+    """Disagrees with the first revealed leaf at ``level`` (where it should agree), honest elsewhere."""
+    return lambda lvl, positions, leaves, honest: 0 if lvl == level else None
+
+
+@pytest.mark.parametrize("lie_level", [1, 2, 3, 4])
+def test_dispute_play_lying_challenger_loses_its_bond(chain: Chain, runs: dict[str, Any], lie_level: int) -> None:
+    a = make_arena(chain, runs, "honest")
+    if isinstance(a.backend, NoScalarBackend):
+        pytest.skip("an honest solver needs the one-step verifier's backend to defend level 4")
+    own, honest = sources(a)
+    before = balances(a)
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id)
+    sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, a.backend)
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, None, solver_output_of(own), a.backend,
+                          liar=_liar_at(lie_level))
+    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    assert GameStatus(g_ch.status(gid)) == GameStatus.SOLVER_WON
+    assert not g_ch.events(gid, "TimedOut")
+    (checked,) = g_ch.events(gid, "OneStepChecked")
+    assert checked["computed"] == checked["claimed"]
+    after = balances(a)
+    assert after[a.challenger.address] == before[a.challenger.address] - BOND
+    assert after[a.solver.address] == before[a.solver.address] + BOND
+    assert a.submitter.status(a.task_id) == TaskStatus.RESULT_SUBMITTED
+    assert a.solver.locked_stake() == STAKE
+    assert_solvent(a)
+
+
+def test_dispute_play_challenger_naming_a_missing_element_loses(chain: Chain, runs: dict[str, Any]) -> None:
+    """Over the honest run, a challenger that names an element beyond the output is refuted by
+    ``rejectOutput`` (no level 4 needed) and its bond goes to the solver."""
+    a = make_arena(chain, runs, "honest")
+    own, honest = sources(a)
+    before = balances(a)
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id)
+    sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, NoScalarBackend())
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, None, solver_output_of(own), NoScalarBackend(),
+                          name=lambda op: 10**9)
+    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    assert GameStatus(g_ch.status(gid)) == GameStatus.SOLVER_WON
+    (rejected,) = g_ch.events(gid, "OutputRejected")
+    assert rejected["flatIndex"] == 10**9
+    # An honest trace agrees everywhere: the honest chooser walks to the last checkpoint, step and op.
+    game = g_ch.get(gid)
+    assert game.trainingStep == a.spec.steps - 1
+    after = balances(a)
+    assert after[a.challenger.address] == before[a.challenger.address] - BOND
+    assert after[a.solver.address] == before[a.solver.address] + BOND
+    assert_solvent(a)
+
+
+def test_dispute_play_restarted_players_never_send_twice(chain: Chain, runs: dict[str, Any]) -> None:
+    """Trackers rebuilt from scratch before every move (a daemon killed between moves) finish the game
+    from the chain alone, and the database keys make every move exactly one transaction."""
+    a = make_arena(chain, runs, "faulty")
+    own, honest = sources(a)
+    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
+    g_ch, g_s = a.game(a.challenger), a.game(a.solver)
+    gid = g_ch.challenge(a.task_id, anchor)
+    db_s, db_c = AgentDB(":memory:"), AgentDB(":memory:")
+    for _ in range(60):
+        sp = SolverPlayer(g_s, gid, db_s, own, NoScalarBackend())
+        cp = ChallengerPlayer(g_ch, gid, db_c, honest, anchor, solver_output_of(own), NoScalarBackend())
+        if sp.done() and cp.done():
+            break
+        if not any([sp.act(), cp.act()]):
+            chain.advance(CLOCK + 1)
+    assert GameStatus(g_ch.status(gid)) == GameStatus.CHALLENGER_WON
+    assert db_s.count_done(f"game:{gid}:reveal") == len(g_ch.events(gid, "LeavesRevealed"))
+    assert db_c.count_done(f"game:{gid}:choose") == len(g_ch.events(gid, "IntervalChosen"))
+    # A tracker handed an old snapshot of the game sends nothing: the key of that move is done.
+    stale = g_ch.get(gid)._replace(status=1, phase=int(Phase.NAME_OUTPUT))
+    sent = ChallengerPlayer(g_ch, gid, db_c, honest, anchor, solver_output_of(own), NoScalarBackend())._send(
+        stale, "nameOutput", lambda: g_ch.name_output(gid, 0, 0))
+    assert not sent
+
+
+def test_dispute_play_phases_follow_the_contract(chain: Chain, runs: dict[str, Any]) -> None:
+    """Each tracker move leaves the game in the next phase of the table in docs/DISPUTE.md."""
+    a = make_arena(chain, runs, "faulty")
+    own, honest = sources(a)
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id)
+    sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, NoScalarBackend())
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest,
+                          find_anchor(honest.replayer, own.checkpoint_roots, 5), solver_output_of(own),
+                          NoScalarBackend())
+    seen = [g_ch.phase(gid)]
+    for _ in range(40):
+        if g_ch.phase(gid) == Phase.COMMIT_SCALAR:
+            break
+        for p in (sp, cp):
+            if p.act() is not None:
+                seen.append(g_ch.phase(gid))
+    assert seen[0] == Phase.DEFEND_TRACE and seen[-1] == Phase.COMMIT_SCALAR
+    order = [Phase.COMMIT_STEPS, Phase.COMMIT_OPS, Phase.OPEN_OP, Phase.NAME_OUTPUT]
+    assert [p for p in seen if p in order] == order
