@@ -256,8 +256,7 @@ contract DisputeGameTest is DisputeFixture {
         _solverMove(gameId, true);
         bytes32[] memory s = _l1(true);
         bytes32[] memory leaves = new bytes32[](1);
-        leaves[0] = _state(4, false); // the honest S_4, not what the solver committed (it lied at step 5: equal)
-        leaves[0] = keccak256("other");
+        leaves[0] = keccak256("not the committed S_4");
         bytes32[][] memory proofs = new bytes32[][](1);
         proofs[0] = MerkleBuilder.proof(s, 2);
         vm.prank(alice);
