@@ -29,7 +29,7 @@ from protocol import repops as R
 from protocol.commit import LocalStore, OpLog, state_commitment, tensor_id
 from protocol.errors import VerigradError
 from protocol.models import build_model
-from protocol.spec import TaskSpec, open_dataset
+from protocol.spec import TaskSpec, open_dataset, spec_hash
 from protocol.train import (
     Fault,
     State,
@@ -201,6 +201,8 @@ class Replayer:
         self.store = store
         self.digests: dict[int, str] = {}
         if manifest is not None:
+            if manifest.get("spec_hash") != spec_hash(spec):
+                raise TraceError(f"the manifest is for spec {manifest.get('spec_hash')}, not {spec_hash(spec)}")
             self.digests = {int(c["step"]): c["digest"] for c in manifest["checkpoints"] if c.get("digest")}
         self._names: list[str] | None = None
 

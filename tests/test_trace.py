@@ -105,6 +105,8 @@ def test_replay_from_store_equals_replay_from_s0(mlp_runs) -> None:
     from_s0 = Replayer(spec).interval(9)
     assert from_store.state_roots == from_s0.state_roots
     assert from_store.root_at(12) == honest.final_state_root
+    with pytest.raises(TraceError, match="manifest is for spec"):
+        Replayer(spec.with_steps(13), store=store, manifest=manifest)
 
 
 def test_gpt_op_trace_fault_in_attention_step(tmp_path: Path) -> None:
