@@ -67,6 +67,7 @@ def run_demo(args: argparse.Namespace) -> int:
             s.deposit(2 * ETH)
             say(f"{name} staked 2 ETH")
 
+        from protocol.dispute.graph import op_graph_root
         from protocol.spec import load_spec, spec_hash
 
         spec = load_spec(args.spec)
@@ -75,7 +76,8 @@ def run_demo(args: argparse.Namespace) -> int:
         steps -= steps % interval
         tp = TaskParams(
             spec_hash=bytes.fromhex(spec_hash(spec).removeprefix("0x")),
-            initial_state_root=initial_state_root(spec), spec_uri=f"builtin:{args.spec}",
+            initial_state_root=initial_state_root(spec), op_graph_root=op_graph_root(spec),
+            spec_uri=f"builtin:{args.spec}",
             required_stake=ETH, bid_bond=ETH // 100, bid_window=60, reveal_window=60,
             training_window=3600, challenge_window=120, steps=steps, checkpoint_interval=interval,
         )

@@ -36,7 +36,7 @@ def market(request: pytest.FixtureRequest) -> Iterator[Market]:
 
 def params(**kw: int) -> TaskParams:
     base = dict(
-        spec_hash=b"\x11" * 32, initial_state_root=b"\x22" * 32, spec_uri="builtin:digits-mlp", required_stake=ETH // 2, bid_bond=ETH // 100,
+        spec_hash=b"\x11" * 32, initial_state_root=b"\x22" * 32, op_graph_root=b"\x33" * 32, spec_uri="builtin:digits-mlp", required_stake=ETH // 2, bid_bond=ETH // 100,
         bid_window=100, reveal_window=100, training_window=1000, challenge_window=100, steps=100,
         checkpoint_interval=10,
     )

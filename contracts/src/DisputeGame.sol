@@ -83,6 +83,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         g.taskId = uint64(_fit(taskId, type(uint64).max));
         g.disputeId = uint64(_fit(disputeId, type(uint64).max));
         g.specHash = ctx.specHash;
+        g.opGraphRoot = ctx.opGraphRoot;
         g.checkpointInterval = ctx.checkpointInterval;
         g.root = ctx.traceRoot;
         g.size = uint48(_fit(ctx.numCheckpoints, type(uint48).max));
@@ -485,6 +486,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     function _context(Game storage g, uint256 stepIndex) internal view returns (IOneStepVerifier.StepContext memory) {
         return IOneStepVerifier.StepContext({
             specHash: g.specHash,
+            opGraphRoot: g.opGraphRoot,
             logRoot: g.logRoot,
             logSize: g.logSize,
             op: g.op,

@@ -106,6 +106,7 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         t.bidBond = params.bidBond;
         t.specHash = params.specHash;
         t.initialStateRoot = params.initialStateRoot;
+        t.opGraphRoot = params.opGraphRoot;
         t.specURI = params.specURI;
         _totalEscrow += msg.value;
         emit TaskPosted(
@@ -444,6 +445,7 @@ contract TaskMarket is ITaskMarket, Ownable, ReentrancyGuard {
         ctx.solver = t.solver;
         ctx.specHash = t.specHash;
         ctx.initialStateRoot = t.initialStateRoot;
+        ctx.opGraphRoot = t.opGraphRoot;
         ctx.traceRoot = t.traceRoot;
         ctx.finalStateRoot = t.finalStateRoot;
         ctx.numSteps = t.numSteps;

@@ -35,6 +35,7 @@ class TaskParams:
 
     spec_hash: bytes
     initial_state_root: bytes  # S_0 as the spec's seed gives it: where the dispute game's level 1 starts
+    op_graph_root: bytes  # root over the op graph of one step (protocol.dispute.graph): the verifier's programs
     spec_uri: str
     required_stake: int
     bid_bond: int
@@ -48,7 +49,7 @@ class TaskParams:
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (
-            self.spec_hash, self.initial_state_root, self.spec_uri, self.required_stake, self.bid_bond, self.bid_window,
+            self.spec_hash, self.initial_state_root, self.op_graph_root, self.spec_uri, self.required_stake, self.bid_bond, self.bid_window,
             self.reveal_window, self.training_window, self.challenge_window, self.steps,
             self.checkpoint_interval, self.min_credit,
         )

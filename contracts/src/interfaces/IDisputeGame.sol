@@ -85,6 +85,7 @@ interface IDisputeGame {
         uint48 logSize; // entries of the agreed log (after op `op - 1`)
         uint48 nextLogSize; // entries of the disputed log (after op `op`)
         bytes32 specHash;
+        bytes32 opGraphRoot; // the task's op graph root, passed to the verifier
         bytes32 root; // the solver's root over the current level's sequence
         bytes32 leafLo; // leaf `lo`: the challenger agrees
         bytes32 leafHi; // leaf `hi`: the challenger disagrees

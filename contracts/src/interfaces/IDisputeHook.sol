@@ -39,6 +39,7 @@ interface IDisputeHook {
         address solver;
         bytes32 specHash; // hash of the task spec (model, data commitment, optimizer, seed, ...)
         bytes32 initialStateRoot; // S_0 fixed by the submitter: the left end of the trace
+        bytes32 opGraphRoot; // root over the op descriptors of a training step (same for every step)
         bytes32 traceRoot; // root over the checkpoint states S_0, S_c, ..., S_N
         bytes32 finalStateRoot; // S_N as claimed
         uint64 numSteps; // training steps claimed (equals the task's steps)

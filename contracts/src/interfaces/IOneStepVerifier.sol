@@ -16,6 +16,7 @@ interface IOneStepVerifier {
     /// @notice What the game has established when level 4 starts.
     struct StepContext {
         bytes32 specHash; // the task spec (fixes the op graph and every op's program)
+        bytes32 opGraphRoot; // the task's root over the step's op descriptors (see ScalarStepVerifier)
         bytes32 logRoot; // root of the op log after op `op - 1`: agreed by both parties
         uint256 logSize; // its number of entries
         uint256 op; // the disputed op: level 3 leaf `op - 1` is agreed, leaf `op` is not

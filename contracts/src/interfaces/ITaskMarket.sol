@@ -37,6 +37,7 @@ interface ITaskMarket is IDisputeHook {
     struct TaskParams {
         bytes32 specHash; // hash of the task spec document
         bytes32 initialStateRoot; // S_0, the state the spec's seed gives; non-zero (the game's level 1 starts here)
+        bytes32 opGraphRoot; // root over the spec's op graph of one training step (the one-step verifier's programs)
         string specURI; // where the spec document lives
         uint256 requiredStake; // stake the winner locks; bidders need it free at commit, reveal and close
         uint256 bidBond; // ETH sent with each sealed bid, forfeited to the submitter if not revealed
@@ -74,6 +75,7 @@ interface ITaskMarket is IDisputeHook {
         uint256 agreedPrice; // second-price amount paid on completion (winningPrice <= agreedPrice <= payment)
         bytes32 specHash;
         bytes32 initialStateRoot; // S_0 as fixed at posting
+        bytes32 opGraphRoot; // op graph root as fixed at posting
         bytes32 progressRoot; // latest progress commitment: trace root
         bytes32 traceRoot; // final result
         bytes32 finalStateRoot; // final result

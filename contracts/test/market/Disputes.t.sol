@@ -243,6 +243,7 @@ contract DisputesTest is MarketFixture {
         assertEq(c.solver, alice);
         assertEq(c.specHash, SPEC);
         assertEq(c.initialStateRoot, keccak256("S_0"));
+        assertEq(c.opGraphRoot, keccak256("ops"));
         assertEq(c.traceRoot, TRACE);
         assertEq(c.finalStateRoot, FINAL);
         assertEq(c.numSteps, STEPS);

@@ -75,6 +75,7 @@ abstract contract MarketFixture is TestBase {
         p = ITaskMarket.TaskParams({
             specHash: SPEC,
             initialStateRoot: keccak256("S_0"),
+            opGraphRoot: keccak256("ops"),
             specURI: "ipfs://spec",
             requiredStake: STAKE,
             bidBond: BOND,

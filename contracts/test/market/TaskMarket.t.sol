@@ -55,6 +55,7 @@ contract TaskMarketTest is MarketFixture {
         assertEq(t.specHash, SPEC);
         assertEq(t.specURI, "ipfs://spec");
         assertEq(t.initialStateRoot, keccak256("S_0"));
+        assertEq(t.opGraphRoot, keccak256("ops"));
         assertEq(t.commitDeadline, c);
         assertEq(t.revealDeadline, c + REVEAL_WINDOW);
         assertEq(t.steps, STEPS);

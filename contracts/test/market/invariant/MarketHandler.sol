@@ -199,6 +199,7 @@ contract MarketHandler is TestBase {
         ITaskMarket.TaskParams memory p = ITaskMarket.TaskParams({
             specHash: keccak256(abi.encode(seed)),
             initialStateRoot: keccak256(abi.encode("S_0", seed)),
+            opGraphRoot: keccak256(abi.encode("ops", seed)),
             specURI: "spec",
             requiredStake: stake,
             bidBond: bond,

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IOneStepVerifier} from "../interfaces/IOneStepVerifier.sol";
+import {MerkleLog} from "../merkle/MerkleLog.sol";
+import {TensorCommit} from "../merkle/TensorCommit.sol";
+import {RepOpsISA} from "../softfloat/RepOpsISA.sol";
+import {MatmulProgram} from "./programs/MatmulProgram.sol";
+import {OpDescriptor} from "./programs/OpDescriptor.sol";
+
+/// @title ScalarStepVerifier
+/// @notice The soft-float one-step verifier: executes one instruction of the canonical scalar
+///         program of one output element of one op of a training step, on chain, bit-exactly.
+///
+///         Nothing about the program is taken from a party: the disputed op's descriptor is proven
+///         against the task's `opGraphRoot` (one root for every step of the task), the instruction
+///         is derived from the descriptor (`programs/`), every input element it reads is proven
+///         against the agreed op log (`ctx.logRoot`) and its tensor id, and the arithmetic is
+///         `RepOpsISA.execute` (Float32 soft-float).
+///
+///             state R_m = keccak256(abi.encode(m, regs))     regs: uint32[] of the program's registers
+///             R_0 = all registers zero;  step m: regs[dst] = op(operands);  R_M holds the element
+///
+///         `programLength` and `initialState` get only the game's context, so the op must first be
+///         registered (`registerOp`, permissionless: the descriptor is proven against the graph
+///         root). A registration serves every game of every task with that op graph.
+/// @dev Op kinds covered: matmul (ta, tb), linear, linear_nobias. Others revert UnsupportedOp.
+contract ScalarStepVerifier is IOneStepVerifier {
+    /// @notice An input element opened for an operand: the tensor id at the descriptor's log entry
+    ///         (proven against the agreed log) and the element's chunk with its path.
+    struct Opening {
+        bytes32 tensorId;
+        bytes32[] logProof;
+        bytes chunk;
+        bytes32[] chunkProof;
+    }
+
+    /// @notice The op kind has no on-chain program yet.
+    error UnsupportedOp(uint256 kind);
+    /// @notice The disputed op was not registered for this op graph (see `registerOp`).
+    error OpNotRegistered(bytes32 opGraphRoot, uint256 opIndex);
+    /// @notice The descriptor is not leaf `index` of the op graph.
+    error DescriptorNotInGraph(bytes32 opGraphRoot, uint256 index);
+    /// @notice The descriptor is for another op than the disputed one.
+    error WrongOp(uint256 expected, uint256 actual);
+    /// @notice The agreed log or the named entry does not fit the op (it writes entry `output`).
+    error LogMismatch(uint256 output, uint256 logSize, uint256 outputEntry);
+    /// @notice The register file opened by a proof is not the committed state.
+    error StateOpeningMismatch(bytes32 expected, bytes32 computed);
+    /// @notice The opened register file has the wrong number of registers.
+    error RegisterCountMismatch(uint256 expected, uint256 actual);
+    /// @notice The program has no step `step`.
+    error StepOutOfRange(uint256 step, uint256 length);
+    /// @notice The input tensor is not the descriptor's entry of the agreed log.
+    error InputNotInLog(uint256 entry, bytes32 tensorId);
+    /// @notice The proof has a different number of input openings than the instruction reads.
+    error OpeningCountMismatch(uint256 expected, uint256 actual);
+    /// @notice An operand names a register or input slot the program does not have.
+    error OperandOutOfRange(uint8 kind, uint256 value);
+
+    /// @notice Op `opIndex` of the graph `opGraphRoot` can now be disputed down to one step.
+    event OpRegistered(
+        bytes32 indexed opGraphRoot, uint256 indexed opIndex, uint256 kind, uint256 programLength, uint256 registers
+    );
+
+    uint256 private constant _REGISTERED = 1 << 255;
+
+    /// @dev keccak256(abi.encode(opGraphRoot, opIndex)) => _REGISTERED | kind << 128 | result << 96
+    ///      | registers << 64 | length.
+    mapping(bytes32 => uint256) private _headers;
+
+    // ─────────────────────────────────────────────────────────────── registration
+
+    /// @notice Records op `descriptor.index` of the graph `opGraphRoot` (program length, registers,
+    ///         result register), so that games on it can start level 4. Anyone may call it; the
+    ///         descriptor is proven against the root, so only the committed op can be registered.
+    /// @param opGraphRoot A task's op graph root.
+    /// @param descriptor The op's ABI-encoded descriptor (see `OpDescriptor`).
+    /// @param graphSize Number of ops of the graph (the proof's tree size).
+    /// @param proof RFC 9162 audit path of the descriptor, bottom-up.
+    function registerOp(bytes32 opGraphRoot, bytes calldata descriptor, uint256 graphSize, bytes32[] calldata proof)
+        external
+    {
+        OpDescriptor.Op memory op = _provenOp(opGraphRoot, descriptor, graphSize, proof);
+        (uint256 len, uint256 regs, uint256 result) = _programShape(op, 0);
+        _headers[_key(opGraphRoot, op.index)] = _REGISTERED | (op.kind << 128) | (result << 96) | (regs << 64) | len;
+        emit OpRegistered(opGraphRoot, op.index, op.kind, len, regs);
+    }
+
+    /// @notice Whether op `opIndex` of graph `opGraphRoot` is registered.
+    function isRegistered(bytes32 opGraphRoot, uint256 opIndex) external view returns (bool) {
+        return _headers[_key(opGraphRoot, opIndex)] != 0;
+    }
+
+    // ─────────────────────────────────────────────────────────────── IOneStepVerifier
+
+    /// @inheritdoc IOneStepVerifier
+    function programLength(StepContext calldata ctx) external view returns (uint256) {
+        (uint256 len,,) = _header(ctx);
+        return len;
+    }
+
+    /// @inheritdoc IOneStepVerifier
+    function initialState(StepContext calldata ctx) external view returns (bytes32) {
+        (, uint256 regs,) = _header(ctx);
+        return stateOf(0, new uint32[](regs));
+    }
+
+    /// @inheritdoc IOneStepVerifier
+    /// @dev proof = abi.encode(uint32[] regs, bytes descriptor, uint256 graphSize, bytes32[] graphProof,
+    ///      Opening[] openings): the pre-state's registers, the disputed op's descriptor with its
+    ///      proof against ctx.opGraphRoot, and one opening per input operand of the instruction, in
+    ///      operand order (a LOAD's element last).
+    function step(StepContext calldata ctx, bytes32 preState, bytes calldata proof)
+        external
+        pure
+        returns (bytes32 postState)
+    {
+        (uint32[] memory regs, bytes memory descriptor, uint256 graphSize, bytes32[] memory graphProof) =
+            abi.decode(proof, (uint32[], bytes, uint256, bytes32[]));
+        OpDescriptor.Op memory op = _provenOp(ctx.opGraphRoot, descriptor, graphSize, graphProof);
+        _checkOp(ctx, op);
+        (uint256 len, uint256 nregs,) = _programShape(op, ctx.flatIndex);
+        if (ctx.step >= len) revert StepOutOfRange(ctx.step, len);
+        _checkState(preState, ctx.step, regs, nregs);
+        RepOpsISA.Instr memory ins = _instructionAt(op, ctx.flatIndex, ctx.step);
+        Opening[] memory openings = _openings(proof);
+        regs[ins.dst] = _execute(ctx, op, ins, regs, openings);
+        postState = stateOf(ctx.step + 1, regs);
+    }
+
+    /// @inheritdoc IOneStepVerifier
+    /// @dev proof = abi.encode(uint32[] regs, uint32[] shape, bytes chunk, bytes32[] chunkProof): the
+    ///      final registers and the float32 output tensor's shape with the element's chunk and path.
+    function outputMatches(StepContext calldata ctx, bytes32 finalState, bytes32 outputTensorId, bytes calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        (uint256 len, uint256 nregs, uint256 result) = _header(ctx);
+        (uint32[] memory regs) = abi.decode(proof, (uint32[]));
+        _checkState(finalState, len, regs, nregs);
+        return _outputElement(ctx.flatIndex, outputTensorId, proof) == regs[result];
+    }
+
+    // ─────────────────────────────────────────────────────────────── views for parties and tests
+
+    /// @notice The commitment to the register file `regs` after `m` steps (level 4's leaf m).
+    function stateOf(uint256 m, uint32[] memory regs) public pure returns (bytes32) {
+        return keccak256(abi.encode(m, regs));
+    }
+
+    /// @notice Length, register count and result register of element `element`'s program.
+    function programShape(bytes calldata descriptor, uint256 element)
+        external
+        pure
+        returns (uint256 length, uint256 registers, uint256 result)
+    {
+        return _programShape(OpDescriptor.decode(descriptor), element);
+    }
+
+    /// @notice Instruction `m` of element `element`'s program, in the 21-byte encoding of
+    ///         protocol/repops/isa.py `Instr.encode` (what the off-chain tracer must produce).
+    function instructionAt(bytes calldata descriptor, uint256 element, uint256 m) external pure returns (bytes21) {
+        return _encode(_instructionAt(OpDescriptor.decode(descriptor), element, m));
+    }
+
+    /// @notice The whole program of element `element`, each instruction encoded as by `instructionAt`.
+    function programOf(bytes calldata descriptor, uint256 element) external pure returns (bytes21[] memory out) {
+        OpDescriptor.Op memory op = OpDescriptor.decode(descriptor);
+        (uint256 len,,) = _programShape(op, element);
+        out = new bytes21[](len);
+        for (uint256 m; m < len; ++m) {
+            out[m] = _encode(_instructionAt(op, element, m));
+        }
+    }
+
+    // ─────────────────────────────────────────────────────────────── internal: programs
+
+    function _isMatmul(uint256 kind) private pure returns (bool) {
+        return kind == OpDescriptor.MATMUL || kind == OpDescriptor.LINEAR || kind == OpDescriptor.LINEAR_NOBIAS;
+    }
+
+    function _programShape(OpDescriptor.Op memory op, uint256 element)
+        private
+        pure
+        returns (uint256 len, uint256 regs, uint256 result)
+    {
+        if (_isMatmul(op.kind)) {
+            MatmulProgram.Dot memory d = MatmulProgram.dot(op, element);
+            return (MatmulProgram.length(d), MatmulProgram.registers(d), 0);
+        }
+        revert UnsupportedOp(op.kind);
+    }
+
+    function _instructionAt(OpDescriptor.Op memory op, uint256 element, uint256 m)
+        private
+        pure
+        returns (RepOpsISA.Instr memory)
+    {
+        if (_isMatmul(op.kind)) return MatmulProgram.instructionAt(MatmulProgram.dot(op, element), m);
+        revert UnsupportedOp(op.kind);
+    }
+
+    // ─────────────────────────────────────────────────────────────── internal: checks
+
+    function _key(bytes32 opGraphRoot, uint256 opIndex) private pure returns (bytes32) {
+        return keccak256(abi.encode(opGraphRoot, opIndex));
+    }
+
+    /// @dev (length, registers, result register) of the disputed op; game op k is graph op k - 1
+    ///      (level 3's leaf k is the log after the op of index k - 1).
+    function _header(StepContext calldata ctx) private view returns (uint256 len, uint256 regs, uint256 result) {
+        uint256 index = ctx.op == 0 ? type(uint256).max : ctx.op - 1;
+        uint256 h = _headers[_key(ctx.opGraphRoot, index)];
+        if (h == 0) revert OpNotRegistered(ctx.opGraphRoot, index);
+        len = uint64(h);
+        regs = uint32(h >> 64);
+        result = uint32(h >> 96);
+    }
+
+    function _provenOp(bytes32 root, bytes memory descriptor, uint256 size, bytes32[] memory proof)
+        private
+        pure
+        returns (OpDescriptor.Op memory op)
+    {
+        op = OpDescriptor.decode(descriptor);
+        // The index inside the leaf binds it to its position: a proof that walks a wrong size can
+        // still only reach leaves of this tree, and only leaf `index` says `index`.
+        if (!MerkleLog.verifyInclusion(root, MerkleLog.hashLeaf(descriptor), op.index, size, proof)) {
+            revert DescriptorNotInGraph(root, op.index);
+        }
+    }
+
+    function _checkOp(StepContext calldata ctx, OpDescriptor.Op memory op) private pure {
+        if (ctx.op == 0 || op.index != ctx.op - 1) revert WrongOp(ctx.op == 0 ? type(uint256).max : ctx.op - 1, op.index);
+        // INVARIANT: the agreed log is the log the op reads (it ends right before the op's output)
+        // and the named entry is the op's output.
+        if (op.output != ctx.logSize || ctx.outputEntry != op.output) {
+            revert LogMismatch(op.output, ctx.logSize, ctx.outputEntry);
+        }
+    }
+
+    function _checkState(bytes32 committed, uint256 m, uint32[] memory regs, uint256 nregs) private pure {
+        if (regs.length != nregs) revert RegisterCountMismatch(nregs, regs.length);
+        bytes32 opened = stateOf(m, regs);
+        if (opened != committed) revert StateOpeningMismatch(committed, opened);
+    }
+
+    function _openings(bytes calldata proof) private pure returns (Opening[] memory openings) {
+        (,,,, openings) = abi.decode(proof, (uint32[], bytes, uint256, bytes32[], Opening[]));
+    }
+
+    /// @dev Element `flatIndex` of the float32 tensor `id`, opened by the proof's shape, chunk and path.
+    function _outputElement(uint256 flatIndex, bytes32 id, bytes calldata proof) private pure returns (uint256) {
+        (, uint32[] memory shape, bytes memory chunk, bytes32[] memory chunkProof) =
+            abi.decode(proof, (uint32[], uint32[], bytes, bytes32[]));
+        return TensorCommit.verifyElement(id, TensorCommit.DTYPE_FLOAT32, shape, flatIndex, chunk, chunkProof);
+    }
+
+    // ─────────────────────────────────────────────────────────────── internal: execution
+
+    function _execute(
+        StepContext calldata ctx,
+        OpDescriptor.Op memory op,
+        RepOpsISA.Instr memory ins,
+        uint32[] memory regs,
+        Opening[] memory openings
+    ) private pure returns (uint32) {
+        uint256 n = RepOpsISA.arity(ins.opcode);
+        uint32[3] memory x;
+        uint256 used;
+        for (uint256 i; i < n; ++i) {
+            RepOpsISA.Operand memory o = ins.srcs[i];
+            if (o.kind == RepOpsISA.KIND_REGISTER) {
+                if (o.value >= regs.length) revert OperandOutOfRange(o.kind, o.value);
+                x[i] = regs[o.value];
+            } else if (o.kind == RepOpsISA.KIND_INPUT) {
+                x[i] = _inputElement(ctx, op, o.slot, o.value, openings, used++);
+            } else {
+                x[i] = o.value;
+            }
+        }
+        uint32 result;
+        if (ins.opcode == RepOpsISA.LOAD) {
+            result = _inputElement(ctx, op, x[0], x[1], openings, used++);
+        } else {
+            result = RepOpsISA.execute(ins.opcode, x[0], x[1], x[2]);
+        }
+        if (used != openings.length) revert OpeningCountMismatch(used, openings.length);
+        return result;
+    }
+
+    /// @dev The bits of element `flat` of input `slot` (low 32 bits of an integer element, as the
+    ///      ISA reads integer tensors), opened against the agreed log by `openings[k]`.
+    function _inputElement(
+        StepContext calldata ctx,
+        OpDescriptor.Op memory op,
+        uint256 slot,
+        uint256 flat,
+        Opening[] memory openings,
+        uint256 k
+    ) private pure returns (uint32) {
+        if (slot >= op.inputs.length) revert OperandOutOfRange(RepOpsISA.KIND_INPUT, slot);
+        if (k >= openings.length) revert OpeningCountMismatch(k + 1, openings.length);
+        Opening memory o = openings[k];
+        uint256 entry = op.inputs[slot];
+        if (!MerkleLog.verifyValue(ctx.logRoot, o.tensorId, entry, ctx.logSize, o.logProof)) {
+            revert InputNotInLog(entry, o.tensorId);
+        }
+        uint256 dtype = op.dtypes[slot];
+        if (dtype > type(uint8).max) revert TensorCommit.UnknownDtype(type(uint8).max);
+        uint256 bits =
+            TensorCommit.verifyElement(o.tensorId, uint8(dtype), op.shapes[slot], flat, o.chunk, o.chunkProof);
+        return uint32(bits); // the ISA reads an int64 index as its low 32 bits (two's complement)
+    }
+
+    /// @dev The 21-byte big-endian encoding of `Instr.encode`.
+    function _encode(RepOpsISA.Instr memory ins) private pure returns (bytes21) {
+        uint256 w = (uint256(ins.opcode) << 160) | (uint256(ins.dst) << 144);
+        uint256 n = RepOpsISA.arity(ins.opcode);
+        for (uint256 i; i < n; ++i) {
+            RepOpsISA.Operand memory o = ins.srcs[i];
+            w |= ((uint256(o.kind) << 40) | (uint256(o.slot) << 32) | o.value) << (96 - 48 * i);
+        }
+        return bytes21(uint168(w));
+    }
+}

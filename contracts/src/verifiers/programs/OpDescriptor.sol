@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title OpDescriptor
+/// @notice One op of a training step's op graph, as committed by a task's `opGraphRoot`: the leaf
+///         data of the graph tree is the ABI encoding of
+///         `(uint256 index, uint256 kind, uint256[] attrs, uint256[] inputs, uint256[] dtypes,
+///           uint32[][] shapes, uint32[] outShape, uint256 output)`
+///         (protocol/dispute/graph.py `OpDescriptor.encode`). `index` is the op's position in the
+///         step (and in the tree), `kind` its number below, `attrs` its step-invariant attributes in
+///         sorted name order (floats as binary32 bits), `inputs` the log entries it reads, `dtypes`
+///         their TensorCommit dtype codes, `shapes` their shapes, `output` the entry it writes.
+library OpDescriptor {
+    /// @notice Op kind numbers (protocol/dispute/graph.py `KIND_IDS`); never renumber.
+    uint256 internal constant MATMUL = 1;
+    uint256 internal constant LINEAR = 2;
+    uint256 internal constant LINEAR_NOBIAS = 3;
+    uint256 internal constant RELU = 4;
+    uint256 internal constant RELU_BACKWARD = 5;
+    uint256 internal constant CROSS_ENTROPY = 6;
+    uint256 internal constant CROSS_ENTROPY_BACKWARD = 7;
+    uint256 internal constant MEAN = 8;
+    uint256 internal constant SUM_ROWS = 9;
+    uint256 internal constant ADD = 10;
+
+    /// @notice A decoded descriptor.
+    struct Op {
+        uint256 index;
+        uint256 kind;
+        uint256[] attrs;
+        uint256[] inputs;
+        uint256[] dtypes;
+        uint32[][] shapes;
+        uint32[] outShape;
+        uint256 output;
+    }
+
+    /// @notice The descriptor's input lists do not have one entry per input.
+    error MalformedDescriptor(uint256 inputs, uint256 dtypes, uint256 shapes);
+
+    /// @notice Decodes an ABI-encoded descriptor; reverts on a malformed encoding.
+    function decode(bytes memory data) internal pure returns (Op memory op) {
+        (op.index, op.kind, op.attrs, op.inputs, op.dtypes, op.shapes, op.outShape, op.output) = abi.decode(
+            data, (uint256, uint256, uint256[], uint256[], uint256[], uint32[][], uint32[], uint256)
+        );
+        if (op.dtypes.length != op.inputs.length || op.shapes.length != op.inputs.length) {
+            revert MalformedDescriptor(op.inputs.length, op.dtypes.length, op.shapes.length);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+"""The op graph of a training step and its commitment (``opGraphRoot`` of a task).
+
+The one-step verifier must know, for the disputed op of a step, which program each output element
+runs and where its operands come from, without taking a party's word for it. Both follow from the
+op graph: for every op of the step, in canonical order, its kind, its attributes, the log entries it
+reads with their dtypes and shapes, and the log entry it writes. The graph is the same for every
+step of a task (the op log of every step starts with the same tensors and the model runs the same
+ops), so one root over it, fixed when the task is posted, serves every step.
+
+Descriptor ``j`` (the op with index j in the step) is the ABI encoding of::
+
+    (uint256 index, uint256 kind, uint256[] attrs, uint256[] inputs, uint256[] dtypes,
+     uint32[][] shapes, uint32[] outShape, uint256 output)
+
+``kind`` is the op's number in :data:`KIND_IDS`; ``attrs`` are the op's step-invariant attributes
+in sorted name order (bools and ints as themselves, floats as their binary32 bits); ``inputs`` are
+log entries; ``dtypes`` the TensorCommit dtype codes of those entries (1 float32, 2 int32, 3 int64);
+``shapes`` their shapes; ``output`` the log entry the op writes. The index inside the descriptor
+binds it to its position: an inclusion proof then needs no trusted tree size.
+
+The root is the RFC 9162 keccak Merkle root (``MerkleLog``-compatible) over the descriptors as leaf
+data: ``leaf_j = keccak256(0x00 || descriptor_j)``.
+
+Attributes that vary by step (``lr`` and ``step`` of the optimizer ops: the learning-rate schedule
+and Adam's bias corrections) are left out of the descriptor, so the root is the same for every step.
+Ops that read them (``adamw``, ``sgd``) are therefore not covered by the on-chain verifier until
+those values reach the op as a tensor of the log (see docs/DISPUTE.md, "The soft-float verifier").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+
+from protocol.commit.hashing import leaf_hash
+from protocol.commit.merkle import InclusionProof, inclusion_path, merkle_root, root_from_inclusion
+from protocol.commit.tensor import DTYPES
+from protocol.errors import VerigradError
+from protocol.repops.policy import f32_bits
+from protocol.spec import TaskSpec
+
+#: Op kind numbers shared with the verifier's programs (contracts/src/verifiers/programs/OpKinds.sol).
+#: Part of the protocol: never renumber.
+KIND_IDS: dict[str, int] = {
+    "matmul": 1, "linear": 2, "linear_nobias": 3, "relu": 4, "relu_backward": 5,
+    "cross_entropy": 6, "cross_entropy_backward": 7, "mean": 8, "sum_rows": 9, "add": 10,
+    "adam_m": 11, "adam_v": 12, "adamw": 13, "sgd": 14, "sub": 15, "mul": 16, "scale": 17,
+    "exp": 18, "log": 19, "sqrt": 20, "tanh": 21, "erf": 22, "gelu": 23, "gelu_backward": 24,
+    "softmax": 25, "softmax_backward": 26, "log_softmax": 27, "log_softmax_backward": 28,
+    "layernorm_stats": 29, "layernorm_apply": 30, "layernorm_backward": 31, "layernorm_dgamma": 32,
+    "embedding": 33, "embedding_backward": 34, "attn_scores": 35, "attn_apply": 36,
+    "attn_dprobs": 37, "attn_dqkv": 38,
+}  # fmt: skip
+
+#: Attributes whose value changes from step to step: never part of a descriptor.
+STEP_VARYING_ATTRS = frozenset({"lr", "step"})
+
+DESCRIPTOR_TYPES = ["uint256", "uint256", "uint256[]", "uint256[]", "uint256[]", "uint32[][]", "uint32[]", "uint256"]
+"""ABI types of a descriptor's fields, in order (the contract decodes the same tuple)."""
+
+_TORCH_DTYPES = {torch.float32: "float32", torch.int32: "int32", torch.int64: "int64"}
+
+
+class GraphError(VerigradError):
+    """An op graph that cannot be built or a descriptor that does not check."""
+
+
+@dataclass(frozen=True)
+class OpDescriptor:
+    """Op ``index`` of a step: what the verifier needs to derive its elements' programs."""
+
+    index: int
+    kind: str
+    attrs: tuple[int, ...]
+    inputs: tuple[int, ...]
+    dtypes: tuple[int, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    out_shape: tuple[int, ...]
+    output: int
+
+    @property
+    def kind_id(self) -> int:
+        """The op kind's protocol number."""
+        return KIND_IDS[self.kind]
+
+    def encode(self) -> bytes:
+        """The descriptor's ABI encoding: the leaf data of the op graph tree."""
+        return abi_encode(
+            DESCRIPTOR_TYPES,
+            [self.index, self.kind_id, list(self.attrs), list(self.inputs), list(self.dtypes),
+             [list(s) for s in self.shapes], list(self.out_shape), self.output],
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> OpDescriptor:
+        """Inverse of :meth:`encode` (rejects unknown kind numbers)."""
+        index, kind_id, attrs, inputs, dtypes, shapes, out_shape, output = abi_decode(DESCRIPTOR_TYPES, data)
+        names = {v: k for k, v in KIND_IDS.items()}
+        if kind_id not in names:
+            raise GraphError(f"unknown op kind number {kind_id}")
+        return cls(index, names[kind_id], tuple(attrs), tuple(inputs), tuple(dtypes),
+                   tuple(tuple(s) for s in shapes), tuple(out_shape), output)
+
+
+def attr_words(attrs: dict[str, Any]) -> tuple[int, ...]:
+    """An op's step-invariant attributes as words, in sorted name order (floats as binary32 bits)."""
+    words = []
+    for name in sorted(attrs):
+        if name in STEP_VARYING_ATTRS:
+            continue
+        v = attrs[name]
+        if isinstance(v, bool):
+            words.append(int(v))
+        elif isinstance(v, int):
+            if v < 0:
+                raise GraphError(f"attribute {name} = {v}: negative integers are not descriptor words")
+            words.append(v)
+        elif isinstance(v, float):
+            words.append(f32_bits(v))
+        else:
+            raise GraphError(f"attribute {name} has a {type(v).__name__} value; descriptors take bool, int, float")
+    return tuple(words)
+
+
+def _dtype_code(t: torch.Tensor) -> int:
+    name = _TORCH_DTYPES.get(t.dtype)
+    if name is None:
+        raise GraphError(f"a log tensor has dtype {t.dtype}; the log holds float32, int32 and int64")
+    return DTYPES[name][0]
+
+
+def graph_of_trace(trace: Any) -> list[OpDescriptor]:
+    """The descriptors of the ops of one step's op trace (``protocol.trace.OpTrace``)."""
+    out = []
+    for entry, rec in zip(trace.ops, trace.records, strict=True):
+        if rec.op not in KIND_IDS:
+            raise GraphError(f"op {entry.index} is a {rec.op!r}, which has no kind number")
+        out.append(OpDescriptor(
+            index=entry.index, kind=rec.op, attrs=attr_words(dict(rec.attrs)), inputs=tuple(entry.inputs),
+            dtypes=tuple(_dtype_code(t) for t in rec.inputs),
+            shapes=tuple(tuple(int(d) for d in t.shape) for t in rec.inputs),
+            out_shape=tuple(int(d) for d in rec.output.shape), output=entry.output,
+        ))  # fmt: skip
+    return out
+
+
+def op_graph(spec: TaskSpec, trace: Any = None) -> list[OpDescriptor]:
+    """The op graph of ``spec``'s training step, in canonical op order.
+
+    Recorded from step 0 of an honest replay (``trace`` may give an op trace of any step instead:
+    the graph is the same for every step, which the tests check).
+    """
+    if trace is None:
+        from protocol.trace import Replayer  # a replay is only needed when no trace is given
+
+        trace = Replayer(spec).op_trace(0)
+    return graph_of_trace(trace)
+
+
+def leaf_hashes(graph: Sequence[OpDescriptor]) -> list[bytes]:
+    """The tree's leaf hashes, ``keccak256(0x00 || descriptor)``."""
+    return [leaf_hash(d.encode()) for d in graph]
+
+
+def graph_root(graph: Sequence[OpDescriptor]) -> bytes:
+    """The RFC 9162 root over the descriptors."""
+    if not graph:
+        raise GraphError("an op graph has at least one op")
+    return merkle_root(leaf_hashes(graph))
+
+
+def op_graph_root(spec: TaskSpec, trace: Any = None) -> bytes:
+    """``opGraphRoot`` of a task with spec ``spec``."""
+    return graph_root(op_graph(spec, trace))
+
+
+def descriptor_proof(graph: Sequence[OpDescriptor], index: int) -> InclusionProof:
+    """Inclusion proof of descriptor ``index`` against :func:`graph_root`."""
+    if not 0 <= index < len(graph):
+        raise GraphError(f"op {index} out of range: the graph has {len(graph)} ops")
+    return InclusionProof(index, len(graph), tuple(inclusion_path(leaf_hashes(graph), index)))
+
+
+def verify_descriptor(root: bytes, descriptor: bytes, proof: InclusionProof) -> OpDescriptor:
+    """The decoded descriptor if ``descriptor`` is op ``proof.index`` of the graph ``root``, else raise."""
+    d = OpDescriptor.decode(descriptor)
+    if d.index != proof.index:
+        raise GraphError(f"descriptor says op {d.index}, the proof is for op {proof.index}")
+    if root_from_inclusion(leaf_hash(descriptor), proof.index, proof.size, proof.siblings) != root:
+        raise GraphError(f"descriptor of op {proof.index} is not in the graph {root.hex()}")
+    return d

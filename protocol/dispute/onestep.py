@@ -1,0 +1,226 @@
+"""Level 4 for the soft-float one-step verifier (``contracts/src/verifiers/ScalarStepVerifier.sol``).
+
+For one output element of one op of a training step this module gives what both parties need at the
+bottom of the dispute game, in exactly the contract's encodings:
+
+* the **leaves** R_0 .. R_M: ``keccak256(abi.encode(uint256 m, uint32[] regs))``, the register file
+  after m instructions of the element's canonical program (RepOps' own kernel on the tracing
+  backend: ``OpRecord.scalar_trace``), R_0 all zero. A party that claims output bits ``out`` commits
+  the program's states with the last state's result register set to ``out`` (for an honest party
+  that changes nothing; a faulty one must, or ``outputMatches`` rejects its commitment);
+* the **step proof** from leaf m: the registers of R_m, the op's descriptor with its proof against
+  the task's ``opGraphRoot`` (``protocol.dispute.graph``), and for every input element instruction m
+  reads, its tensor id proven at the descriptor's entry of the agreed log and its chunk and path;
+* the **output opening** for ``commitScalar``: the final registers and the output element's chunk;
+* the **registration** arguments of the op (``registerOp``), which must precede ``commitScalar``
+  (``programLength`` and ``initialState`` only see the game's context).
+
+Use::
+
+    prog = ElementProgram.build(trace, op_index, element)         # op_index: 0-based record index
+    prog.leaves                      # R_0 .. R_M (what the trace's own output claims)
+    prog.honest_leaves               # the same with the recomputed result (what the verifier gives)
+    prog.step_proof(m)               # bytes for verifier.step / DisputeGame.step
+    prog.output_opening()            # bytes for ScalarCommitment.outputOpening
+    prog.commitment(output_proof)    # protocol.chain.dispute.ScalarCommitment
+    prog.register_args()             # (opGraphRoot, descriptor, graphSize, proof) for registerOp
+
+:class:`OneStepBackend` adapts this to the player's ``ScalarBackend`` protocol
+(``protocol.dispute.player``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi import encode as abi_encode
+
+from protocol.commit import OpLog, SequenceTree, TensorCommitment
+from protocol.commit.hashing import hash_bytes
+from protocol.dispute.graph import OpDescriptor, descriptor_proof, graph_of_trace, graph_root
+from protocol.errors import VerigradError
+from protocol.repops import isa
+from protocol.repops.isa import In, Instr, Opcode
+
+#: Op kinds whose programs the deployed ScalarStepVerifier derives (others revert UnsupportedOp).
+SUPPORTED_KINDS = frozenset({"matmul", "linear", "linear_nobias"})
+
+OPENING_TYPE = "(bytes32,bytes32[],bytes,bytes32[])"
+"""ABI type of ``ScalarStepVerifier.Opening``: tensorId, logProof, chunk, chunkProof."""
+
+
+class OneStepError(VerigradError):
+    """A level-4 proof that cannot be built (an op the verifier does not cover, a bad index)."""
+
+
+def state_leaf(m: int, regs: Sequence[int]) -> bytes:
+    """Level 4's leaf m: ``keccak256(abi.encode(m, regs))`` with regs a ``uint32[]``."""
+    return hash_bytes(abi_encode(["uint256", "uint32[]"], [m, [r & 0xFFFFFFFF for r in regs]]))
+
+
+def supported(kind: str) -> bool:
+    """Whether the on-chain verifier has programs for op kind ``kind``."""
+    return kind in SUPPORTED_KINDS
+
+
+@dataclass
+class ElementProgram:
+    """The program of element ``element`` of op ``op`` (0-based) of one step's op trace."""
+
+    trace: Any  # protocol.trace.OpTrace
+    op: int
+    element: int
+    program: list[Instr]
+    states: list[list[int]]  # states[m]: registers after m instructions (states[0] all zero)
+    claimed: int  # the output element as recorded in the trace (what its owner claims)
+    graph: list[OpDescriptor]
+    log: OpLog  # the agreed log: the step's log before the op
+    _inputs: dict[int, TensorCommitment] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, trace: Any, op: int, element: int, graph: list[OpDescriptor] | None = None) -> ElementProgram:
+        """Level 4 of ``element`` of op ``op`` of ``trace`` (a ``protocol.trace.OpTrace`` with records)."""
+        if not 0 <= op < len(trace.records):
+            raise OneStepError(f"step {trace.step} has {len(trace.records)} ops, no op {op}")
+        rec = trace.records[op]
+        if not supported(rec.op):
+            raise OneStepError(f"op {op} is a {rec.op!r}: the on-chain verifier has no program for it yet")
+        st = rec.scalar_trace(element)
+        states = [[0] * st.nregs] + [list(s) for s in st.states]
+        claimed = st.expected if st.expected is not None else st.result
+        n_start = len(trace.start_names)
+        log = OpLog(trace.log_ids[: n_start + op])
+        return cls(trace, op, element, list(st.program), states, claimed,
+                   graph if graph is not None else graph_of_trace(trace), log)
+
+    # -- the game's view ---------------------------------------------------------------------------
+
+    @property
+    def game_op(self) -> int:
+        """The game's op number (level 3's leaf index): record index + 1."""
+        return self.op + 1
+
+    @property
+    def log_size(self) -> int:
+        """Entries of the agreed log (the op writes entry ``log_size``)."""
+        return self.log.size
+
+    @property
+    def output_entry(self) -> int:
+        return self.trace.ops[self.op].output
+
+    @property
+    def length(self) -> int:
+        """M: the program's number of instructions (level 4 has M + 1 leaves)."""
+        return len(self.program)
+
+    @property
+    def result_register(self) -> int:
+        return self.program[-1].dst
+
+    @property
+    def honest_leaves(self) -> list[bytes]:
+        """R_0 .. R_M as the program computes them (what the verifier's steps reproduce)."""
+        return [state_leaf(m, regs) for m, regs in enumerate(self.states)]
+
+    @property
+    def leaves(self) -> list[bytes]:
+        """R_0 .. R_M of the trace's owner: the last state holds the element the trace recorded."""
+        return self.honest_leaves[:-1] + [state_leaf(self.length, self.final_registers)]
+
+    @property
+    def final_registers(self) -> list[int]:
+        regs = list(self.states[-1])
+        regs[self.result_register] = self.claimed
+        return regs
+
+    def step_context(self, spec_hash: bytes, op_graph_root: bytes | None = None, m: int = 0) -> tuple[Any, ...]:
+        """``IOneStepVerifier.StepContext`` for a direct call of the verifier, as a web3 tuple."""
+        return (spec_hash, op_graph_root if op_graph_root is not None else graph_root(self.graph),
+                self.log.root, self.log_size, self.game_op, self.output_entry, self.element, m)
+
+    # -- proofs ------------------------------------------------------------------------------------
+
+    def descriptor(self) -> OpDescriptor:
+        return self.graph[self.op]
+
+    def register_args(self) -> tuple[bytes, bytes, int, list[bytes]]:
+        """``ScalarStepVerifier.registerOp(opGraphRoot, descriptor, graphSize, proof)`` arguments."""
+        proof = descriptor_proof(self.graph, self.op)
+        return graph_root(self.graph), self.descriptor().encode(), proof.size, list(proof.siblings)
+
+    def _input(self, slot: int) -> TensorCommitment:
+        tc = self._inputs.get(slot)
+        if tc is None:
+            tc = TensorCommitment(self.trace.records[self.op].inputs[slot].detach().cpu())
+            self._inputs[slot] = tc
+        return tc
+
+    def _opening(self, slot: int, flat: int) -> tuple[bytes, list[bytes], bytes, list[bytes]]:
+        entry = self.trace.ops[self.op].inputs[slot]
+        tc = self._input(slot)
+        if tc.id != self.trace.log_ids[entry]:
+            raise OneStepError(f"input {slot} of op {self.op} is not log entry {entry}")
+        ep = tc.element_proof(flat)
+        log_proof = self.log.inclusion_proof(entry, self.log_size)
+        return (tc.id, list(log_proof.siblings), ep.chunk, list(ep.siblings))
+
+    def reads(self, m: int) -> list[tuple[int, int]]:
+        """(slot, flat index) of each input element instruction m reads, in the proof's order."""
+        ins = self.program[m]
+        out = [(s.slot, s.flat) for s in ins.srcs if isinstance(s, In)]
+        if ins.op == Opcode.LOAD:
+            regs = self.states[m]
+            vals = [isa.operand_value(s, regs, lambda a, b: self._input(a).element_bits(b)) for s in ins.srcs]
+            out.append((vals[0], vals[1]))
+        return out
+
+    def step_proof(self, m: int) -> bytes:
+        """The ``step`` proof from leaf m (0 <= m < M)."""
+        if not 0 <= m < self.length:
+            raise OneStepError(f"the program has {self.length} steps, no step {m}")
+        proof = descriptor_proof(self.graph, self.op)
+        openings = [self._opening(slot, flat) for slot, flat in self.reads(m)]
+        return abi_encode(
+            ["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]"],
+            [self.states[m], self.descriptor().encode(), proof.size, list(proof.siblings), openings],
+        )
+
+    def output_opening(self) -> bytes:
+        """``ScalarCommitment.outputOpening``: final registers, output shape, the element's chunk and path."""
+        out = TensorCommitment(self.trace.records[self.op].output.detach().cpu())
+        ep = out.element_proof(self.element)
+        return abi_encode(["uint32[]", "uint32[]", "bytes", "bytes32[]"],
+                          [self.final_registers, list(out.shape), ep.chunk, list(ep.siblings)])
+
+    def commitment(self, output_proof: list[bytes]) -> Any:
+        """``commitScalar``'s argument over :attr:`leaves`; ``output_proof`` proves the output tensor
+        id at the named entry of the disputed log (the game checks it)."""
+        from protocol.chain.dispute import ScalarCommitment
+
+        tree = SequenceTree(self.leaves)
+        _, first = tree.reveal(0)
+        last_leaf, last = tree.reveal(self.length)
+        out_id = self.trace.log_ids[self.output_entry]
+        return ScalarCommitment(tree.root, list(first.siblings), last_leaf, list(last.siblings), out_id,
+                                list(output_proof), self.output_opening())
+
+
+class OneStepBackend:
+    """The player's level-4 backend for the ScalarStepVerifier (``protocol.dispute.player.ScalarBackend``)."""
+
+    def __init__(self) -> None:
+        self._graphs: dict[int, list[OpDescriptor]] = {}
+
+    def program(self, replayer: Any, trace: Any, log: Any, ctx: Any) -> ElementProgram | None:
+        """Level 4 of the named element, or None for an op kind the verifier does not cover."""
+        op = int(ctx.op) - 1
+        if not 0 <= op < len(trace.records) or not supported(trace.records[op].op):
+            return None
+        graph = self._graphs.get(trace.step)
+        if graph is None:
+            graph = graph_of_trace(trace)
+            self._graphs[trace.step] = graph
+        return ElementProgram.build(trace, op, int(ctx.flat_index), graph)
