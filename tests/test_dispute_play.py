@@ -23,9 +23,10 @@ import pytest
 from protocol.agents.db import AgentDB
 from protocol.agents.solver import initial_root
 from protocol.chain.client import Chain
-from protocol.chain.deploy import Deployment, Params, deploy_all
+from protocol.chain.deploy import Deployment, Params, deploy_all, deploy_dispute
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
 from protocol.chain.market import Market, SealedBid, TaskParams, TaskStatus
+from protocol.dispute.graph import op_graph_root
 from protocol.dispute.player import (
     ChallengerPlayer,
     NoScalarBackend,
@@ -87,9 +88,7 @@ def verifier_for(chain: Chain, key: str) -> tuple[str, ScalarBackend]:
     """The real soft-float verifier with its backend when both exist, else the toy verifier."""
     backend = default_backend()
     if not isinstance(backend, NoScalarBackend):
-        from protocol.chain.deploy import deploy_step_verifier
-
-        return deploy_step_verifier(chain, key), backend
+        return chain.deploy("ScalarStepVerifier", key=key).address, backend
     return chain.deploy("ToyStepVerifier", 4, key=key).address, backend
 
 
@@ -108,17 +107,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
     keys = chain.dev_keys
-    deployment = deploy_all(chain, keys[0], Params(unbonding_delay=3600, dispute_timeout=4 * CLOCK))
+    params = Params(unbonding_delay=3600, dispute_timeout=4 * CLOCK, dispute_bond=BOND, dispute_degree=4,
+                    dispute_clock=CLOCK)
+    deployment = deploy_all(chain, keys[0], params)
     verifier, backend = verifier_for(chain, keys[0])
-    market = chain.contract("TaskMarket", deployment.task_market)
-    game = chain.deploy("DisputeGame", market.address, verifier, BOND, 4, CLOCK, key=keys[0])
-    chain.transact(market.functions.setDisputeContract(game.address, True), key=keys[0])
+    deployment = deploy_dispute(chain, keys[0], deployment, verifier, params)
     submitter = Market(chain, deployment, keys[1])
     solver = submitter.with_key(keys[2])
     challenger = submitter.with_key(keys[4])
     spec = runs["spec"]
     result, store, fault = runs[which]
     params = TaskParams(spec_hash=bytes.fromhex(spec_hash(spec)[2:]), initial_state_root=initial_root(spec),
+                        op_graph_root=op_graph_root(spec),
                         spec_uri=str(runs["spec_path"]), required_stake=STAKE, bid_bond=ETH // 100,
                         bid_window=100, reveal_window=100, training_window=3600, challenge_window=3600,
                         steps=spec.steps, checkpoint_interval=spec.checkpoint_interval)
@@ -135,7 +135,7 @@ def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
     assert submitter.status(tid) == TaskStatus.RESULT_SUBMITTED
     solver.withdraw_payments()  # its bid bond, back after the reveal: settled before the game
     manifest = json.loads((store / "manifest.json").read_text())
-    return Arena(chain, deployment, game.address, submitter, solver, challenger, tid, manifest, store, spec,
+    return Arena(chain, deployment, deployment.dispute_game, submitter, solver, challenger, tid, manifest, store, spec,
                  fault, backend)
 
 

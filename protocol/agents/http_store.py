@@ -9,10 +9,12 @@ from the URL: ``http://``/``https://`` here, paths and ``file://`` in :mod:`prot
 
 from __future__ import annotations
 
+import re
 import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from protocol.commit.errors import ArtifactNotFound, IntegrityError, StoreError
@@ -24,6 +26,8 @@ from protocol.commit.store import (
     digest_hex,
     open_store,
 )
+
+_NAMED = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class HTTPStore:
@@ -82,6 +86,9 @@ class StoreServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if self.path.startswith("/named/"):
+                    self._named(self.path.removeprefix("/named/"))
+                    return
                 try:
                     data = local.get(self.path.strip("/"))
                 except ArtifactNotFound:
@@ -92,6 +99,19 @@ class StoreServer:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _named(self, name: str) -> None:
+                """A small pointer the solver publishes during a game (checked by whoever reads it)."""
+                path = Path(local.root) / "named" / name
+                if not _NAMED.match(name) or not path.is_file():
+                    self.send_error(404, "no such pointer")
+                    return
+                data = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

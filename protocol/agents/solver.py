@@ -11,8 +11,12 @@ picks up exactly where the chain is. The moves, in order:
    publish checkpoints and the manifest in the artifact store, submit the result;
 4. after the challenge window: finalize; withdraw whatever the market credited.
 
-Dispute defence plugs in at step 4 (``defend``) once games are deployed. A *dishonest* solver is the
-same daemon with a fault injected into training (``fault``): exactly what a cheater would do.
+5. defend every dispute game opened on its results (deployments with a DisputeGame): replay its own
+   run from its own checkpoints and answer each move (:mod:`protocol.agents.disputes`), publishing the
+   disputed op's output once it is opened, until the game is settled and the bond withdrawn.
+
+A *dishonest* solver is the same daemon with a fault injected into training (``fault``): exactly what
+a cheater would do, and it defends its lie as well as it can.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from typing import Any
 
 from protocol.agents.common import ETH, Stopper, logfmt, run_loop, send_once
 from protocol.agents.db import AgentDB
+from protocol.agents.disputes import GameDesk, publish_disputed_output
 from protocol.agents.watcher import EventWatcher
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment
+from protocol.chain.dispute import Phase
 from protocol.chain.errors import RpcUnavailable
 from protocol.chain.market import Market, SealedBid, TaskStatus
 from protocol.errors import VerigradError
@@ -79,7 +85,12 @@ class Solver:
         self.cfg = config
         self.log = log
         self.me = self.m.address
-        self.watcher = EventWatcher(chain, [self.m.market], db, name="solver", confirmations=config.confirmations,
+        self.desk: GameDesk | None = None
+        contracts = [self.m.market]
+        if deployment.dispute_game:
+            self.desk = GameDesk(chain, deployment.dispute_game, key, db, log, after_move=self._publish)
+            contracts.append(self.desk.contract)
+        self.watcher = EventWatcher(chain, contracts, db, name="solver", confirmations=config.confirmations,
                                     start_block=deployment.block)
 
     # ------------------------------------------------------------------ loop
@@ -95,7 +106,11 @@ class Solver:
             if ev.name == "TaskPosted" and self.db.get("task", ev.args["taskId"]) is None:
                 self.db.put("task", ev.args["taskId"], {"state": "new"})
                 self.log.info(logfmt(event="task_seen", task=ev.args["taskId"], payment=ev.args["payment"] / ETH))
+            elif self.desk is not None:
+                self.desk.on_event(ev.name, ev.args)
         self.watcher.commit()
+        if self.desk is not None:
+            self.desk.tick(self._player)
         for tid, rec in self.db.all("task"):
             if rec.get("state") not in ("done", "skipped"):
                 self.guarded(int(tid), lambda tid=tid, rec=rec: self.advance(int(tid), rec))
@@ -179,6 +194,11 @@ class Solver:
             if initial_root(spec) != bytes(t.initialStateRoot):
                 self.log.warning(logfmt(event="skip", task=tid, reason="initial state root differs from the spec's"))
                 return None
+            from protocol.dispute.graph import op_graph_root
+
+            if op_graph_root(spec) != bytes(t.opGraphRoot):
+                self.log.warning(logfmt(event="skip", task=tid, reason="op graph root differs from the spec's"))
+                return None
         except VerigradError as exc:
             self.log.warning(logfmt(event="skip", task=tid, reason=str(exc)))
             return None
@@ -186,6 +206,40 @@ class Solver:
             self.log.info(logfmt(event="skip", task=tid, reason="not enough free stake"))
             return None
         return max(self.cfg.min_price, min(t.payment, int(t.payment * self.cfg.price_fraction)))
+
+    # ------------------------------------------------------------------ disputes
+    def _player(self, gid: int, rec: dict[str, Any]) -> Any:
+        """The tracker of game ``gid``: this solver's own run, replayed from its own checkpoints."""
+        from protocol.commit import LocalStore
+        from protocol.dispute.player import SolverPlayer, TraceSource
+        from protocol.trace import Replayer
+
+        task = self.db.get("task", rec["task"]) or {}
+        if "manifest" not in task:
+            self.log.warning(logfmt(event="cannot_defend", game=gid, task=rec["task"], reason="no manifest on record"))
+            return None
+        t = self.m.task(rec["task"])
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        store = LocalStore(self.cfg.store_dir)
+        manifest = store.get_json(task["manifest"])
+        roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
+        own = TraceSource(Replayer(spec, fault=self.cfg.fault, store=store, manifest=manifest), roots,
+                          spec.checkpoint_interval)
+        assert self.desk is not None
+        return SolverPlayer(self.desk.game, gid, self.db, own, log=self.log)
+
+    def _publish(self, gid: int, rec: dict[str, Any], before: Any, g: Any) -> None:
+        """Once the disputed op is open, serve its output so the challenger can name an element."""
+        if Phase(g.phase) != Phase.NAME_OUTPUT or (self.db.get("game", gid) or {}).get("published"):
+            return
+        assert self.desk is not None
+        player = self.desk.players[gid]
+        l3 = player.own.level3(int(g.trainingStep))
+        out = l3.trace.records[int(g.op) - 1].output
+        siblings = list(l3.log.inclusion_proof(int(g.logSize), int(g.nextLogSize)).siblings)
+        digest = publish_disputed_output(self.cfg.store_dir, gid, g, out, siblings)
+        self.db.update("game", gid, published=digest)
+        self.log.info(logfmt(event="published_output", game=gid, op=int(g.op), digest=digest[:16]))
 
     # ------------------------------------------------------------------ delivery
     def _deliver(self, tid: int, t: Any, rec: dict[str, Any]) -> None:

@@ -16,7 +16,10 @@ Which intervals are sampled must be unpredictable to the solver when it commits:
 starts and kept in its database, i.e. fixed before any result it will judge exists. The solver knows
 neither; the verifier cannot steer it after seeing the result, since the block hash comes later
 than the secret. A mismatch, or a failed availability / consistency check, is a *finding*; findings
-lead to a challenge in the dispute game (:meth:`Verifier.challenge`).
+lead to a challenge in the dispute game (:meth:`Verifier.challenge`): a mismatch in interval i opens
+a game with the bond, pinned at checkpoint i (the last one the verifier accepts, its *anchor*), and
+the verifier plays it to the end from its own re-execution (:mod:`protocol.agents.disputes`), then
+withdraws its bond and claims its share of the slash.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from typing import Any
 
 from eth_utils import keccak
 
-from protocol.agents.common import Stopper, logfmt, run_loop
+from protocol.agents.common import Stopper, logfmt, run_loop, send_once
 from protocol.agents.db import AgentDB
+from protocol.agents.disputes import GameDesk
 from protocol.agents.http_store import open_any
 from protocol.agents.watcher import EventWatcher
 from protocol.chain.client import Chain
@@ -78,7 +82,12 @@ class Verifier:
         self.db = db
         self.cfg = config
         self.log = log
-        self.watcher = EventWatcher(chain, [self.m.market], db, name="verifier",
+        self.desk: GameDesk | None = None
+        contracts = [self.m.market]
+        if deployment.dispute_game:
+            self.desk = GameDesk(chain, deployment.dispute_game, key, db, log)
+            contracts.append(self.desk.contract)
+        self.watcher = EventWatcher(chain, contracts, db, name="verifier",
                                     confirmations=config.confirmations, start_block=deployment.block)
         meta = db.get("meta", "secret")
         if meta is None:
@@ -110,7 +119,16 @@ class Verifier:
             elif ev.name == "ResultSubmitted":
                 self.db.update("result", tid, state="pending", block=ev.block)
                 self.log.info(logfmt(event="result_seen", task=tid, trace_root="0x" + bytes(ev.args["traceRoot"]).hex()[:16]))
+            elif self.desk is not None and ev.name == "GameCreated":
+                finding = (self.db.get("result", tid) or {}).get("finding") or {}
+                self.desk.on_event(ev.name, ev.args, {"anchor": finding.get("interval")})
         self.watcher.commit()
+        if self.desk is not None:
+            self.desk.tick(self._player)
+            if not self.desk.active() and self.m.proceeds() > 0:
+                # The beneficiary's share of a slash, credited in the StakeManager.
+                self.m.claim_proceeds()
+                self.log.warning(logfmt(event="reward_claimed"))
         for key, rec in self.db.all("result"):
             if rec.get("state") == "pending":
                 self.guarded(int(key), lambda key=key, rec=rec: self.check(int(key), rec))
@@ -179,6 +197,45 @@ class Verifier:
         return None
 
     def challenge(self, tid: int, finding: Finding) -> None:
-        """Open a dispute game on the result (wired to the DisputeGame in deployments that have one)."""
-        self.log.warning(logfmt(event="challenge_pending", task=tid, reason=finding.kind,
-                                note="no dispute game in this deployment"))
+        """Open a dispute game on the result with the bond, pinned at the interval found wrong.
+
+        Only a mismatch gives the verifier an anchor to replay from (the solver's checkpoint i, which
+        it checked against its root); other findings are logged and left to the challenge window.
+        """
+        if self.desk is None:
+            self.log.warning(logfmt(event="challenge_pending", task=tid, reason=finding.kind,
+                                    note="no dispute game in this deployment"))
+            return
+        if finding.kind != "mismatch" or finding.interval is None:
+            self.log.warning(logfmt(event="challenge_skipped", task=tid, reason=finding.kind,
+                                    note="no checkpoint to replay from"))
+            return
+        game = self.desk.game
+        send_once(self.db, f"challenge:{tid}", lambda: bool(game.games_of(tid, self.m.address)),
+                  lambda: game.challenge(tid, finding.interval), self.log, task=tid, pin=finding.interval)
+        for gid in game.games_of(tid, self.m.address):
+            self.desk.on_event("GameCreated", {"gameId": gid, "taskId": tid, "solver": "",
+                                               "challenger": self.m.address, "bond": game.bond()},
+                               {"anchor": finding.interval})
+
+    def _player(self, gid: int, rec: dict[str, Any]) -> Any:
+        """The challenger's tracker: the solver's checkpoints up to the anchor, honest replay below."""
+        from protocol.agents.disputes import fetch_output
+        from protocol.agents.solver import resolve_spec
+        from protocol.dispute.player import ChallengerPlayer, TraceSource
+        from protocol.trace import Replayer
+
+        assert self.desk is not None
+        t = self.m.task(rec["task"])
+        url, _, digest = str(t.artifactURI).partition("#")
+        store = open_any(url)
+        manifest = store.get_json(digest)  # type: ignore[attr-defined]
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
+        honest = TraceSource(Replayer(spec, store=store, manifest=manifest), roots, spec.checkpoint_interval)
+        game = self.desk.game
+
+        def solver_output(step: int, op: int) -> Any:
+            return fetch_output(store, url, gid, game.get(gid))
+
+        return ChallengerPlayer(game, gid, self.db, honest, rec.get("anchor"), solver_output, log=self.log)

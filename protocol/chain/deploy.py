@@ -6,6 +6,7 @@ daemon and CLI command finds the contracts from the chain id alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ class Params:
     credit_min_stake: int = 10**17  # tasks below this stake earn no credit (anti-sybil)
     dispute_timeout: int = 7 * 24 * 3600
     sink: str | None = None  # burn/pool address; defaults to the deployer
+    dispute_bond: int = 10**17  # wei a challenger posts per game (to the solver if the challenger loses)
+    dispute_degree: int = 4  # k of the game's k-ary queries: k - 1 leaves per reveal
+    dispute_clock: int = 24 * 3600  # seconds per party per game; keep 2x below dispute_timeout
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Deployment:
     task_market: str
     float32_arbiter: str
     params: dict[str, object] = field(default_factory=dict)
+    dispute_game: str = ""  # DisputeGame ("" in a deployment without one: results cannot be challenged)
+    step_verifier: str = ""  # its one-step verifier
 
     def save(self, directory: Path = DEPLOYMENTS_DIR) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -78,6 +84,24 @@ def load_params(path: str | Path) -> Params:
         if not isinstance(v, want) or isinstance(v, bool):
             raise ChainError(f"{p}: {k} must be {'an address string' if want is str else 'an integer'}, got {v!r}")
     return Params(**raw)
+
+
+def deploy_dispute(chain: Chain, key: str, deployment: Deployment, verifier: str,
+                   params: Params | None = None) -> Deployment:
+    """Deploy a DisputeGame over ``verifier`` and authorise it in the market (the market reports a lost
+    game to the StakeManager, where it is already the slasher). Returns the deployment with both."""
+    params = params or Params()
+    if 2 * params.dispute_clock >= params.dispute_timeout:
+        raise ChainError(f"dispute_clock {params.dispute_clock} s must stay below half of dispute_timeout "
+                         f"{params.dispute_timeout} s, or the market may expire a game still being played")
+    market = chain.contract("TaskMarket", deployment.task_market)
+    game = chain.deploy("DisputeGame", market.address, verifier, params.dispute_bond, params.dispute_degree,
+                        params.dispute_clock, key=key)
+    chain.transact(market.functions.setDisputeContract(game.address, True), key=key)
+    return dataclasses.replace(deployment, dispute_game=game.address, step_verifier=verifier,
+                               params={**deployment.params, "dispute_bond": params.dispute_bond,
+                                       "dispute_degree": params.dispute_degree,
+                                       "dispute_clock": params.dispute_clock})
 
 
 def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployment:

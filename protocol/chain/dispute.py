@@ -217,6 +217,15 @@ class DisputeGame:
         ev = getattr(self.game.events, name)()
         return [dict(e["args"]) for e in ev.get_logs(argument_filters={"gameId": gid}, from_block=from_block)]
 
+    def verifier_address(self) -> str:
+        return str(self.chain.call(self.game.functions.verifier()))
+
+    def games_of(self, task_id: int, challenger: str) -> list[int]:
+        """Ids of the games ``challenger`` opened on ``task_id`` (from ``GameCreated``; both indexed)."""
+        logs = self.game.events.GameCreated().get_logs(
+            argument_filters={"taskId": task_id, "challenger": challenger}, from_block=0)
+        return [int(e["args"]["gameId"]) for e in logs]
+
     def bond(self) -> int:
         return int(self.chain.call(self.game.functions.bond()))
 

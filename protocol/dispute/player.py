@@ -129,10 +129,10 @@ class NoScalarBackend:
 def default_backend() -> ScalarBackend:
     """The soft-float verifier's backend (protocol.dispute.onestep) when it is installed."""
     try:
-        from protocol.dispute.onestep_backend import OneStepBackend
+        from protocol.dispute.onestep import OneStepBackend
     except ImportError:
         return NoScalarBackend()
-    return OneStepBackend()
+    return OneStepBackend()  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------------------ level data
@@ -361,9 +361,28 @@ class SolverPlayer(GamePlayer):
             self.log.warning(logfmt(event="cannot_commit_scalar", game=gid, op=int(g.op), element=flat,
                                     reason="no level-4 backend for this verifier"))
             return None
+        self._register(g, program)
         c = program.commitment(out_proof)
         self._send(g, "commitScalar", lambda: self.game.commit_scalar(gid, c), steps=len(program.leaves) - 1)
         return "commitScalar"
+
+
+    def _register(self, g: Any, program: ScalarProgram) -> None:
+        """Registers the disputed op with a verifier that needs it before ``commitScalar`` (the
+        soft-float one: ``programLength`` and ``initialState`` see only the game's context)."""
+        args = getattr(program, "register_args", None)
+        if args is None:
+            return
+        root, descriptor, size, proof = args()
+        verifier = self.game.chain.contract("ScalarStepVerifier", self.game.verifier_address())
+        op = int(g.op) - 1
+
+        def registered() -> bool:
+            return bool(self.game.chain.call(verifier.functions.isRegistered(root, op)))
+
+        send_once(self.db, f"registerOp:{root.hex()}:{op}", registered,
+                  lambda: self.game.chain.transact(verifier.functions.registerOp(root, descriptor, size, proof),
+                                                   key=self.game.key), self.log, game=self.gid, op=op)
 
 
 Liar = Callable[[int, list[int], list[bytes], int], int | None]

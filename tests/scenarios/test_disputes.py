@@ -1,0 +1,163 @@
+"""Dispute scenarios with daemon processes on anvil (one block a second).
+
+* a cheating solver daemon (one corrupted scalar of the backward matmul at step 7) against a verifier
+  daemon: the result is challenged, bisected level by level and the solver slashed; the verifier gets
+  its bond back and half the stake, the submitter its payment;
+* a false challenge against an honest solver daemon: the challenger (played from the test) loses and
+  its bond goes to the solver;
+* a stalled party loses on time: a solver daemon killed mid-game, a challenger that never answers.
+
+Every scenario checks the money to the wei and that no contract holds a wei it does not account for.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+
+from protocol.agents.db import AgentDB
+from protocol.agents.solver import resolve_spec
+from protocol.agents.submitter import post
+from protocol.chain.dispute import DisputeGame, GameStatus, Party, Phase
+from protocol.chain.market import Market, TaskStatus
+from protocol.dispute.player import ChallengerPlayer, NoScalarBackend, TraceSource, default_backend
+from protocol.trace import Replayer
+
+from .conftest import GAME_BOND, GAME_CLOCK, Devnet, small_spec
+
+ETH = 10**18
+STAKE = ETH // 2
+PAYMENT = ETH
+WINDOWS = dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=90)
+pytestmark = pytest.mark.slow
+
+
+def spend(devnet: Devnet, who: str) -> int:
+    """ETH ``who`` spent on gas since the chain started (every account starts with 10,000 ETH)."""
+    total = 0
+    head = devnet.chain.w3.eth.block_number
+    for n in range(head + 1):
+        block = devnet.chain.w3.eth.get_block(n, full_transactions=True)
+        for tx in block["transactions"]:
+            if tx["from"] == who:
+                r = devnet.chain.w3.eth.get_transaction_receipt(tx["hash"])
+                total += int(r["gasUsed"]) * int(r["effectiveGasPrice"])
+    return total
+
+
+def assert_solvent(devnet: Devnet, m: Market) -> None:
+    acc = m.accounted()
+    assert acc["stake_manager_balance"] == acc["stake_manager_accounted"]
+    assert acc["market_balance"] == acc["market_accounted"]
+    assert DisputeGame(devnet.chain, devnet.deployment.dispute_game, m.key).solvent()
+
+
+def start_task(devnet: Devnet, solver_args: list[str], solver_key: int = 2) -> tuple[Market, int, Any]:
+    spec = small_spec(devnet.dir)
+    devnet.spawn("solver", ["solver", "--store", str(devnet.dir / "solver"), "--db", str(devnet.dir / "solver.db"),
+                            "--stake", "1", *solver_args], key_index=solver_key)
+    sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
+    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, 60, "the solver's stake")
+    tid = post(sub, str(spec), PAYMENT, STAKE, ETH // 100, WINDOWS)
+    devnet.wait_for(lambda: sub.status(tid) == TaskStatus.RESULT_SUBMITTED, 240, "the result")
+    return sub, tid, spec
+
+
+def test_cheating_solver_is_challenged_bisected_and_slashed(devnet: Devnet) -> None:
+    sub, tid, _ = start_task(devnet, ["--inject", "7:6:5"])
+    verifier = devnet.node.accounts[4]
+    devnet.spawn("verifier", ["verifier", "--db", str(devnet.dir / "verifier.db"), "--sample-rate", "1"],
+                 key_index=4)
+    game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[4])
+    devnet.wait_for(lambda: game.game_count() == 1, 120, "the challenge")
+    devnet.wait_for(lambda: "event=game_over" in devnet.log("verifier"), 6 * GAME_CLOCK, "the end of the game")
+    devnet.wait_for(lambda: "event=reward_claimed" in devnet.log("verifier"), 30, "the verifier's reward")
+    g = game.get(1)
+    assert GameStatus(g.status) == GameStatus.CHALLENGER_WON
+    assert int(g.pin) == 1 or int(g.checkpoint) == 1  # pinned at the interval its re-execution found
+    assert int(g.trainingStep) == 7 and int(g.op) == 7 and int(g.flatIndex) == 5
+    assert [e["level"] for e in game.events(1, "LevelCommitted")][:3] == [1, 2, 3]
+    if isinstance(default_backend(), NoScalarBackend):
+        assert [e["loser"] for e in game.events(1, "TimedOut")] == [Party.SOLVER]
+    else:
+        (checked,) = game.events(1, "OneStepChecked")
+        assert checked["computed"] != checked["claimed"]
+    assert sub.status(tid) == TaskStatus.FAILED
+    assert sub.payments() == PAYMENT  # the escrow, credited back when the task failed
+    sub.withdraw_payments()
+    share = STAKE * 5_000 // 10_000
+    start = 10_000 * ETH
+    assert devnet.chain.balance(verifier) == start + share - spend(devnet, verifier)
+    assert sub.locked_stake(devnet.node.accounts[2]) == 0
+    submitter = devnet.node.accounts[1]
+    assert devnet.chain.balance(submitter) == start - spend(devnet, submitter)  # the payment came back
+    assert_solvent(devnet, sub)
+    log = devnet.log("verifier")
+    assert "move=choose" in log and "move=nameOutput" in log, log
+
+
+def honest_challenger(devnet: Devnet, tid: int, gid: int, key: int, **kw: Any) -> ChallengerPlayer:
+    """A challenger played from the test process over the task's published artifacts."""
+    sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[key])
+    t = sub.task(tid)
+    store_dir, _, digest = str(t.artifactURI).partition("#")
+    from protocol.agents.http_store import open_any
+
+    store = open_any(store_dir)
+    manifest = store.get_json(digest)  # type: ignore[attr-defined]
+    spec = resolve_spec(str(t.specURI))
+    roots = [bytes.fromhex(c["state_root"][2:]) for c in manifest["checkpoints"]]
+    honest = TraceSource(Replayer(spec, store=store, manifest=manifest), roots, spec.checkpoint_interval)
+    game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[key])
+    return ChallengerPlayer(game, gid, AgentDB(":memory:"), honest, None, None, NoScalarBackend(), **kw)
+
+
+def test_false_challenge_against_an_honest_solver_loses_the_bond(devnet: Devnet) -> None:
+    sub, tid, _ = start_task(devnet, [])
+    game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[5])
+    challenger, solver = devnet.node.accounts[5], devnet.node.accounts[2]
+    solver_before = devnet.chain.balance(solver) + spend(devnet, solver)
+    gid = game.challenge(tid)
+    # A challenger with no case: it names an element beyond the disputed output, which the solver
+    # daemon refutes with rejectOutput (no one-step check needed).
+    cp = honest_challenger(devnet, tid, gid, 5, name=lambda op: 10**6)
+    devnet.wait_for(lambda: cp.act() is None and cp.done(), 4 * GAME_CLOCK, "the end of the game")
+    assert GameStatus(game.status(gid)) == GameStatus.SOLVER_WON
+    assert game.events(gid, "OutputRejected")
+    devnet.wait_for(lambda: "event=game_over" in devnet.log("solver"), 30, "the solver's withdrawal")
+    assert devnet.chain.balance(challenger) == 10_000 * ETH - GAME_BOND - spend(devnet, challenger)
+    assert devnet.chain.balance(solver) + spend(devnet, solver) == solver_before + GAME_BOND
+    assert sub.status(tid) == TaskStatus.RESULT_SUBMITTED  # the result stands; it finalizes as usual
+    assert_solvent(devnet, sub)
+
+
+def test_stalled_challenger_loses_on_time(devnet: Devnet) -> None:
+    sub, tid, _ = start_task(devnet, [])
+    game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[5])
+    gid = game.challenge(tid)  # and never moves again
+    devnet.wait_for(lambda: game.phase(gid) == Phase.CHOOSE, 60, "the solver's first reveal")
+    devnet.wait_for(lambda: game.status(gid) == GameStatus.SOLVER_WON, 2 * GAME_CLOCK, "the timeout")
+    assert [e["loser"] for e in game.events(gid, "TimedOut")] == [Party.CHALLENGER]
+    devnet.wait_for(lambda: game.credit_of(devnet.node.accounts[2]) == 0, 30, "the solver's withdrawal")
+    assert_solvent(devnet, sub)
+
+
+def test_stalled_solver_loses_on_time(devnet: Devnet) -> None:
+    sub, tid, _ = start_task(devnet, ["--inject", "7:6:5", "--no-serve"])
+    solver_proc = devnet.procs[0]
+    solver_proc.send_signal(signal.SIGKILL)  # the cheater goes silent before any game
+    solver_proc.wait()
+    devnet.procs.remove(solver_proc)
+    devnet.spawn("verifier", ["verifier", "--db", str(devnet.dir / "verifier.db"), "--sample-rate", "1"],
+                 key_index=4)
+    game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[4])
+    devnet.wait_for(lambda: game.game_count() == 1, 120, "the challenge")
+    devnet.wait_for(lambda: "event=game_over" in devnet.log("verifier"), 3 * GAME_CLOCK, "the timeout")
+    assert GameStatus(game.status(1)) == GameStatus.CHALLENGER_WON
+    assert [e["loser"] for e in game.events(1, "TimedOut")] == [Party.SOLVER]
+    assert Phase(game.get(1).phase) == Phase.NONE and int(game.get(1).level) == 1  # it never defended
+    assert sub.status(tid) == TaskStatus.FAILED
+    assert sub.locked_stake(devnet.node.accounts[2]) == 0
+    assert_solvent(devnet, sub)
