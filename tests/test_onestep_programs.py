@@ -19,8 +19,10 @@ import pytest
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
-from protocol.dispute.graph import OpDescriptor, op_graph
+from protocol.dispute.graph import OpDescriptor, attr_words, op_graph
+from protocol.dispute.onestep import supported
 from protocol.repops.ops import scalar_program
+from protocol.repops.policy import bits_f32
 from protocol.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,14 +102,17 @@ def test_linear_program_equals_tracer(verifier: Any, kind: str, rows: int, k: in
         _check(verifier, kind, shapes, {}, element)
 
 
-def test_digits_matmul_ops_equal_tracer(verifier: Any, digits_graph: Callable[[], Any]) -> None:
-    """The matmul-family ops of a real digits-mlp step, descriptors as the graph commits them."""
+def test_digits_ops_equal_tracer(verifier: Any, digits_graph: Callable[[], Any]) -> None:
+    """Every covered op of a real digits-mlp step, descriptors as the graph commits them."""
     graph = digits_graph()
-    covered = [d for d in graph if d.kind in ("matmul", "linear", "linear_nobias")]
-    assert len(covered) >= 4
+    covered = [d for d in graph if supported(d.kind)]
+    assert {d.kind for d in covered} == {"linear", "relu", "mean", "matmul", "sum_rows", "relu_backward", "adam_m",
+                                         "adam_v", "add"}
     rng = random.Random(5)
     for d in covered:
         attrs = {"ta": bool(d.attrs[0]), "tb": bool(d.attrs[1])} if d.kind == "matmul" else {}
+        if d.kind in ("adam_m", "adam_v"):
+            attrs = dict(zip(("beta1", "beta2", "eps", "weight_decay"), (bits_f32(w) for w in d.attrs), strict=True))
         numel = 1
         for s in d.out_shape:
             numel *= s
@@ -117,8 +122,44 @@ def test_digits_matmul_ops_equal_tracer(verifier: Any, digits_graph: Callable[[]
             assert [bytes(i) for i in onchain] == [i.encode() for i in program], (d.index, element)
 
 
+@pytest.mark.parametrize(("rows", "cols"), [(1, 3), (2, 2), (5, 3), (32, 10), (300, 4)])
+def test_sum_rows_program_equals_tracer(verifier: Any, rows: int, cols: int) -> None:
+    for element in {0, cols - 1}:
+        _check(verifier, "sum_rows", [(rows, cols)], {}, element)
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (5,), (32,), (4, 9), (200,)])
+def test_mean_program_equals_tracer(verifier: Any, shape: tuple[int, ...]) -> None:
+    _check(verifier, "mean", [shape], {}, 0)
+
+
+ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-4}
+
+
+@pytest.mark.parametrize(("kind", "shapes", "attrs"), [
+    ("relu", [(4, 5)], {}), ("relu_backward", [(4, 5), (4, 5)], {}), ("add", [(4, 5), (4, 5)], {}),
+    ("add", [(4, 5), (5,)], {}), ("add", [(3, 4, 5), (4, 1)], {}), ("add", [(), ()], {}), ("sub", [(4, 5), (1, 5)], {}),
+    ("mul", [(6,), (6,)], {}), ("scale", [(4, 5)], {"c": 0.3}), ("adam_m", [(7,), (7,)], ADAM),
+    ("adam_v", [(7, 3), (7, 3)], ADAM), ("adam_m", [(2,), (2,)], {"beta1": 0.5, "beta2": 0.25, "eps": 1e-6,
+                                                                   "weight_decay": 0.0}),
+])  # fmt: skip
+def test_elementwise_program_equals_tracer(verifier: Any, kind: str, shapes: list[tuple[int, ...]],
+                                           attrs: dict[str, float]) -> None:
+    numel = 1
+    for s in shapes[0]:
+        numel *= s
+    words = attr_words(attrs)
+    for element in {0, numel - 1, numel // 2}:
+        program, nregs = scalar_program(kind, shapes, attrs, element)
+        desc = _descriptor(kind, shapes, words, shapes[0])
+        onchain = verifier.functions.programOf(desc, element).call()
+        assert [bytes(i) for i in onchain] == [i.encode() for i in program], (kind, shapes, element)
+        assert tuple(verifier.functions.programShape(desc, element).call()) == (len(program), nregs, program[-1].dst)
+
+
 def test_unsupported_kind_reverts(verifier: Any, digits_graph: Callable[[], Any]) -> None:
-    relu = next(d for d in digits_graph() if d.kind == "relu")
-    selector = keccak(text="UnsupportedOp(uint256)")[:4].hex()
-    with pytest.raises(ContractCustomError, match=selector + f"{4:064x}"):
-        verifier.functions.programShape(relu.encode(), 0).call()
+    for kind in ("cross_entropy", "cross_entropy_backward", "adamw"):
+        d = next(d for d in digits_graph() if d.kind == kind)
+        selector = keccak(text="UnsupportedOp(uint256)")[:4].hex()
+        with pytest.raises(ContractCustomError, match=selector + f"{d.kind_id:064x}"):
+            verifier.functions.programShape(d.encode(), 0).call()

@@ -20,7 +20,7 @@ from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
 from protocol.dispute.graph import graph_of_trace, graph_root
-from protocol.dispute.onestep import OPENING_TYPE, ElementProgram
+from protocol.dispute.onestep import OPENING_TYPE, ElementProgram, supported
 from protocol.spec import load_spec, spec_hash
 from protocol.trace import Replayer
 from protocol.train import Fault
@@ -51,10 +51,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def verifier(anvil_chain: Any, run: dict[str, Any]) -> Any:
-    """A verifier with every matmul-family op of the graph registered."""
+    """A verifier with every op of the graph it covers registered."""
     v = anvil_chain.deploy("ScalarStepVerifier", key=anvil_chain.dev_keys[0])
-    for op in (0, 2, 6, 8):
-        p = ElementProgram.build(run["faulty"], op, 0, run["graph"])
+    for d in run["graph"]:
+        if not supported(d.kind):
+            continue
+        p = ElementProgram.build(run["faulty"], d.index, 0, run["graph"])
         anvil_chain.transact(v.functions.registerOp(*p.register_args()), key=anvil_chain.dev_keys[0])
     return v
 
@@ -84,9 +86,11 @@ def test_step_faulty_element_disagrees_with_faulty_leaf_succeeds(verifier: Any, 
 
 
 def test_step_every_leaf_agrees_succeeds(verifier: Any, run: dict[str, Any], anvil_chain: Any) -> None:
-    """Honest elements of each matmul-family op: every step reproduces the next Python leaf."""
+    """Honest elements of every covered op: every step reproduces the next Python leaf."""
     worst = 0
-    for op, element in ((6, 5), (6, 6), (8, 100), (0, 77), (2, 301)):
+    samples = [(6, 5), (6, 6), (8, 100), (0, 77), (2, 301)]
+    samples += [(d.index, 3 if d.out_shape else 0) for d in run["graph"] if supported(d.kind) and d.index not in (0, 2, 6, 8)]
+    for op, element in samples:
         p = ElementProgram.build(run["honest"], op, element, run["graph"])
         assert p.leaves == p.honest_leaves
         for m in range(p.length):
@@ -192,8 +196,8 @@ def test_registerOp_unsupported_reverts(verifier: Any, run: dict[str, Any], anvi
     from protocol.dispute.graph import descriptor_proof
 
     graph = run["graph"]
-    relu = next(d for d in graph if d.kind == "relu")
-    proof = descriptor_proof(graph, relu.index)
-    fn = verifier.functions.registerOp(graph_root(graph), relu.encode(), proof.size, list(proof.siblings))
+    ce = next(d for d in graph if d.kind == "cross_entropy")
+    proof = descriptor_proof(graph, ce.index)
+    fn = verifier.functions.registerOp(graph_root(graph), ce.encode(), proof.size, list(proof.siblings))
     with pytest.raises(ContractCustomError, match=_selector("UnsupportedOp(uint256)")):
         fn.call()

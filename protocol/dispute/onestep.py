@@ -45,7 +45,8 @@ from protocol.repops import isa
 from protocol.repops.isa import In, Instr, Opcode
 
 #: Op kinds whose programs the deployed ScalarStepVerifier derives (others revert UnsupportedOp).
-SUPPORTED_KINDS = frozenset({"matmul", "linear", "linear_nobias"})
+SUPPORTED_KINDS = frozenset({"matmul", "linear", "linear_nobias", "sum_rows", "mean", "relu", "relu_backward", "add",
+                             "sub", "mul", "scale", "adam_m", "adam_v"})
 
 OPENING_TYPE = "(bytes32,bytes32[],bytes,bytes32[])"
 """ABI type of ``ScalarStepVerifier.Opening``: tensorId, logProof, chunk, chunkProof."""

@@ -5,8 +5,9 @@ import {IOneStepVerifier} from "../interfaces/IOneStepVerifier.sol";
 import {MerkleLog} from "../merkle/MerkleLog.sol";
 import {TensorCommit} from "../merkle/TensorCommit.sol";
 import {RepOpsISA} from "../softfloat/RepOpsISA.sol";
-import {MatmulProgram} from "./programs/MatmulProgram.sol";
+import {ElementwiseProgram} from "./programs/ElementwiseProgram.sol";
 import {OpDescriptor} from "./programs/OpDescriptor.sol";
+import {ReductionProgram} from "./programs/ReductionProgram.sol";
 
 /// @title ScalarStepVerifier
 /// @notice The soft-float one-step verifier: executes one instruction of the canonical scalar
@@ -24,7 +25,10 @@ import {OpDescriptor} from "./programs/OpDescriptor.sol";
 ///         `programLength` and `initialState` get only the game's context, so the op must first be
 ///         registered (`registerOp`, permissionless: the descriptor is proven against the graph
 ///         root). A registration serves every game of every task with that op graph.
-/// @dev Op kinds covered: matmul (ta, tb), linear, linear_nobias. Others revert UnsupportedOp.
+/// @dev Op kinds covered: matmul (ta, tb), linear, linear_nobias, sum_rows, mean (ReductionProgram);
+///      relu, relu_backward, add, sub, mul, scale, adam_m, adam_v (ElementwiseProgram). Others revert
+///      UnsupportedOp: cross_entropy, cross_entropy_backward (their exp programs), adamw and sgd
+///      (they read the step's learning rate and bias corrections, which are not in the op graph).
 contract ScalarStepVerifier is IOneStepVerifier {
     /// @notice An input element opened for an operand: the tensor id at the descriptor's log entry
     ///         (proven against the agreed log) and the element's chunk with its path.
@@ -177,8 +181,9 @@ contract ScalarStepVerifier is IOneStepVerifier {
 
     // ─────────────────────────────────────────────────────────────── internal: programs
 
-    function _isMatmul(uint256 kind) private pure returns (bool) {
-        return kind == OpDescriptor.MATMUL || kind == OpDescriptor.LINEAR || kind == OpDescriptor.LINEAR_NOBIAS;
+    function _isReduction(uint256 kind) private pure returns (bool) {
+        return kind == OpDescriptor.MATMUL || kind == OpDescriptor.LINEAR || kind == OpDescriptor.LINEAR_NOBIAS
+            || kind == OpDescriptor.SUM_ROWS || kind == OpDescriptor.MEAN;
     }
 
     function _programShape(OpDescriptor.Op memory op, uint256 element)
@@ -186,11 +191,16 @@ contract ScalarStepVerifier is IOneStepVerifier {
         pure
         returns (uint256 len, uint256 regs, uint256 result)
     {
-        if (_isMatmul(op.kind)) {
-            MatmulProgram.Dot memory d = MatmulProgram.dot(op, element);
-            return (MatmulProgram.length(d), MatmulProgram.registers(d), 0);
+        if (_isReduction(op.kind)) {
+            ReductionProgram.Dot memory d = ReductionProgram.dot(op, element);
+            (len, regs) = (ReductionProgram.length(d), ReductionProgram.registers(d));
+        } else if (ElementwiseProgram.covers(op.kind)) {
+            (len, regs) = ElementwiseProgram.shape(op.kind);
+        } else {
+            revert UnsupportedOp(op.kind);
         }
-        revert UnsupportedOp(op.kind);
+        // The element's value is what the last instruction writes (this also checks the element).
+        result = _instructionAt(op, element, len - 1).dst;
     }
 
     function _instructionAt(OpDescriptor.Op memory op, uint256 element, uint256 m)
@@ -198,7 +208,8 @@ contract ScalarStepVerifier is IOneStepVerifier {
         pure
         returns (RepOpsISA.Instr memory)
     {
-        if (_isMatmul(op.kind)) return MatmulProgram.instructionAt(MatmulProgram.dot(op, element), m);
+        if (_isReduction(op.kind)) return ReductionProgram.instructionAt(ReductionProgram.dot(op, element), m);
+        if (ElementwiseProgram.covers(op.kind)) return ElementwiseProgram.instructionAt(op, element, m);
         revert UnsupportedOp(op.kind);
     }
 

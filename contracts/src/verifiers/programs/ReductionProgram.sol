@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {Float32} from "../../softfloat/Float32.sol";
 import {RepOpsISA} from "../../softfloat/RepOpsISA.sol";
 import {OpDescriptor} from "./OpDescriptor.sol";
 
-/// @title MatmulProgram
-/// @notice The canonical scalar program of one output element of `matmul` (attributes ta, tb),
-///         `linear` and `linear_nobias`, derived from the op's descriptor exactly as the RepOps
-///         tracing backend generates it (protocol/repops/ops.py `_dot`, `_fixed_sum`, `chunking`;
+/// @title ReductionProgram
+/// @notice The canonical scalar program of one output element of the ops whose element is one
+///         fixed-order reduction: `matmul` (attributes ta, tb), `linear`, `linear_nobias` (dot
+///         products), `sum_rows` and `mean` (sums), derived from the op's descriptor exactly as the
+///         RepOps tracing backend generates it (protocol/repops/reduce.py `fixed_sum`, `chunking`;
 ///         protocol/repops/backend.py `TraceBackend.program`).
-/// @dev The element is the dot product of a row of A and a column of B over n = K terms, summed in
+/// @dev A dot product's terms are FMULADD r, A[i, t], B[t, j'], a sum's FADD r, x[t]; below, the
+///      dot product case. The element is the dot product of a row of A and a column of B over n = K terms, summed in
 ///      the shape-fixed chunked order: c chunks of L = ceil(n / c) consecutive terms (c from
 ///      `chunking`), each chunk summed from +0 with FMULADD, the chunk sums then added left to right.
 ///      The tracer's program is a post-order walk from the result (register operands
@@ -19,13 +22,14 @@ import {OpDescriptor} from "./OpDescriptor.sol";
 ///          FADD r0 = acc_0, acc_1
 ///          for p = 2 .. c-1:  chain(p), FADD r0 = r0, r1
 ///          FADD r0 = r0, bias[j']                           (linear only)
+///          FDIV r0 = r0, #float(n)                          (mean only)
 ///
 ///      where chain(p) is FMULADD r = (first ? #0 : r), A[i, t], B[t, j'] for the terms t of chunk
 ///      p in order, in register 0 for the first chain walked and register 1 for every other. With
 ///      one chunk the program is chain(0) in register 0.
-library MatmulProgram {
-    /// @notice The descriptor's shapes do not make a matrix product.
-    error BadMatmulShapes(uint256 kind);
+library ReductionProgram {
+    /// @notice The descriptor's shapes do not fit the op kind.
+    error BadReductionShapes(uint256 kind);
     /// @notice The element is not an element of the op's output.
     error ElementOutOfRange(uint256 element, uint256 numel);
     /// @notice The program has no instruction `m`.
@@ -47,6 +51,8 @@ library MatmulProgram {
         uint256 bStride;
         uint256 bias; // flat index of the bias element (linear)
         bool hasBias;
+        bool isSum; // terms are x[t] (FADD) rather than products (FMULADD)
+        bool isMean; // the sum is divided by n (FDIV by float(n))
     }
 
     /// @notice (c, L) of a reduction of n terms in an op of m output elements (ops.py `chunking`).
@@ -61,19 +67,21 @@ library MatmulProgram {
         uint256 numel;
         if (op.kind == OpDescriptor.MATMUL) {
             numel = _matmulDot(op, element, d);
+        } else if (op.kind == OpDescriptor.SUM_ROWS || op.kind == OpDescriptor.MEAN) {
+            numel = _sumDot(op, element, d);
         } else {
             numel = _linearDot(op, element, d);
         }
         (d.c, d.len) = chunking(d.n, numel);
         // INVARIANT (of `chunking` for every n, checked here rather than assumed): the first c - 1
         // chunks are full and the last one is not empty.
-        if ((d.c - 1) * d.len >= d.n) revert BadMatmulShapes(op.kind);
+        if ((d.c - 1) * d.len >= d.n) revert BadReductionShapes(op.kind);
         d.lastLen = d.n - (d.c - 1) * d.len;
     }
 
     /// @notice Number of instructions of the element's program.
     function length(Dot memory d) internal pure returns (uint256) {
-        return d.n + d.c - 1 + (d.hasBias ? 1 : 0);
+        return d.n + d.c - 1 + (d.hasBias || d.isMean ? 1 : 0);
     }
 
     /// @notice Registers the program uses: the running sum, and a second chunk's while it is summed.
@@ -89,6 +97,13 @@ library MatmulProgram {
             ins.opcode = RepOpsISA.FADD;
             ins.srcs[0] = _reg(0);
             ins.srcs[1] = _input(2, d.bias);
+            return ins;
+        }
+        if (d.isMean && m == total - 1) {
+            ins.opcode = RepOpsISA.FDIV;
+            ins.srcs[0] = _reg(0);
+            // n < 2^32 (a tensor's element count); float(n) is int -> binary32 with RNE, as f32_bits.
+            ins.srcs[1] = _imm(Float32.fromInt32(int32(uint32(d.n))));
             return ins;
         }
         if (d.c == 1) return _term(d, 0, m, 0);
@@ -115,14 +130,43 @@ library MatmulProgram {
         ins.srcs[1] = _reg(1);
     }
 
-    /// @dev FMULADD of term j of chunk p into register `r` (from +0 for the chunk's first term).
+    /// @dev Term j of chunk p added into register `r` (from +0 for the chunk's first term):
+    ///      FMULADD r, a_t, b_t for a dot product, FADD r, x_t for a sum.
     function _term(Dot memory d, uint256 p, uint256 j, uint256 r) private pure returns (RepOpsISA.Instr memory ins) {
         uint256 t = p * d.len + j;
-        ins.opcode = RepOpsISA.FMULADD;
         ins.dst = uint16(r);
         ins.srcs[0] = j == 0 ? _imm(0) : _reg(r);
         ins.srcs[1] = _input(0, d.aBase + t * d.aStride);
-        ins.srcs[2] = _input(1, d.bBase + t * d.bStride);
+        if (d.isSum) {
+            ins.opcode = RepOpsISA.FADD;
+        } else {
+            ins.opcode = RepOpsISA.FMULADD;
+            ins.srcs[2] = _input(1, d.bBase + t * d.bStride);
+        }
+    }
+
+    /// @dev sum_rows: element j sums column j of x (R, C) over its R rows; mean: the sum of all of
+    ///      x's elements in flat order (then divided by their number).
+    function _sumDot(OpDescriptor.Op memory op, uint256 element, Dot memory d) private pure returns (uint256 numel) {
+        if (op.shapes.length != 1) revert BadReductionShapes(op.kind);
+        uint32[] memory x = op.shapes[0];
+        d.isSum = true;
+        if (op.kind == OpDescriptor.MEAN) {
+            d.isMean = true;
+            numel = 1;
+            if (element != 0) revert ElementOutOfRange(element, 1);
+            uint256 count = 1;
+            for (uint256 i; i < x.length; ++i) {
+                count *= x[i];
+            }
+            if (count == 0 || count > type(uint32).max) revert BadReductionShapes(op.kind);
+            (d.n, d.aBase, d.aStride) = (count, 0, 1);
+        } else {
+            if (x.length != 2 || x[0] == 0) revert BadReductionShapes(op.kind);
+            numel = x[1];
+            if (element >= numel) revert ElementOutOfRange(element, numel);
+            (d.n, d.aBase, d.aStride) = (x[0], element, x[1]); // x[t, element]
+        }
     }
 
     function _matmulDot(OpDescriptor.Op memory op, uint256 element, Dot memory d) private pure returns (uint256) {
@@ -146,31 +190,31 @@ library MatmulProgram {
         pure
         returns (uint256 rows, uint256 k, uint256 cols, uint256 numel)
     {
-        if (op.shapes.length != 2 || op.attrs.length != 2) revert BadMatmulShapes(op.kind);
+        if (op.shapes.length != 2 || op.attrs.length != 2) revert BadReductionShapes(op.kind);
         uint32[] memory a = op.shapes[0];
         uint32[] memory b = op.shapes[1];
         uint256 r = a.length;
-        if (r < 2 || b.length != r) revert BadMatmulShapes(op.kind);
+        if (r < 2 || b.length != r) revert BadReductionShapes(op.kind);
         (rows, k) = op.attrs[0] != 0 ? (a[r - 1], a[r - 2]) : (a[r - 2], a[r - 1]);
         uint256 kb;
         (kb, cols) = op.attrs[1] != 0 ? (b[r - 1], b[r - 2]) : (b[r - 2], b[r - 1]);
-        if (k != kb || k == 0) revert BadMatmulShapes(op.kind);
+        if (k != kb || k == 0) revert BadReductionShapes(op.kind);
         numel = rows * cols;
         for (uint256 x; x + 2 < r; ++x) {
-            if (a[x] != b[x]) revert BadMatmulShapes(op.kind);
+            if (a[x] != b[x]) revert BadReductionShapes(op.kind);
             numel *= a[x];
         }
     }
 
     function _linearDot(OpDescriptor.Op memory op, uint256 element, Dot memory d) private pure returns (uint256) {
         d.hasBias = op.kind == OpDescriptor.LINEAR;
-        if (op.shapes.length != (d.hasBias ? 3 : 2)) revert BadMatmulShapes(op.kind);
+        if (op.shapes.length != (d.hasBias ? 3 : 2)) revert BadReductionShapes(op.kind);
         uint32[] memory x = op.shapes[0]; // (R, K)
         uint32[] memory w = op.shapes[1]; // (N, K)
-        if (x.length != 2 || w.length != 2 || x[1] != w[1] || x[1] == 0) revert BadMatmulShapes(op.kind);
+        if (x.length != 2 || w.length != 2 || x[1] != w[1] || x[1] == 0) revert BadReductionShapes(op.kind);
         uint256 k = x[1];
         uint256 cols = w[0];
-        if (d.hasBias && (op.shapes[2].length != 1 || op.shapes[2][0] != cols)) revert BadMatmulShapes(op.kind);
+        if (d.hasBias && (op.shapes[2].length != 1 || op.shapes[2][0] != cols)) revert BadReductionShapes(op.kind);
         uint256 numel = uint256(x[0]) * cols;
         if (element >= numel) revert ElementOutOfRange(element, numel);
         uint256 col = element % cols;
