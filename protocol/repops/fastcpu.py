@@ -1,0 +1,222 @@
+"""Optional CPU fast path: fused C++ loops for the hottest ops, bit-identical to the torch kernels.
+
+The torch kernels of :mod:`protocol.repops.backend` run one elementwise pass per instruction of the
+canonical scalar program (a matmul is K/64 + 64 passes over an M x N x K/64 tensor, AdamW ~40 passes
+per parameter tensor). The loops in ``csrc/fastcpu.cpp`` run, per output element, the very same
+sequence of float32 operations, in one pass, with the reduction order taken from
+:func:`protocol.repops.reduce.chunking`. Compiled with ``-ffp-contract=off`` and without fast-math,
+each + - * / is one IEEE-754 binary32 operation, so the bits are those of the torch path; the tests in
+``tests/test_repops_fast*.py`` check that for every op here on random and edge-case inputs.
+
+The extension is built on first use with :func:`torch.utils.cpp_extension.load` (gcc and ninja),
+cached under ``build/repops_fastcpu`` at the repository root (or ``$VERIGRAD_FASTCPU_BUILD``), and
+reused by later processes. If it cannot be built, one warning is printed and every op keeps its torch
+kernel. ``VERIGRAD_REPOPS_FASTCPU=0`` turns it off; :func:`disabled` does so within a block (tests).
+Only CPU tensors take this path: CUDA keeps the torch kernels, and scalar tracing
+(:class:`~protocol.repops.backend.TraceBackend`) never comes here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from protocol.repops.policy import f32_bits
+from protocol.repops.reduce import chunking
+
+_CSRC = Path(__file__).resolve().parent / "csrc" / "fastcpu.cpp"
+_REPO = Path(__file__).resolve().parents[2]
+CFLAGS = ["-O2", "-ftree-vectorize", "-fno-fast-math", "-ffp-contract=off", "-fno-unsafe-math-optimizations"]
+"""Compiler flags. IEEE semantics: no contraction into FMA, no reassociation, no flush-to-zero (all
+of fast-math is off). ``-ftree-vectorize`` only runs independent output elements side by side: GCC
+never reassociates float arithmetic without ``-fassociative-math``. No ``-march=native``: the build
+cache must not depend on the CPU it was made on."""
+
+_SUPPORTED_MACHINES = ("x86_64", "AMD64", "aarch64", "arm64")
+"""Architectures whose float arithmetic is plain binary32 in C++ (SSE2 / NEON; never x87)."""
+
+_state: dict[str, Any] = {"module": None, "tried": False, "build_s": None}
+_lock = threading.Lock()
+_enabled = os.environ.get("VERIGRAD_REPOPS_FASTCPU", "1") not in ("0", "false", "no", "off")
+
+
+def build_dir() -> Path:
+    """Where the compiled extension is cached (created if missing)."""
+    d = Path(os.environ.get("VERIGRAD_FASTCPU_BUILD", _REPO / "build" / "repops_fastcpu"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def load() -> Any | None:
+    """The compiled extension module, building it on first call; None (after one warning) if it cannot
+    be built or the fast path is off."""
+    if not _enabled:
+        return None
+    if _state["tried"]:
+        return _state["module"]
+    with _lock:
+        if not _state["tried"]:
+            _state["module"] = _build()
+            _state["tried"] = True
+    return _state["module"]
+
+
+def _build() -> Any | None:
+    if platform.machine() not in _SUPPORTED_MACHINES:
+        warnings.warn(f"RepOps CPU fast path off: untested architecture {platform.machine()}", stacklevel=3)
+        return None
+    try:
+        from torch.utils import cpp_extension
+
+        t0 = time.perf_counter()
+        mod = cpp_extension.load(
+            name="repops_fastcpu",
+            sources=[str(_CSRC)],
+            extra_cflags=CFLAGS,
+            build_directory=str(build_dir()),
+            verbose=False,
+        )
+        _state["build_s"] = time.perf_counter() - t0
+        return mod
+    except Exception as e:  # noqa: BLE001 - any build failure means: keep the torch kernels
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        warnings.warn(f"RepOps CPU fast path unavailable ({first}); using the torch kernels", stacklevel=3)
+        return None
+
+
+def available() -> bool:
+    """True when the fast path is on and built (builds it if needed)."""
+    return load() is not None
+
+
+def build_seconds() -> float | None:
+    """Seconds the build (or the cache check) took in this process, None before it ran."""
+    return _state["build_s"]
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run a block with the torch kernels only (to compare the two paths)."""
+    global _enabled
+    saved = _enabled
+    _enabled = False
+    try:
+        yield
+    finally:
+        _enabled = saved
+
+
+# --------------------------------------------------------------------------------------------------
+# op kernels: (module, views, attrs, out_numel) -> output in the op's domain shape, or None to decline
+# --------------------------------------------------------------------------------------------------
+
+Kernel = Callable[[Any, list[torch.Tensor], dict[str, Any], int], torch.Tensor | None]
+
+
+def _dense(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous()
+
+
+def _bits_arg(x: float) -> int:
+    """A constant as the kernels' ``k.const`` rounds it: binary32 bits (NaN canonical)."""
+    return f32_bits(x)
+
+
+def _matmul(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    a, b = v
+    lead = tuple(a.shape[:-2])
+    m, kk, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    c, length = chunking(kk, out_numel)
+    out = mod.dot(_dense(a).reshape(-1, m, kk), _dense(b).reshape(-1, kk, n), _EMPTY, c, length)
+    return out.reshape(lead + (m, n))
+
+
+def _linear(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    x, wt = v[0], v[1]
+    r, kk = x.shape
+    n = wt.shape[1]
+    c, length = chunking(kk, out_numel)
+    bias = _dense(v[2]) if len(v) == 3 else _EMPTY
+    out = mod.dot(_dense(x).reshape(1, r, kk), _dense(wt).reshape(1, kk, n), bias, c, length)
+    return out.reshape(r, n)
+
+
+def _sum_rows(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    x = v[0]
+    c, length = chunking(x.shape[0], out_numel)
+    return mod.colsum(_dense(x), c, length)
+
+
+def _adam_m(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    b1 = np.float32(attrs["beta1"])
+    return mod.adam_m(_dense(v[0]), _dense(v[1]), _bits_arg(b1), _bits_arg(np.float32(1.0) - b1))
+
+
+def _adam_v(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    b2 = np.float32(attrs["beta2"])
+    return mod.adam_v(_dense(v[0]), _dense(v[1]), _bits_arg(b2), _bits_arg(np.float32(1.0) - b2))
+
+
+def _adamw(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    from protocol.repops.optim import adam_constants
+
+    c = adam_constants(attrs)
+    p, m, vv = (_dense(t) for t in v)
+    return mod.adamw(
+        p,
+        m,
+        vv,
+        _bits_arg(c["bc1"]),
+        _bits_arg(c["bc2"]),
+        _bits_arg(attrs["eps"]),
+        _bits_arg(c["lrwd"]),
+        _bits_arg(attrs["lr"]),
+    )
+
+
+def _gelu(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.gelu(_dense(v[0]))
+
+
+def _gelu_backward(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.gelu_backward(_dense(v[0]), _dense(v[1]))
+
+
+_EMPTY = torch.empty(0, dtype=torch.float32)
+
+KERNELS: dict[str, Kernel] = {
+    "matmul": _matmul,
+    "linear": _linear,
+    "linear_nobias": _linear,
+    "sum_rows": _sum_rows,
+    "adam_m": _adam_m,
+    "adam_v": _adam_v,
+    "adamw": _adamw,
+    "gelu": _gelu,
+    "gelu_backward": _gelu_backward,
+}
+"""The ops with a fast path, by op name (each checked bit for bit against its torch kernel)."""
+
+
+def compute(
+    name: str, views: list[torch.Tensor], attrs: dict[str, Any], out_numel: int
+) -> torch.Tensor | None:
+    """Op ``name`` on its (CPU, float32) views through the fast path, in the op's domain shape; None
+    when the op has no fast kernel or the extension is unavailable (the caller runs the torch kernel)."""
+    fn = KERNELS.get(name)
+    if fn is None or out_numel == 0:
+        return None
+    mod = load()
+    if mod is None:
+        return None
+    return fn(mod, views, attrs, out_numel)

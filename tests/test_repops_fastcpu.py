@@ -1,0 +1,201 @@
+"""The CPU fast path (protocol/repops/fastcpu.py) gives the torch kernels' bits, op by op.
+
+Every op with a fast kernel is run twice on the same inputs, through the C++ loop and with the fast
+path disabled (the vectorised torch kernel, which is the canonical scalar program by construction),
+and the outputs must agree bit for bit: random values, and values built from zeros of both signs,
+subnormals, +-inf, NaN, +-3e38 and ordinary numbers, at shapes that take every branch of
+``reduce.chunking`` (narrow and wide ops, K below, at and above one chunk, a short last chunk) and the
+C++ tiling (row counts not a multiple of 4, column counts above one 64-wide tile).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from protocol.repops import fastcpu, ops
+from protocol.repops.reduce import WIDE, chunking
+
+pytestmark = pytest.mark.skipif(not fastcpu.available(), reason="RepOps CPU fast path could not be built")
+
+EDGE = torch.tensor(
+    [0.0, -0.0, 1e-45, -1e-45, 1e-40, -3e-39, 1.1754942e-38, float("inf"), float("-inf"), float("nan"),
+     3e38, -3e38, 1.0, -1.0, 0.5, 2.0, 1e-20, 88.7, -88.7, 104.0, -104.0, 20.0, -20.0, 1e10, -1e10],
+    dtype=torch.float32,
+)  # fmt: skip
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous().view(torch.int32)
+
+
+def _both(
+    name: str, inputs: list[torch.Tensor], attrs: dict | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    fast = ops.compute(name, inputs, attrs)
+    with fastcpu.disabled():
+        ref = ops.compute(name, inputs, attrs)
+    return fast, ref
+
+
+def _assert_same(name: str, inputs: list[torch.Tensor], attrs: dict | None = None) -> None:
+    fast, ref = _both(name, inputs, attrs)
+    assert fast.shape == ref.shape and fast.dtype == ref.dtype
+    diff = (_bits(fast) != _bits(ref)).nonzero()
+    assert diff.numel() == 0, f"{name}: {diff.shape[0]} elements differ, first at {diff[0].tolist()}"
+
+
+def _mixed(shape: tuple[int, ...], seed: int, edge_frac: float = 0.2) -> torch.Tensor:
+    """Random normal values with a fraction replaced by edge cases (zeros, subnormals, inf, NaN, ...)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g) * torch.exp(torch.randn(shape, generator=g))
+    pick = torch.rand(shape, generator=g) < edge_frac
+    idx = torch.randint(0, EDGE.numel(), shape, generator=g)
+    return torch.where(pick, EDGE[idx], x)
+
+
+def _randn(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+# --------------------------------------------------------------------------------------------------
+# the fast path is really taken, and off means off
+# --------------------------------------------------------------------------------------------------
+
+
+def test_compute_uses_fast_kernel_succeeds() -> None:
+    a, b = _randn((5, 7), 0), _randn((7, 3), 1)
+    assert fastcpu.compute("matmul", [a, b], {}, 15) is not None
+    with fastcpu.disabled():
+        assert fastcpu.compute("matmul", [a, b], {}, 15) is None
+    assert fastcpu.compute("softmax", [a], {}, 35) is None
+
+
+def test_dot_detects_changed_order_succeeds() -> None:
+    """The check can fail: a sum in another order (one chunk) differs from the chunked one here."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(1, 1, 1000, generator=g) * 1e4
+    b = torch.randn(1, 1000, 1, generator=g)
+    mod = fastcpu.load()
+    c, length = chunking(1000, 1)
+    chunked = mod.dot(a, b, fastcpu._EMPTY, c, length)
+    sequential = mod.dot(a, b, fastcpu._EMPTY, 1, 1000)
+    assert _bits(chunked).item() != _bits(sequential).item()
+    assert _bits(chunked).item() == _bits(ops.compute("matmul", [a[0], b[0]])).item()
+
+
+# --------------------------------------------------------------------------------------------------
+# matmul / linear / sum_rows: every chunking branch
+# --------------------------------------------------------------------------------------------------
+
+NARROW_K = [1, 2, 3, 5, 17, 63, 64, 65, 100, 257]
+
+
+@pytest.mark.parametrize("kk", NARROW_K)
+def test_matmul_narrow_matches_torch_succeeds(kk: int) -> None:
+    m, n = 6, 67  # 6 rows: one full block of 4 and a partial one; 67 columns: two tiles
+    assert m * n < WIDE
+    _assert_same("matmul", [_mixed((m, kk), kk), _mixed((kk, n), kk + 1)])
+    _assert_same("matmul", [_randn((m, kk), kk), _randn((kk, n), kk + 1)])
+
+
+@pytest.mark.parametrize("kk", [1, 2, 63, 64, 65, 127, 130, 200])
+def test_matmul_wide_matches_torch_succeeds(kk: int) -> None:
+    m, n = 129, 130
+    assert m * n >= WIDE
+    _assert_same("matmul", [_mixed((m, kk), 10 + kk, 0.02), _mixed((kk, n), 20 + kk, 0.02)])
+    _assert_same("matmul", [_randn((m, kk), kk), _randn((kk, n), kk + 1)])
+
+
+@pytest.mark.parametrize("ta,tb", [(False, True), (True, False), (True, True)])
+def test_matmul_transposes_and_batches_match_torch_succeeds(ta: bool, tb: bool) -> None:
+    a = _mixed((2, 3, 9, 13), 5)  # (B, H, M, K) or (B, H, K, M) transposed
+    b = _mixed((2, 3, 13, 11), 6)
+    if ta:
+        a = a.transpose(-1, -2).contiguous()
+    if tb:
+        b = b.transpose(-1, -2).contiguous()
+    _assert_same("matmul", [a, b], {"ta": ta, "tb": tb})
+
+
+@pytest.mark.parametrize("r,kk,n", [(1, 1, 1), (7, 33, 5), (64, 64, 10), (130, 64, 128), (200, 70, 96)])
+def test_linear_matches_torch_succeeds(r: int, kk: int, n: int) -> None:
+    x, w, b = _mixed((r, kk), r), _mixed((n, kk), kk), _mixed((n,), n)
+    _assert_same("linear", [x, w, b])
+    _assert_same("linear_nobias", [x, w])
+    _assert_same("linear", [_randn((r, kk), 1), _randn((n, kk), 2), _randn((n,), 3)])
+
+
+@pytest.mark.parametrize("r,n", [(1, 1), (2, 3), (64, 10), (65, 67), (300, 64), (1000, 17)])
+def test_sum_rows_matches_torch_succeeds(r: int, n: int) -> None:
+    _assert_same("sum_rows", [_mixed((r, n), r + n)])
+    _assert_same("sum_rows", [_randn((r, n), r)])
+
+
+# --------------------------------------------------------------------------------------------------
+# optimizer updates
+# --------------------------------------------------------------------------------------------------
+
+ADAM = {"lr": 3e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
+
+
+@pytest.mark.parametrize("step", [1, 2, 7, 1000])
+def test_adam_ops_match_torch_succeeds(step: int) -> None:
+    attrs = dict(ADAM, step=step)
+    shape = (37, 29)
+    p, g, m = _mixed(shape, 1), _mixed(shape, 2), _mixed(shape, 3)
+    v = _mixed(shape, 4).abs()
+    _assert_same("adam_m", [m, g], attrs)
+    _assert_same("adam_v", [v, g], attrs)
+    _assert_same("adamw", [p, m, v], attrs)
+    _assert_same("adamw", [p, m, _mixed(shape, 5)], attrs)  # negative v: sqrt's NaN branch
+    small = _randn(shape, 6) * 1e-30  # tiny moments: sqrt of subnormals
+    _assert_same("adamw", [p, small, small * small], attrs)
+
+
+def test_adamw_constants_match_torch_succeeds() -> None:
+    attrs = {"lr": 0.1, "beta1": 0.5, "beta2": 0.75, "eps": 1e-3, "weight_decay": 0.0, "step": 3}
+    p, m, v = _randn((1000,), 1), _randn((1000,), 2), _randn((1000,), 3).abs()
+    _assert_same("adam_m", [m, p], attrs)
+    _assert_same("adam_v", [v, p], attrs)
+    _assert_same("adamw", [p, m, v], attrs)
+
+
+# --------------------------------------------------------------------------------------------------
+# GELU (own exp inside)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_gelu_edge_values_match_torch_succeeds() -> None:
+    sweep = torch.linspace(-120.0, 120.0, 9001)
+    ulp_walk = torch.arange(-(2**15), 2**15, dtype=torch.int32).view(torch.float32)  # subnormals, +-0
+    x = torch.cat([EDGE, sweep, ulp_walk, _mixed((3001,), 7), _randn((3001,), 8) * 4])
+    dy = _mixed(tuple(x.shape), 9)
+    _assert_same("gelu", [x])
+    _assert_same("gelu_backward", [x, dy])
+    _assert_same("gelu_backward", [x, torch.ones_like(x)])
+
+
+def test_gelu_odd_shapes_match_torch_succeeds() -> None:
+    for shape in [(1,), (3, 5), (17, 129), (2, 3, 4, 5)]:
+        x = _mixed(shape, len(shape))
+        _assert_same("gelu", [x])
+        _assert_same("gelu_backward", [x, _randn(shape, 1)])
+
+
+# --------------------------------------------------------------------------------------------------
+# whole training runs: the same trace roots with and without the fast path
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "steps"), [("digits-mlp", 6), ("tiny-gpt", 3)])
+def test_train_roots_same_with_and_without_fast_path_succeeds(name: str, steps: int) -> None:
+    from protocol.spec import load_spec
+    from protocol.train import train
+
+    spec = load_spec(name).with_steps(steps)
+    fast = train(spec, progress=False)
+    with fastcpu.disabled():
+        ref = train(spec, progress=False)
+    assert fast.trace_root == ref.trace_root
+    assert fast.final_state_root == ref.final_state_root
