@@ -244,7 +244,9 @@ contract ScalarStepVerifier is IOneStepVerifier {
     }
 
     function _checkOp(StepContext calldata ctx, OpDescriptor.Op memory op) private pure {
-        if (ctx.op == 0 || op.index != ctx.op - 1) revert WrongOp(ctx.op == 0 ? type(uint256).max : ctx.op - 1, op.index);
+        if (ctx.op == 0 || op.index != ctx.op - 1) {
+            revert WrongOp(ctx.op == 0 ? type(uint256).max : ctx.op - 1, op.index);
+        }
         // INVARIANT: the agreed log is the log the op reads (it ends right before the op's output)
         // and the named entry is the op's output.
         if (op.output != ctx.logSize || ctx.outputEntry != op.output) {

@@ -40,9 +40,8 @@ library OpDescriptor {
 
     /// @notice Decodes an ABI-encoded descriptor; reverts on a malformed encoding.
     function decode(bytes memory data) internal pure returns (Op memory op) {
-        (op.index, op.kind, op.attrs, op.inputs, op.dtypes, op.shapes, op.outShape, op.output) = abi.decode(
-            data, (uint256, uint256, uint256[], uint256[], uint256[], uint32[][], uint32[], uint256)
-        );
+        (op.index, op.kind, op.attrs, op.inputs, op.dtypes, op.shapes, op.outShape, op.output) =
+            abi.decode(data, (uint256, uint256, uint256[], uint256[], uint256[], uint32[][], uint32[], uint256));
         if (op.dtypes.length != op.inputs.length || op.shapes.length != op.inputs.length) {
             revert MalformedDescriptor(op.inputs.length, op.dtypes.length, op.shapes.length);
         }
