@@ -23,17 +23,17 @@ import pytest
 from protocol.agents.db import AgentDB
 from protocol.agents.solver import initial_root
 from protocol.chain.client import Chain
-from protocol.chain.deploy import Deployment, Params, deploy_all, deploy_dispute
+from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
 from protocol.chain.market import Market, SealedBid, TaskParams, TaskStatus
 from protocol.dispute.graph import op_graph_root
+from protocol.dispute.onestep import OneStepBackend
 from protocol.dispute.player import (
     ChallengerPlayer,
     NoScalarBackend,
     ScalarBackend,
     SolverPlayer,
     TraceSource,
-    default_backend,
     find_anchor,
     play,
 )
@@ -46,7 +46,11 @@ BOND = ETH // 10
 STAKE = ETH // 2
 PAYMENT = ETH
 CLOCK = 600
-FAULT = "7:6:5"  # step 7, op 6 (backward matmul: the output layer's weight gradient), element 5
+# Step 7, op 6 (the backward matmul giving the output layer's weight gradient), element 2. Element 2
+# of that gradient is non-zero at step 7; a corrupted zero (a dead hidden unit, e.g. element 5) comes
+# out as a subnormal that the next op flushes to zero, and the run's states never differ.
+FAULT = "7:6:2"
+ELEMENT = 2
 
 pytestmark = pytest.mark.slow
 DIGITS = Path(__file__).resolve().parents[1] / "protocol" / "specs" / "digits-mlp.toml"
@@ -84,14 +88,6 @@ class Arena:
         return DisputeGame(self.chain, self.game_address, m.key)
 
 
-def verifier_for(chain: Chain, key: str) -> tuple[str, ScalarBackend]:
-    """The real soft-float verifier with its backend when both exist, else the toy verifier."""
-    backend = default_backend()
-    if not isinstance(backend, NoScalarBackend):
-        return chain.deploy("ScalarStepVerifier", key=key).address, backend
-    return chain.deploy("ToyStepVerifier", 4, key=key).address, backend
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The honest and the faulty run of the small spec, trained once for the module."""
@@ -109,9 +105,7 @@ def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
     keys = chain.dev_keys
     params = Params(unbonding_delay=3600, dispute_timeout=4 * CLOCK, dispute_bond=BOND, dispute_degree=4,
                     dispute_clock=CLOCK)
-    deployment = deploy_all(chain, keys[0], params)
-    verifier, backend = verifier_for(chain, keys[0])
-    deployment = deploy_dispute(chain, keys[0], deployment, verifier, params)
+    deployment = deploy_all(chain, keys[0], params)  # with the soft-float verifier and the game
     submitter = Market(chain, deployment, keys[1])
     solver = submitter.with_key(keys[2])
     challenger = submitter.with_key(keys[4])
@@ -136,7 +130,7 @@ def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
     solver.withdraw_payments()  # its bid bond, back after the reveal: settled before the game
     manifest = json.loads((store / "manifest.json").read_text())
     return Arena(chain, deployment, deployment.dispute_game, submitter, solver, challenger, tid, manifest, store, spec,
-                 fault, backend)
+                 fault, OneStepBackend())
 
 
 @pytest.fixture
@@ -191,8 +185,6 @@ def assert_solvent(a: Arena) -> None:
 
 def test_dispute_play_cheater_is_caught_at_the_one_step_check(chain: Chain, runs: dict[str, Any]) -> None:
     a = make_arena(chain, runs, "faulty")
-    if isinstance(a.backend, NoScalarBackend):
-        pytest.skip("the soft-float one-step verifier and its Python backend are not installed")
     own, honest = sources(a)
     anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
     assert anchor == 1  # step 7 lies in checkpoint interval 1 (steps 5..10)
@@ -209,7 +201,7 @@ def test_dispute_play_cheater_is_caught_at_the_one_step_check(chain: Chain, runs
     (checked,) = g_ch.events(gid, "OneStepChecked")
     assert checked["computed"] != checked["claimed"]
     assert game.trainingStep == 7 and game.op == 7  # level-3 leaf 7 is the log after op 6
-    assert game.flatIndex == 5
+    assert game.flatIndex == ELEMENT
     levels = [e["level"] for e in g_ch.events(gid, "LevelCommitted")]
     assert levels == [1, 2, 3, 4]
     settle_everyone(a)
@@ -237,7 +229,7 @@ def test_dispute_play_stalled_solver_loses_on_time(chain: Chain, runs: dict[str,
     game = g_ch.get(gid)
     assert GameStatus(game.status) == GameStatus.CHALLENGER_WON
     # The game got down to the disputed op and the named element before the solver stalled.
-    assert game.trainingStep == 7 and game.op == 7 and game.flatIndex == 5
+    assert game.trainingStep == 7 and game.op == 7 and game.flatIndex == ELEMENT
     opened = g_ch.events(gid, "OpOpened")
     assert len(opened) == 1 and opened[0]["op"] == 7
     assert [e["loser"] for e in g_ch.events(gid, "TimedOut")] == [1]  # Party.Solver
@@ -253,15 +245,23 @@ def test_dispute_play_stalled_solver_loses_on_time(chain: Chain, runs: dict[str,
 
 
 def _liar_at(level: int) -> Any:
-    """Disagrees with the first revealed leaf at ``level`` (where it should agree), honest elsewhere."""
-    return lambda lvl, positions, leaves, honest: 0 if lvl == level else None
+    """Disagrees with the first revealed leaf at ``level`` (where it should agree). Every level-3 leaf
+    of an honest step agrees, so below a lie it still has to pick an op: it steers to the backward
+    matmul (level-3 leaf 7), an op kind the one-step verifier covers."""
+
+    def liar(lvl: int, positions: list[int], leaves: list[bytes], honest: int) -> int | None:
+        if lvl == level:
+            return 0
+        if lvl == 3:
+            return sum(1 for p in positions if p <= 6)  # the sub-interval holding the pair (6, 7)
+        return None
+
+    return liar
 
 
 @pytest.mark.parametrize("lie_level", [1, 2, 3, 4])
 def test_dispute_play_lying_challenger_loses_its_bond(chain: Chain, runs: dict[str, Any], lie_level: int) -> None:
     a = make_arena(chain, runs, "honest")
-    if isinstance(a.backend, NoScalarBackend):
-        pytest.skip("an honest solver needs the one-step verifier's backend to defend level 4")
     own, honest = sources(a)
     before = balances(a)
     g_ch = a.game(a.challenger)

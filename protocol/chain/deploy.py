@@ -98,14 +98,12 @@ def deploy_dispute(chain: Chain, key: str, deployment: Deployment, verifier: str
     game = chain.deploy("DisputeGame", market.address, verifier, params.dispute_bond, params.dispute_degree,
                         params.dispute_clock, key=key)
     chain.transact(market.functions.setDisputeContract(game.address, True), key=key)
-    return dataclasses.replace(deployment, dispute_game=game.address, step_verifier=verifier,
-                               params={**deployment.params, "dispute_bond": params.dispute_bond,
-                                       "dispute_degree": params.dispute_degree,
-                                       "dispute_clock": params.dispute_clock})
+    return dataclasses.replace(deployment, dispute_game=game.address, step_verifier=verifier)
 
 
 def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployment:
-    """Deploy StakeManager, TaskMarket and Float32Arbiter and wire them together."""
+    """Deploy StakeManager, TaskMarket, Float32Arbiter, the soft-float one-step verifier and the
+    DisputeGame over it, and wire them together."""
     params = params or Params()
     deployer = Account.from_key(key).address
     sink = params.sink or deployer
@@ -125,7 +123,7 @@ def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployme
     chain.transact(stake.functions.setSlasher(market.address, True), key=key)
     arbiter = chain.deploy("Float32Arbiter", key=key)
     block = int(chain.w3.eth.block_number)
-    return Deployment(
+    base = Deployment(
         chain_id=chain.chain_id,
         deployer=deployer,
         block=block,
@@ -134,3 +132,5 @@ def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployme
         float32_arbiter=arbiter.address,
         params={**asdict(params), "sink": sink},
     )
+    verifier = chain.deploy("ScalarStepVerifier", key=key)
+    return deploy_dispute(chain, key, base, verifier.address, params)

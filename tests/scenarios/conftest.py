@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from protocol.chain.client import Chain
-from protocol.chain.deploy import Deployment, Params, deploy_all, deploy_dispute
+from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.devnet import Anvil
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,17 +34,6 @@ def small_spec(tmp: Path, steps: int = 20, interval: int = 5, name: str = "digit
 
 GAME_CLOCK = 60  # seconds per party per game: room for every move at one block a second
 GAME_BOND = 10**17
-
-
-def step_verifier(chain: Chain, key: str) -> str:
-    """The one-step verifier the scenarios' games use when the deployment brings none: the real
-    soft-float verifier when its Python backend is installed, else the toy one (whose programs no
-    training trace can satisfy: a game then ends on time at level 4)."""
-    from protocol.dispute.player import NoScalarBackend, default_backend
-
-    if not isinstance(default_backend(), NoScalarBackend):
-        return chain.deploy("ScalarStepVerifier", key=key).address
-    return chain.deploy("ToyStepVerifier", 4, key=key).address
 
 
 @dataclass
@@ -91,8 +80,6 @@ def devnet(tmp_path: Path) -> Iterator[Devnet]:
         params = Params(unbonding_delay=3600, dispute_timeout=3600, dispute_clock=GAME_CLOCK,
                         dispute_bond=GAME_BOND)
         d = deploy_all(chain, node.keys[0], params)
-        if not d.dispute_game:
-            d = deploy_dispute(chain, node.keys[0], d, step_verifier(chain, node.keys[0]), params)
         d.save(tmp_path / "deployments")
         net = Devnet(node, chain, d, tmp_path)
         try:
