@@ -68,7 +68,7 @@ def test_compute_uses_fast_kernel_succeeds() -> None:
     assert fastcpu.compute("matmul", [a, b], {}, 15) is not None
     with fastcpu.disabled():
         assert fastcpu.compute("matmul", [a, b], {}, 15) is None
-    assert fastcpu.compute("softmax", [a], {}, 35) is None
+    assert fastcpu.compute("relu", [a], {}, 35) is None
 
 
 def test_dot_detects_changed_order_succeeds() -> None:
@@ -78,8 +78,8 @@ def test_dot_detects_changed_order_succeeds() -> None:
     b = torch.randn(1, 1000, 1, generator=g)
     mod = fastcpu.load()
     c, length = chunking(1000, 1)
-    chunked = mod.dot(a, b, fastcpu._EMPTY, c, length)
-    sequential = mod.dot(a, b, fastcpu._EMPTY, 1, 1000)
+    chunked = mod.dot(a, b, fastcpu._EMPTY, c, length, -1, False)
+    sequential = mod.dot(a, b, fastcpu._EMPTY, 1, 1000, -1, False)
     assert _bits(chunked).item() != _bits(sequential).item()
     assert _bits(chunked).item() == _bits(ops.compute("matmul", [a[0], b[0]])).item()
 
@@ -181,6 +181,98 @@ def test_gelu_odd_shapes_match_torch_succeeds() -> None:
         x = _mixed(shape, len(shape))
         _assert_same("gelu", [x])
         _assert_same("gelu_backward", [x, _randn(shape, 1)])
+
+
+# --------------------------------------------------------------------------------------------------
+# softmax family, cross-entropy, mean (row max tree, own exp/log, chunked row sums)
+# --------------------------------------------------------------------------------------------------
+
+ROW_SHAPES = [(1, 1), (3, 2), (5, 7), (4, 64), (6, 65), (2, 3, 129), (130, 130)]  # the last one is wide
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+def test_softmax_family_matches_torch_succeeds(shape: tuple[int, ...]) -> None:
+    for x in (_mixed(shape, 1), _randn(shape, 2) * 10, _mixed(shape, 3, 0.6)):
+        _assert_same("softmax", [x])
+        _assert_same("log_softmax", [x])
+        p = ops.compute("softmax", [_randn(shape, 4)])
+        _assert_same("softmax_backward", [p, x])
+        _assert_same("softmax_backward", [x, _randn(shape, 5)])
+        _assert_same("log_softmax_backward", [x, _randn(shape, 6)])
+        _assert_same("log_softmax_backward", [-x.abs(), x])
+
+
+@pytest.mark.parametrize("rows,classes", [(1, 1), (3, 2), (9, 10), (64, 65), (300, 64)])
+def test_cross_entropy_matches_torch_succeeds(rows: int, classes: int) -> None:
+    g = torch.Generator().manual_seed(rows)
+    tgt = torch.randint(0, classes, (rows,), generator=g)
+    for z in (_mixed((rows, classes), classes), _randn((rows, classes), 1) * 30):
+        _assert_same("cross_entropy", [z, tgt])
+        for dloss in (torch.tensor(1.0), torch.tensor(-0.0), torch.tensor(3e38), torch.tensor(float("nan"))):
+            _assert_same("cross_entropy_backward", [z, tgt, dloss], {"batch": rows})
+
+
+def test_cross_entropy_bad_target_keeps_torch_error_reverts() -> None:
+    from protocol.repops.policy import RepOpsError
+
+    z, tgt = _randn((2, 3), 0), torch.tensor([0, 3])
+    with pytest.raises((RepOpsError, IndexError, RuntimeError)):
+        ops.compute("cross_entropy", [z, tgt])
+
+
+@pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 1000, 20000])
+def test_mean_matches_torch_succeeds(n: int) -> None:
+    _assert_same("mean", [_mixed((n,), n, 0.01)])
+    _assert_same("mean", [_randn((n,), n).reshape(1, n)])
+
+
+# --------------------------------------------------------------------------------------------------
+# layer norm and embedding gradient
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows,n", [(1, 1), (3, 2), (8, 17), (65, 64), (130, 130), (300, 70)])
+def test_layernorm_ops_match_torch_succeeds(rows: int, n: int) -> None:
+    for x in (_randn((rows, n), 1) * 3 + 1, _mixed((rows, n), 2, 0.05)):
+        gamma, beta, dy = _mixed((n,), 3, 0.1), _mixed((n,), 4, 0.1), _mixed((rows, n), 5, 0.05)
+        for eps in (1e-5, 0.0):
+            _assert_same("layernorm_stats", [x], {"eps": eps})
+        stats = ops.compute("layernorm_stats", [x], {"eps": 1e-5})
+        _assert_same("layernorm_apply", [x, stats, gamma, beta])
+        _assert_same("layernorm_backward", [x, stats, gamma, dy])
+        _assert_same("layernorm_dgamma", [x, stats, dy])
+
+
+@pytest.mark.parametrize("positions,vocab,dim", [(1, 1, 1), (7, 3, 5), (64, 65, 32), (300, 20, 17)])
+def test_embedding_backward_matches_torch_succeeds(positions: int, vocab: int, dim: int) -> None:
+    ids = torch.randint(0, vocab, (positions,), generator=torch.Generator().manual_seed(positions))
+    _assert_same("embedding_backward", [ids, _mixed((positions, dim), dim)], {"num_embeddings": vocab})
+    _assert_same("embedding_backward", [ids, _randn((positions, dim), 1)], {"num_embeddings": vocab + 2})
+
+
+# --------------------------------------------------------------------------------------------------
+# causal self-attention
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "batch,t,heads,dh", [(1, 1, 1, 1), (2, 5, 3, 4), (2, 16, 2, 8), (1, 33, 1, 65), (4, 64, 2, 16)]
+)
+def test_attention_ops_match_torch_succeeds(batch: int, t: int, heads: int, dh: int) -> None:
+    attrs = {"batch": batch, "n_head": heads}
+    qkv = _randn((batch * t, 3 * heads * dh), 1)
+    qkv_edge = _mixed((batch * t, 3 * heads * dh), 2, 0.05)
+    dy = _mixed((batch * t, heads * dh), 3, 0.05)
+    for x in (qkv, qkv_edge):
+        _assert_same("attn_scores", [x], attrs)
+        scores = ops.compute("attn_scores", [x], attrs)
+        probs = ops.compute("softmax", [scores])
+        _assert_same("attn_apply", [probs, x], attrs)
+        _assert_same("attn_dprobs", [dy, x], attrs)
+        dprobs = ops.compute("attn_dprobs", [dy, x], attrs)
+        dscores = ops.compute("softmax_backward", [probs, dprobs])
+        _assert_same("attn_dqkv", [dscores, x, probs, dy], attrs)
+        _assert_same("attn_dqkv", [_mixed(tuple(probs.shape), 4, 0.1), x, probs, dy], attrs)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ each + - * / is one IEEE-754 binary32 operation, so the bits are those of the to
 ``tests/test_repops_fast*.py`` check that for every op here on random and edge-case inputs.
 
 The extension is built on first use with :func:`torch.utils.cpp_extension.load` (gcc and ninja),
-cached under ``build/repops_fastcpu`` at the repository root (or ``$VERIGRAD_FASTCPU_BUILD``), and
-reused by later processes. If it cannot be built, one warning is printed and every op keeps its torch
-kernel. ``VERIGRAD_REPOPS_FASTCPU=0`` turns it off; :func:`disabled` does so within a block (tests).
+cached under ``build/repops_fastcpu/<source hash>`` at the repository root (or under
+``$VERIGRAD_FASTCPU_BUILD``), and reused by later processes. If it cannot be built, one warning is
+printed and every op keeps its torch kernel. ``VERIGRAD_REPOPS_FASTCPU=0`` turns it off; :func:`disabled` does so within a block (tests).
 Only CPU tensors take this path: CUDA keeps the torch kernels, and scalar tracing
 (:class:`~protocol.repops.backend.TraceBackend`) never comes here.
 """
@@ -19,6 +19,7 @@ Only CPU tensors take this path: CUDA keeps the torch kernels, and scalar tracin
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
 import threading
@@ -51,10 +52,26 @@ _enabled = os.environ.get("VERIGRAD_REPOPS_FASTCPU", "1") not in ("0", "false", 
 
 
 def build_dir() -> Path:
-    """Where the compiled extension is cached (created if missing)."""
+    """Root of the build cache (created if missing); each source version builds in its own subfolder."""
     d = Path(os.environ.get("VERIGRAD_FASTCPU_BUILD", _REPO / "build" / "repops_fastcpu"))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def _staged_source() -> tuple[str, Path]:
+    """(module name, source path): the source is read once and copied into a folder named after its
+    hash, which is then compiled. So a build never mixes versions of the file (an edit during another
+    process's build cannot leave a stale object that looks up to date), and versions never collide."""
+    text = _CSRC.read_bytes()
+    digest = hashlib.sha256(text + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    folder = build_dir() / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / "fastcpu.cpp"
+    if not src.exists() or src.read_bytes() != text:
+        tmp = folder / f".fastcpu.{os.getpid()}.cpp"
+        tmp.write_bytes(text)
+        tmp.replace(src)
+    return f"repops_fastcpu_{digest}", src
 
 
 def load() -> Any | None:
@@ -79,11 +96,12 @@ def _build() -> Any | None:
         from torch.utils import cpp_extension
 
         t0 = time.perf_counter()
+        name, src = _staged_source()
         mod = cpp_extension.load(
-            name="repops_fastcpu",
-            sources=[str(_CSRC)],
+            name=name,
+            sources=[str(src)],
             extra_cflags=CFLAGS,
-            build_directory=str(build_dir()),
+            build_directory=str(src.parent),
             verbose=False,
         )
         _state["build_s"] = time.perf_counter() - t0
@@ -137,7 +155,7 @@ def _matmul(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: i
     lead = tuple(a.shape[:-2])
     m, kk, n = a.shape[-2], a.shape[-1], b.shape[-1]
     c, length = chunking(kk, out_numel)
-    out = mod.dot(_dense(a).reshape(-1, m, kk), _dense(b).reshape(-1, kk, n), _EMPTY, c, length)
+    out = mod.dot(_dense(a).reshape(-1, m, kk), _dense(b).reshape(-1, kk, n), _EMPTY, c, length, -1, False)
     return out.reshape(lead + (m, n))
 
 
@@ -147,7 +165,7 @@ def _linear(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: i
     n = wt.shape[1]
     c, length = chunking(kk, out_numel)
     bias = _dense(v[2]) if len(v) == 3 else _EMPTY
-    out = mod.dot(_dense(x).reshape(1, r, kk), _dense(wt).reshape(1, kk, n), bias, c, length)
+    out = mod.dot(_dense(x).reshape(1, r, kk), _dense(wt).reshape(1, kk, n), bias, c, length, -1, False)
     return out.reshape(r, n)
 
 
@@ -192,6 +210,137 @@ def _gelu_backward(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_n
     return mod.gelu_backward(_dense(v[0]), _dense(v[1]))
 
 
+def _rows(x: torch.Tensor, out_numel: int) -> tuple[int, int]:
+    """The chunking of a reduction over the last axis of ``x`` in an op of ``out_numel`` elements."""
+    return chunking(x.shape[-1], out_numel)
+
+
+def _softmax(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.softmax(_dense(v[0]), *_rows(v[0], out_numel), 0)
+
+
+def _log_softmax(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.softmax(_dense(v[0]), *_rows(v[0], out_numel), 1)
+
+
+def _softmax_backward(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.softmax_backward(_dense(v[0]), _dense(v[1]), *_rows(v[0], out_numel))
+
+
+def _log_softmax_backward(
+    mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int
+) -> torch.Tensor:
+    return mod.log_softmax_backward(_dense(v[0]), _dense(v[1]), *_rows(v[0], out_numel))
+
+
+def _targets_in_range(t: torch.Tensor, n: int) -> bool:
+    """Targets the fast loop can index directly; others take the torch kernel (and its errors)."""
+    return t.numel() == 0 or (int(t.min()) >= 0 and int(t.max()) < n)
+
+
+def _cross_entropy(
+    mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int
+) -> torch.Tensor | None:
+    z, tgt = v
+    if not _targets_in_range(tgt, z.shape[1]):
+        return None
+    return mod.cross_entropy(_dense(z), _dense(tgt), *_rows(z, out_numel))
+
+
+def _cross_entropy_backward(
+    mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int
+) -> torch.Tensor:
+    z, tgt, dloss = v
+    batch = _bits_arg(float(attrs["batch"]))
+    return mod.cross_entropy_backward(_dense(z), _dense(tgt), _dense(dloss), batch, *_rows(z, out_numel))
+
+
+def _layernorm_stats(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    x = v[0]
+    n = _bits_arg(float(x.shape[-1]))
+    return mod.layernorm_stats(_dense(x), n, _bits_arg(attrs["eps"]), *_rows(x, out_numel))
+
+
+def _layernorm_apply(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.layernorm_apply(*(_dense(t) for t in v))
+
+
+def _layernorm_backward(
+    mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int
+) -> torch.Tensor:
+    x, stats, gamma, dy = (_dense(t) for t in v)
+    return mod.layernorm_backward(x, stats, gamma, dy, _bits_arg(float(x.shape[-1])), *_rows(x, out_numel))
+
+
+def _layernorm_dgamma(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    x, stats, dy = (_dense(t) for t in v)
+    return mod.layernorm_dgamma(x, stats, dy, *chunking(x.shape[0], out_numel))
+
+
+def _embedding_backward(
+    mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int
+) -> torch.Tensor | None:
+    ids, dy = v
+    n_rows = int(attrs["num_embeddings"])
+    if not _targets_in_range(ids, n_rows):
+        return None
+    return mod.embedding_backward(_dense(ids), _dense(dy), n_rows)
+
+
+def _mean(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor | None:
+    x = v[0]
+    n = x.numel()
+    if n == 0:
+        return None
+    return mod.mean(_dense(x), _bits_arg(float(n)), *chunking(n, out_numel))
+
+
+# attention: batched products over (B, H) with the chunked order of the whole op ---------------------
+
+
+def _bh(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, D) -> (B*H, T, D), dense."""
+    b, t, h, d = x.shape
+    return x.permute(0, 2, 1, 3).reshape(b * h, t, d).contiguous()
+
+
+def _attn_scores(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    from protocol.repops.nn import attn_scale
+
+    q, kt = v  # (B, H, T, Dh), (B, H, Dh, S)
+    b, h, t, dh = q.shape
+    s = kt.shape[-1]
+    c, length = chunking(dh, out_numel)
+    out = mod.dot(
+        _dense(q).reshape(b * h, t, dh), _dense(kt).reshape(b * h, dh, s), _EMPTY, c, length,
+        _bits_arg(attn_scale(dh)), True,
+    )  # fmt: skip
+    return out.reshape(b, h, t, s)
+
+
+def _attn_apply(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    p, vv = v  # p as (B, T, H, S), values (B, S, H, Dh); out (B, T, H, Dh)
+    b, t, h, s = p.shape
+    dh = vv.shape[-1]
+    c, length = chunking(s, out_numel)
+    out = mod.dot(_bh(p), _bh(vv), _EMPTY, c, length, -1, False)  # (B*H, T, Dh)
+    return out.reshape(b, h, t, dh).permute(0, 2, 1, 3)
+
+
+def _attn_dqkv(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    from protocol.repops.nn import attn_scale
+
+    a1, kk, a2, q, a3, dy = v  # a1 [b,t,h,s] = dS, a2 [b,s,h,t] = dS, a3 [b,s,h,t] = P
+    b, t, h, dh = q.shape
+    c, length = chunking(a1.shape[-1], out_numel)
+    sc = _bits_arg(attn_scale(dh))
+    dq = mod.dot(_bh(a1), _bh(kk), _EMPTY, c, length, sc, False)
+    dk = mod.dot(_bh(a2), _bh(q), _EMPTY, c, length, sc, False)
+    dv = mod.dot(_bh(a3), _bh(dy), _EMPTY, c, length, -1, False)
+    out = torch.stack([dq, dk, dv], 0).reshape(3, b, h, t, dh)
+    return out.permute(1, 3, 0, 2, 4)  # (B, T, 3, H, Dh)
+
+
 _EMPTY = torch.empty(0, dtype=torch.float32)
 
 KERNELS: dict[str, Kernel] = {
@@ -204,6 +353,22 @@ KERNELS: dict[str, Kernel] = {
     "adamw": _adamw,
     "gelu": _gelu,
     "gelu_backward": _gelu_backward,
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "softmax_backward": _softmax_backward,
+    "log_softmax_backward": _log_softmax_backward,
+    "cross_entropy": _cross_entropy,
+    "cross_entropy_backward": _cross_entropy_backward,
+    "layernorm_stats": _layernorm_stats,
+    "layernorm_apply": _layernorm_apply,
+    "layernorm_backward": _layernorm_backward,
+    "layernorm_dgamma": _layernorm_dgamma,
+    "embedding_backward": _embedding_backward,
+    "mean": _mean,
+    "attn_scores": _attn_scores,
+    "attn_apply": _attn_apply,
+    "attn_dprobs": _matmul,
+    "attn_dqkv": _attn_dqkv,
 }
 """The ops with a fast path, by op name (each checked bit for bit against its torch kernel)."""
 

@@ -22,6 +22,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 namespace {
 
@@ -113,6 +115,71 @@ inline float sqrt_(float x) {
   return x == x ? res : from_bits(kCanonicalNaN);
 }
 
+constexpr double kLogPoly[5] = {2.0 / 11.0, 2.0 / 9.0, 2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0};
+
+inline float log_(float x) {
+  const bool tiny = x < from_bits(0x00800000u);  // 2^-126
+  float xs = tiny ? x * 33554432.0f : x;         // 2^25
+  const uint32_t adj = tiny ? 25u : 0u;
+  uint32_t b = bits(xs);
+  int32_t e = static_cast<int32_t>((((b >> 23) & 0xFFu) - 127u) - adj);
+  float m = from_bits((b & 0x7FFFFFu) | 0x3F800000u);
+  const bool big = from_bits(0x3FB504F3u) < m;  // sqrt(2)
+  if (big) m = m * 0.5f;
+  e = static_cast<int32_t>(static_cast<uint32_t>(e) + (big ? 1u : 0u));
+  const float f = m - 1.0f;
+  const float s = f / (2.0f + f);
+  const float z = s * s;
+  float p = static_cast<float>(kLogPoly[0]);
+  for (int i = 1; i < 5; ++i) p = static_cast<float>(kLogPoly[i]) + p * z;
+  const float big_r = z * p;
+  const float hfsq = (0.5f * f) * f;
+  const float ef = static_cast<float>(e);
+  const float t = s * (hfsq + big_r) + ef * from_bits(0x3717F7D1u);  // LN2_LO
+  float res = ef * from_bits(0x3F317180u) - ((hfsq - t) - f);        // LN2_HI
+  const float inf = from_bits(0x7F800000u);
+  if (x == inf) res = x;
+  if (x == 0.0f) res = -inf;
+  if (x < 0.0f) res = from_bits(kCanonicalNaN);
+  return x == x ? res : from_bits(kCanonicalNaN);
+}
+
+// Sum of x[0..n) in the chunked order (c chunks of L terms, each from +0, chunk sums left to right).
+inline float csum(const float* x, int64_t n, int64_t c, int64_t L) {
+  float tot = 0.0f;
+  for (int64_t p = 0; p < c; ++p) {
+    const int64_t t1 = std::min((p + 1) * L, n);
+    float s = 0.0f;
+    for (int64_t t = p * L; t < t1; ++t) s = s + x[t];
+    tot = p == 0 ? s : tot + s;
+  }
+  return tot;
+}
+
+// Sum of a[t] * b[t] (each product rounded, then added) in the chunked order.
+inline float cdot(const float* a, const float* b, int64_t n, int64_t c, int64_t L) {
+  float tot = 0.0f;
+  for (int64_t p = 0; p < c; ++p) {
+    const int64_t t1 = std::min((p + 1) * L, n);
+    float s = 0.0f;
+    for (int64_t t = p * L; t < t1; ++t) s = s + a[t] * b[t];
+    tot = p == 0 ? s : tot + s;
+  }
+  return tot;
+}
+
+// Row maximum as reduce.row_max's pairwise tree (FMAX of neighbours, an odd last value carried),
+// in place in buf (n >= 1 values).
+inline float tree_max(float* buf, int64_t n) {
+  while (n > 1) {
+    const int64_t half = n / 2;
+    for (int64_t i = 0; i < half; ++i) buf[i] = fmax_(buf[2 * i], buf[2 * i + 1]);
+    if (n % 2) buf[half] = buf[n - 1];
+    n = half + n % 2;
+  }
+  return buf[0];
+}
+
 // ----------------------------------------------------------------------------------------------------
 // fixed-order dot products and column sums (reduce.fixed_sum / reduce.dot)
 // ----------------------------------------------------------------------------------------------------
@@ -120,10 +187,18 @@ inline float sqrt_(float x) {
 constexpr int64_t kRows = 4;   // output rows computed together (each B row is loaded once for them)
 constexpr int64_t kCols = 64;  // output columns per tile (the accumulators stay in L1)
 
+// What happens to a finished sum before it is stored (attention scores: scale, then the causal mask).
+struct Epilogue {
+  const float* bias = nullptr;  // + bias[j]
+  bool scaled = false;          // * scale
+  float scale = 1.0f;
+  bool causal = false;          // -inf where j > i
+};
+
 // out[g, i, j] = chunked sum over t of a[g, i, t] * b[g, t, j] (or of b[g, t, j] when a is null),
-// then + bias[j] if given. a: (G, M, K), b: (G, K, N), out: (G, M, N), all contiguous.
-void chunked_dot(const float* a, const float* b, const float* bias, float* out, int64_t G, int64_t M,
-                 int64_t K, int64_t N, int64_t c, int64_t L) {
+// then the epilogue. a: (G, M, K), b: (G, K, N), out: (G, M, N), all contiguous.
+void chunked_dot(const float* a, const float* b, float* out, int64_t G, int64_t M, int64_t K, int64_t N,
+                 int64_t c, int64_t L, const Epilogue& ep) {
   const int64_t row_blocks = (M + kRows - 1) / kRows;
   at::parallel_for(0, G * row_blocks, 1, [&](int64_t begin, int64_t end) {
     float tot[kRows][kCols];
@@ -160,10 +235,15 @@ void chunked_dot(const float* a, const float* b, const float* bias, float* out, 
         }
         for (int64_t r = 0; r < R; ++r) {
           float* orow = out + (g * M + i0 + r) * N + j0;
-          if (bias)
-            for (int64_t jj = 0; jj < J; ++jj) orow[jj] = canon(tot[r][jj] + bias[j0 + jj]);
-          else
-            for (int64_t jj = 0; jj < J; ++jj) orow[jj] = canon(tot[r][jj]);
+          float* tr = tot[r];
+          if (ep.bias)
+            for (int64_t jj = 0; jj < J; ++jj) tr[jj] = tr[jj] + ep.bias[j0 + jj];
+          if (ep.scaled)
+            for (int64_t jj = 0; jj < J; ++jj) tr[jj] = tr[jj] * ep.scale;
+          if (ep.causal)
+            for (int64_t jj = 0; jj < J; ++jj)
+              if (j0 + jj > i0 + r) tr[jj] = -std::numeric_limits<float>::infinity();
+          for (int64_t jj = 0; jj < J; ++jj) orow[jj] = canon(tr[jj]);
         }
       }
     }
@@ -177,21 +257,28 @@ void check_f32(const at::Tensor& t, const char* what) {
 
 }  // namespace
 
-// a (G, M, K), b (G, K, N), bias (N,) or empty: the chunked dot product of matmul / linear.
-at::Tensor dot(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias, int64_t c, int64_t L) {
+// a (G, M, K), b (G, K, N), bias (N,) or empty: the chunked dot product of matmul / linear, then
+// + bias, then * scale (scale_bits >= 0: binary32 bits), then -inf above the diagonal (causal).
+at::Tensor dot(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias, int64_t c, int64_t L,
+               int64_t scale_bits, bool causal) {
   check_f32(a, "dot a");
   check_f32(b, "dot b");
   TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1), "dot shapes");
   const int64_t G = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
   TORCH_CHECK(c >= 1 && L >= 1 && (c - 1) * L < K && c * L >= K, "dot: bad chunking");
-  const float* bp = nullptr;
+  Epilogue ep;
   if (bias.numel() > 0) {
     check_f32(bias, "dot bias");
     TORCH_CHECK(bias.numel() == N, "dot bias shape");
-    bp = bias.data_ptr<float>();
+    ep.bias = bias.data_ptr<float>();
   }
+  if (scale_bits >= 0) {
+    ep.scaled = true;
+    ep.scale = from_bits(static_cast<uint32_t>(scale_bits));
+  }
+  ep.causal = causal;
   at::Tensor out = at::empty({G, M, N}, a.options());
-  chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), bp, out.data_ptr<float>(), G, M, K, N, c, L);
+  chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), out.data_ptr<float>(), G, M, K, N, c, L, ep);
   return out;
 }
 
@@ -202,7 +289,7 @@ at::Tensor colsum(const at::Tensor& x, int64_t c, int64_t L) {
   const int64_t K = x.size(0), N = x.size(1);
   TORCH_CHECK(c >= 1 && L >= 1 && (c - 1) * L < K && c * L >= K, "colsum: bad chunking");
   at::Tensor out = at::empty({N}, x.options());
-  chunked_dot(nullptr, x.data_ptr<float>(), nullptr, out.data_ptr<float>(), 1, 1, K, N, c, L);
+  chunked_dot(nullptr, x.data_ptr<float>(), out.data_ptr<float>(), 1, 1, K, N, c, L, Epilogue{});
   return out;
 }
 
@@ -304,6 +391,264 @@ at::Tensor gelu_backward(const at::Tensor& x, const at::Tensor& dy) {
   });
 }
 
+
+// ----------------------------------------------------------------------------------------------------
+// row ops: softmax family, cross-entropy, layer norm (one row per task; scratch per thread)
+// ----------------------------------------------------------------------------------------------------
+
+namespace {
+
+void check_chunking(int64_t n, int64_t c, int64_t L) {
+  TORCH_CHECK(c >= 1 && L >= 1 && (c - 1) * L < n && c * L >= n, "bad chunking");
+}
+
+// For each row r of an (R, N) problem, f(r, scratch) with a thread-local scratch of 2N floats.
+template <typename F>
+void for_rows(int64_t R, int64_t N, F f) {
+  at::parallel_for(0, R, std::max<int64_t>(1, 4096 / std::max<int64_t>(N, 1)), [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(2 * static_cast<size_t>(N) + 1);
+    for (int64_t r = begin; r < end; ++r) f(r, scratch.data());
+  });
+}
+
+// m = row max (tree), e = exp(x - m) into e, s = chunked sum of e.
+inline void softmax_parts(const float* x, int64_t N, int64_t c, int64_t L, float* e, float& m, float& s) {
+  for (int64_t j = 0; j < N; ++j) e[j] = x[j];
+  m = tree_max(e, N);
+  for (int64_t j = 0; j < N; ++j) e[j] = exp_(x[j] - m);
+  s = csum(e, N, c, L);
+}
+
+}  // namespace
+
+// softmax (kind 0): e / s; log_softmax (kind 1): (x - m) - log(s). x (R, N).
+at::Tensor softmax(const at::Tensor& x, int64_t c, int64_t L, int64_t kind) {
+  check_f32(x, "softmax x");
+  const int64_t N = x.size(-1), R = x.numel() / std::max<int64_t>(N, 1);
+  check_chunking(N, c, L);
+  at::Tensor out = at::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float* e) {
+    const float* xr = xp + r * N;
+    float* orow = op + r * N;
+    float m, s;
+    softmax_parts(xr, N, c, L, e, m, s);
+    if (kind == 0) {
+      for (int64_t j = 0; j < N; ++j) orow[j] = canon(e[j] / s);
+    } else {
+      const float ls = log_(s);
+      for (int64_t j = 0; j < N; ++j) orow[j] = canon((xr[j] - m) - ls);
+    }
+  });
+  return out;
+}
+
+// softmax_backward: p * (dp - sum_t dp_t * p_t). p, dp (R, N).
+at::Tensor softmax_backward(const at::Tensor& p, const at::Tensor& dp, int64_t c, int64_t L) {
+  check_f32(p, "softmax_backward p");
+  check_f32(dp, "softmax_backward dp");
+  TORCH_CHECK(p.sizes() == dp.sizes(), "softmax_backward shapes");
+  const int64_t N = p.size(-1), R = p.numel() / std::max<int64_t>(N, 1);
+  check_chunking(N, c, L);
+  at::Tensor out = at::empty_like(p);
+  const float *pp = p.data_ptr<float>(), *dpp = dp.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float*) {
+    const float *pr = pp + r * N, *dr = dpp + r * N;
+    const float s = cdot(dr, pr, N, c, L);
+    for (int64_t j = 0; j < N; ++j) op[r * N + j] = canon(pr[j] * (dr[j] - s));
+  });
+  return out;
+}
+
+// log_softmax_backward: dy - exp(logp) * sum_t dy_t.
+at::Tensor log_softmax_backward(const at::Tensor& logp, const at::Tensor& dy, int64_t c, int64_t L) {
+  check_f32(logp, "log_softmax_backward logp");
+  check_f32(dy, "log_softmax_backward dy");
+  TORCH_CHECK(logp.sizes() == dy.sizes(), "log_softmax_backward shapes");
+  const int64_t N = logp.size(-1), R = logp.numel() / std::max<int64_t>(N, 1);
+  check_chunking(N, c, L);
+  at::Tensor out = at::empty_like(logp);
+  const float *lp = logp.data_ptr<float>(), *dp = dy.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float*) {
+    const float *lr = lp + r * N, *dr = dp + r * N;
+    const float s = csum(dr, N, c, L);
+    for (int64_t j = 0; j < N; ++j) op[r * N + j] = canon(dr[j] - exp_(lr[j]) * s);
+  });
+  return out;
+}
+
+// cross_entropy per row: (m + log(s)) - z[r, tgt[r]]; tgt int32, checked in range by the caller.
+at::Tensor cross_entropy(const at::Tensor& z, const at::Tensor& tgt, int64_t c, int64_t L) {
+  check_f32(z, "cross_entropy z");
+  TORCH_CHECK(tgt.scalar_type() == at::kInt && tgt.is_contiguous() && z.dim() == 2 && tgt.numel() == z.size(0),
+              "cross_entropy targets");
+  const int64_t R = z.size(0), N = z.size(1);
+  check_chunking(N, c, L);
+  at::Tensor out = at::empty({R}, z.options());
+  const float* zp = z.data_ptr<float>();
+  const int32_t* tp = tgt.data_ptr<int32_t>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float* e) {
+    float m, s;
+    softmax_parts(zp + r * N, N, c, L, e, m, s);
+    op[r] = canon((m + log_(s)) - zp[r * N + tp[r]]);
+  });
+  return out;
+}
+
+// cross_entropy_backward: (tgt[r] == j ? p - 1 : p) * (dloss / batch), p = e / s.
+at::Tensor cross_entropy_backward(const at::Tensor& z, const at::Tensor& tgt, const at::Tensor& dloss,
+                                  int64_t batch_bits, int64_t c, int64_t L) {
+  check_f32(z, "cross_entropy_backward z");
+  check_f32(dloss, "cross_entropy_backward dloss");
+  TORCH_CHECK(tgt.scalar_type() == at::kInt && tgt.is_contiguous() && z.dim() == 2 && tgt.numel() == z.size(0),
+              "cross_entropy_backward targets");
+  const int64_t R = z.size(0), N = z.size(1);
+  check_chunking(N, c, L);
+  const float g = dloss.data_ptr<float>()[0] / from_bits(static_cast<uint32_t>(batch_bits));
+  at::Tensor out = at::empty_like(z);
+  const float* zp = z.data_ptr<float>();
+  const int32_t* tp = tgt.data_ptr<int32_t>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float* e) {
+    float m, s;
+    softmax_parts(zp + r * N, N, c, L, e, m, s);
+    for (int64_t j = 0; j < N; ++j) {
+      const float p = e[j] / s;
+      op[r * N + j] = canon((tp[r] == j ? p - 1.0f : p) * g);
+    }
+  });
+  return out;
+}
+
+// layernorm_stats: [mu, rstd] per row, mu = sum(x)/n, var = sum(d*d)/n (d = x - mu),
+// rstd = 1 / sqrt(var + eps). n_bits: float(N) as binary32.
+at::Tensor layernorm_stats(const at::Tensor& x, int64_t n_bits, int64_t eps_bits, int64_t c, int64_t L) {
+  check_f32(x, "layernorm_stats x");
+  TORCH_CHECK(x.dim() == 2, "layernorm_stats shape");
+  const int64_t R = x.size(0), N = x.size(1);
+  check_chunking(N, c, L);
+  const float n = from_bits(static_cast<uint32_t>(n_bits)), eps = from_bits(static_cast<uint32_t>(eps_bits));
+  at::Tensor out = at::empty({R, 2}, x.options());
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float* d) {
+    const float* xr = xp + r * N;
+    const float mu = csum(xr, N, c, L) / n;
+    for (int64_t j = 0; j < N; ++j) d[j] = xr[j] - mu;
+    const float var = cdot(d, d, N, c, L) / n;
+    op[2 * r] = canon(mu);
+    op[2 * r + 1] = canon(1.0f / sqrt_(var + eps));
+  });
+  return out;
+}
+
+// layernorm_apply: ((x - mu) * rstd) * gamma + beta.
+at::Tensor layernorm_apply(const at::Tensor& x, const at::Tensor& stats, const at::Tensor& gamma,
+                           const at::Tensor& beta) {
+  check_f32(x, "layernorm_apply x");
+  check_f32(stats, "layernorm_apply stats");
+  check_f32(gamma, "layernorm_apply gamma");
+  check_f32(beta, "layernorm_apply beta");
+  const int64_t R = x.size(0), N = x.size(1);
+  TORCH_CHECK(stats.numel() == 2 * R && gamma.numel() == N && beta.numel() == N, "layernorm_apply shapes");
+  at::Tensor out = at::empty_like(x);
+  const float *xp = x.data_ptr<float>(), *sp = stats.data_ptr<float>();
+  const float *gp = gamma.data_ptr<float>(), *bp = beta.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float*) {
+    const float mu = sp[2 * r], rstd = sp[2 * r + 1];
+    for (int64_t j = 0; j < N; ++j) op[r * N + j] = canon(((xp[r * N + j] - mu) * rstd) * gp[j] + bp[j]);
+  });
+  return out;
+}
+
+// layernorm_backward: xhat = (x - mu) * rstd, g = dy * gamma, a = sum(g)/n, b = sum(g*xhat)/n,
+// dx = ((g - a) - xhat * b) * rstd.
+at::Tensor layernorm_backward(const at::Tensor& x, const at::Tensor& stats, const at::Tensor& gamma,
+                              const at::Tensor& dy, int64_t n_bits, int64_t c, int64_t L) {
+  check_f32(x, "layernorm_backward x");
+  check_f32(stats, "layernorm_backward stats");
+  check_f32(gamma, "layernorm_backward gamma");
+  check_f32(dy, "layernorm_backward dy");
+  const int64_t R = x.size(0), N = x.size(1);
+  TORCH_CHECK(stats.numel() == 2 * R && gamma.numel() == N && dy.sizes() == x.sizes(), "layernorm_backward shapes");
+  check_chunking(N, c, L);
+  const float n = from_bits(static_cast<uint32_t>(n_bits));
+  at::Tensor out = at::empty_like(x);
+  const float *xp = x.data_ptr<float>(), *sp = stats.data_ptr<float>();
+  const float *gp = gamma.data_ptr<float>(), *dp = dy.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for_rows(R, N, [&](int64_t r, float* buf) {
+    float* xhat = buf;
+    float* g = buf + N;
+    const float mu = sp[2 * r], rstd = sp[2 * r + 1];
+    for (int64_t j = 0; j < N; ++j) {
+      xhat[j] = (xp[r * N + j] - mu) * rstd;
+      g[j] = dp[r * N + j] * gp[j];
+    }
+    const float a = csum(g, N, c, L) / n;
+    const float b = cdot(g, xhat, N, c, L) / n;
+    for (int64_t j = 0; j < N; ++j) op[r * N + j] = canon(((g[j] - a) - xhat[j] * b) * rstd);
+  });
+  return out;
+}
+
+// layernorm_dgamma: column sums over the rows of dy * xhat, chunked over the R rows.
+at::Tensor layernorm_dgamma(const at::Tensor& x, const at::Tensor& stats, const at::Tensor& dy, int64_t c,
+                            int64_t L) {
+  check_f32(x, "layernorm_dgamma x");
+  check_f32(stats, "layernorm_dgamma stats");
+  check_f32(dy, "layernorm_dgamma dy");
+  const int64_t R = x.size(0), N = x.size(1);
+  TORCH_CHECK(stats.numel() == 2 * R && dy.sizes() == x.sizes(), "layernorm_dgamma shapes");
+  check_chunking(R, c, L);
+  // The products dy * xhat (each xhat rounded first), then their chunked column sums.
+  at::Tensor prod = at::empty_like(x);
+  const float *xp = x.data_ptr<float>(), *sp = stats.data_ptr<float>(), *dp = dy.data_ptr<float>();
+  float* pp = prod.data_ptr<float>();
+  for (int64_t r = 0; r < R; ++r) {
+    const float mu = sp[2 * r], rstd = sp[2 * r + 1];
+    for (int64_t j = 0; j < N; ++j) pp[r * N + j] = dp[r * N + j] * ((xp[r * N + j] - mu) * rstd);
+  }
+  at::Tensor out = at::empty({N}, x.options());
+  chunked_dot(nullptr, pp, out.data_ptr<float>(), 1, 1, R, N, c, L, Epilogue{});
+  return out;
+}
+
+// embedding_backward: out[v] = sum of dy[p] over positions p with ids[p] == v, in increasing p from +0.
+at::Tensor embedding_backward(const at::Tensor& ids, const at::Tensor& dy, int64_t num_embeddings) {
+  check_f32(dy, "embedding_backward dy");
+  TORCH_CHECK(ids.scalar_type() == at::kInt && ids.is_contiguous() && dy.dim() == 2 && ids.numel() == dy.size(0),
+              "embedding_backward shapes");
+  const int64_t P = dy.size(0), D = dy.size(1);
+  at::Tensor out = at::zeros({num_embeddings, D}, dy.options());
+  const int32_t* ip = ids.data_ptr<int32_t>();
+  const float* dp = dy.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for (int64_t p = 0; p < P; ++p) {
+    TORCH_CHECK(ip[p] >= 0 && ip[p] < num_embeddings, "embedding_backward: id out of range");
+    float* orow = op + static_cast<int64_t>(ip[p]) * D;
+    const float* drow = dp + p * D;
+    for (int64_t j = 0; j < D; ++j) orow[j] = orow[j] + drow[j];
+  }
+  for (int64_t i = 0; i < num_embeddings * D; ++i) op[i] = canon(op[i]);
+  return out;
+}
+
+// mean: chunked sum of all n elements, then / n (n_bits: float(n) as binary32).
+at::Tensor mean(const at::Tensor& x, int64_t n_bits, int64_t c, int64_t L) {
+  check_f32(x, "mean x");
+  const int64_t n = x.numel();
+  check_chunking(n, c, L);
+  at::Tensor out = at::empty({}, x.options());
+  out.data_ptr<float>()[0] = canon(csum(x.data_ptr<float>(), n, c, L) / from_bits(static_cast<uint32_t>(n_bits)));
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dot", &dot, "chunked fixed-order dot product (matmul / linear)");
   m.def("colsum", &colsum, "chunked fixed-order column sums (sum_rows)");
@@ -312,4 +657,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("adamw", &adamw, "AdamW parameter update");
   m.def("gelu", &gelu, "GELU (tanh form)");
   m.def("gelu_backward", &gelu_backward, "GELU backward");
+  m.def("softmax", &softmax, "softmax (kind 0) / log_softmax (kind 1) over the last dim");
+  m.def("softmax_backward", &softmax_backward, "softmax backward");
+  m.def("log_softmax_backward", &log_softmax_backward, "log_softmax backward");
+  m.def("cross_entropy", &cross_entropy, "per-row cross-entropy");
+  m.def("cross_entropy_backward", &cross_entropy_backward, "cross-entropy backward");
+  m.def("layernorm_stats", &layernorm_stats, "layer norm statistics");
+  m.def("layernorm_apply", &layernorm_apply, "layer norm apply");
+  m.def("layernorm_backward", &layernorm_backward, "layer norm input gradient");
+  m.def("layernorm_dgamma", &layernorm_dgamma, "layer norm gamma gradient");
+  m.def("embedding_backward", &embedding_backward, "embedding table gradient");
+  m.def("mean", &mean, "mean of all elements");
 }
