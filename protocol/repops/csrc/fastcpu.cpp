@@ -25,7 +25,31 @@
 #include <limits>
 #include <vector>
 
+// Hot loops are compiled twice, for AVX2 and for the baseline ISA, and the CPU picks one at load time
+// (GCC function multiversioning). Both run the same IEEE binary32 operations per element, only more
+// elements side by side; "avx2" does not enable FMA, and -ffp-contract=off forbids contraction anyway.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define REPOPS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define REPOPS_CLONES
+#endif
+
+// Helpers on vectors are always inlined, so each clone compiles them for its own ISA (an out-of-line
+// call would pass 32-byte vectors differently with and without AVX).
+#define VINLINE inline __attribute__((always_inline))
+
 namespace {
+
+// Eight float32 lanes (GCC vector extension): each operator is the IEEE operation in every lane.
+typedef float v8f __attribute__((vector_size(32)));
+
+VINLINE v8f load8(const float* p) {
+  v8f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+VINLINE void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
 
 // ----------------------------------------------------------------------------------------------------
 // scalar helpers: the ISA instructions the kernels use
@@ -33,30 +57,30 @@ namespace {
 
 constexpr uint32_t kCanonicalNaN = 0x7FC00000u;
 
-inline float from_bits(uint32_t b) {
+VINLINE float from_bits(uint32_t b) {
   float f;
   std::memcpy(&f, &b, sizeof f);
   return f;
 }
 
-inline uint32_t raw_bits(float f) {
+VINLINE uint32_t raw_bits(float f) {
   uint32_t b;
   std::memcpy(&b, &f, sizeof b);
   return b;
 }
 
 // Float bits as an integer register: NaN canonical (TorchBackend.bits).
-inline uint32_t bits(float f) { return f != f ? kCanonicalNaN : raw_bits(f); }
+VINLINE uint32_t bits(float f) { return f != f ? kCanonicalNaN : raw_bits(f); }
 
 // An op output: NaN canonical (TorchBackend.finish).
-inline float canon(float f) { return f != f ? from_bits(kCanonicalNaN) : f; }
+VINLINE float canon(float f) { return f != f ? from_bits(kCanonicalNaN) : f; }
 
 // FMIN / FMAX as the kernels define them: select(b < a, b, a) / select(a < b, b, a).
-inline float fmin_(float a, float b) { return b < a ? b : a; }
-inline float fmax_(float a, float b) { return a < b ? b : a; }
+VINLINE float fmin_(float a, float b) { return b < a ? b : a; }
+VINLINE float fmax_(float a, float b) { return a < b ? b : a; }
 
 // 2**n from the exponent field: bits (n + 127) << 23 (int32 arithmetic mod 2^32).
-inline float pow2(int32_t n) { return from_bits((static_cast<uint32_t>(n) + 127u) << 23); }
+VINLINE float pow2(int32_t n) { return from_bits((static_cast<uint32_t>(n) + 127u) << 23); }
 
 // F2I: round half to even, NaN -> 0, saturating at the int32 range (TorchBackend.f2i).
 inline int32_t f2i(float x) {
@@ -83,9 +107,16 @@ const FmathConsts kF = {
      static_cast<float>(1.0 / 24.0), static_cast<float>(1.0 / 6.0), 0.5f, 1.0f, 1.0f},
 };
 
-inline float exp_(float x) {
-  float xc = fmin_(fmax_(x, kF.exp_lo), kF.exp_hi);
-  int32_t n = f2i(xc * kF.log2e);
+// F2I for |y| < 2^22 or NaN, as exp needs it: adding and subtracting 1.5 * 2^23 rounds y to an
+// integer, half to even (the default rounding mode), exactly as nearbyint; NaN -> 0 as in f2i.
+VINLINE int32_t f2i_small(float y) {
+  const float r = (y + 12582912.0f) - 12582912.0f;
+  return r != r ? 0 : static_cast<int32_t>(r);
+}
+
+VINLINE float exp_(float x) {
+  float xc = fmin_(fmax_(x, kF.exp_lo), kF.exp_hi);  // NaN stays NaN; else |xc * log2e| < 151
+  int32_t n = f2i_small(xc * kF.log2e);
   float nf = static_cast<float>(n);
   float r = xc - nf * kF.ln2_hi;
   r = r - nf * kF.ln2_lo;
@@ -181,6 +212,41 @@ inline float tree_max(float* buf, int64_t n) {
 }
 
 // ----------------------------------------------------------------------------------------------------
+// eight lanes at once: exp and GELU as above, each lane the same instruction sequence
+// ----------------------------------------------------------------------------------------------------
+
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+VINLINE v8f splat(float x) { return v8f{x, x, x, x, x, x, x, x}; }
+VINLINE v8i splati(int32_t x) { return v8i{x, x, x, x, x, x, x, x}; }
+
+// SELECT(c, a, b) lane by lane (c: a comparison's all-ones / zero mask), bits copied.
+VINLINE v8f sel(v8i c, v8f a, v8f b) {
+  const v8i ai = reinterpret_cast<v8i>(a), bi = reinterpret_cast<v8i>(b);
+  return reinterpret_cast<v8f>((ai & c) | (bi & ~c));
+}
+
+VINLINE v8f pow2v(v8i n) { return reinterpret_cast<v8f>((n + splati(127)) << 23); }
+
+VINLINE v8f exp8(v8f x) {
+  v8f xc = sel(x < splat(kF.exp_lo), splat(kF.exp_lo), x);  // FMAX(x, lo) = SELECT(x < lo, lo, x)
+  xc = sel(splat(kF.exp_hi) < xc, splat(kF.exp_hi), xc);    // FMIN(xc, hi) = SELECT(hi < xc, hi, xc)
+  const v8f y = xc * splat(kF.log2e);
+  const v8f rr = (y + splat(12582912.0f)) - splat(12582912.0f);  // f2i_small
+  const v8i n = (rr == rr) & __builtin_convertvector(rr, v8i);    // NaN -> 0
+  const v8f nf = __builtin_convertvector(n, v8f);
+  v8f r = xc - nf * splat(kF.ln2_hi);
+  r = r - nf * splat(kF.ln2_lo);
+  v8f p = splat(kF.exp_poly[0]);
+  for (int i = 1; i < 8; ++i) p = splat(kF.exp_poly[i]) + p * r;
+  const v8i n1 = n >> 1;
+  const v8i n2 = n - n1;
+  return (p * pow2v(n1)) * pow2v(n2);
+}
+
+VINLINE v8f canon8(v8f v) { return sel(v == v, v, splat(from_bits(kCanonicalNaN))); }
+
+// ----------------------------------------------------------------------------------------------------
 // fixed-order dot products and column sums (reduce.fixed_sum / reduce.dot)
 // ----------------------------------------------------------------------------------------------------
 
@@ -194,6 +260,50 @@ struct Epilogue {
   float scale = 1.0f;
   bool causal = false;          // -inf where j > i
 };
+
+}  // namespace
+
+// s[r][jj] = sum over t in [t0, t1), from +0 and in order, of a[r*K + t] * b[t*N + jj] (each product
+// rounded, then added), for r < R, jj < J; b[t*N + jj] alone when a is null. Full blocks of 4 rows x
+// 16 columns keep their 64 running sums in vector registers.
+REPOPS_CLONES void chunk_sum(const float* a, int64_t K, const float* b, int64_t N, int64_t R, int64_t J,
+                             int64_t t0, int64_t t1, float (*s)[64]) {
+  int64_t j = 0;
+  if (a && R == 4) {
+    for (; j + 16 <= J; j += 16) {
+      v8f acc[4][2] = {};  // +0 in every lane
+      for (int64_t t = t0; t < t1; ++t) {
+        const v8f b0 = load8(b + t * N + j), b1 = load8(b + t * N + j + 8);
+        for (int r = 0; r < 4; ++r) {
+          const float x = a[r * K + t];
+          const v8f av = {x, x, x, x, x, x, x, x};
+          acc[r][0] = acc[r][0] + av * b0;
+          acc[r][1] = acc[r][1] + av * b1;
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        store8(&s[r][j], acc[r][0]);
+        store8(&s[r][j + 8], acc[r][1]);
+      }
+    }
+  }
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t jj = j; jj < J; ++jj) s[r][jj] = 0.0f;
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* brow = b + t * N;
+    for (int64_t r = 0; r < R; ++r) {
+      float* sr = s[r];
+      if (a) {
+        const float av = a[r * K + t];
+        for (int64_t jj = j; jj < J; ++jj) sr[jj] = sr[jj] + av * brow[jj];
+      } else {
+        for (int64_t jj = j; jj < J; ++jj) sr[jj] = sr[jj] + brow[jj];
+      }
+    }
+  }
+}
+
+namespace {
 
 // out[g, i, j] = chunked sum over t of a[g, i, t] * b[g, t, j] (or of b[g, t, j] when a is null),
 // then the epilogue. a: (G, M, K), b: (G, K, N), out: (G, M, N), all contiguous.
@@ -214,21 +324,7 @@ void chunked_dot(const float* a, const float* b, float* out, int64_t G, int64_t 
         for (int64_t p = 0; p < c; ++p) {
           const int64_t t0 = p * L;
           const int64_t t1 = std::min(t0 + L, K);
-          float(*s)[kCols] = p == 0 ? tot : acc;
-          for (int64_t r = 0; r < R; ++r)
-            for (int64_t jj = 0; jj < J; ++jj) s[r][jj] = 0.0f;
-          for (int64_t t = t0; t < t1; ++t) {
-            const float* brow = bg + t * N + j0;
-            for (int64_t r = 0; r < R; ++r) {
-              float* sr = s[r];
-              if (ag) {
-                const float av = ag[r * K + t];
-                for (int64_t jj = 0; jj < J; ++jj) sr[jj] = sr[jj] + av * brow[jj];
-              } else {
-                for (int64_t jj = 0; jj < J; ++jj) sr[jj] = sr[jj] + brow[jj];
-              }
-            }
-          }
+          chunk_sum(ag, K, bg + j0, N, R, J, t0, t1, p == 0 ? tot : acc);
           if (p > 0)
             for (int64_t r = 0; r < R; ++r)
               for (int64_t jj = 0; jj < J; ++jj) tot[r][jj] = tot[r][jj] + acc[r][jj];
@@ -361,7 +457,7 @@ struct GeluParts {
   float x2, e, s;
 };
 
-inline GeluParts gelu_parts(float x) {
+VINLINE GeluParts gelu_parts(float x) {
   const float x2 = x * x;
   const float inner = x + static_cast<float>(kGeluC) * (x2 * x);
   const float e = exp_(static_cast<float>(-2.0 * kGeluK) * inner);
@@ -370,10 +466,60 @@ inline GeluParts gelu_parts(float x) {
 
 }  // namespace
 
+// Lanes of GELU / its backward: gelu_parts on eight elements.
+VINLINE void gelu_parts8(v8f x, v8f& x2, v8f& e, v8f& s) {
+  x2 = x * x;
+  const v8f inner = x + splat(static_cast<float>(kGeluC)) * (x2 * x);
+  e = exp8(splat(static_cast<float>(-2.0 * kGeluK)) * inner);
+  s = splat(1.0f) / (splat(1.0f) + e);
+}
+
+REPOPS_CLONES void gelu_block(const float* x, float* o, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v8f xv = load8(x + i);
+    v8f x2, e, s;
+    gelu_parts8(xv, x2, e, s);
+    store8(o + i, canon8(xv * s));
+  }
+  for (; i < n; ++i) o[i] = canon(x[i] * gelu_parts(x[i]).s);
+}
+
+REPOPS_CLONES void gelu_backward_block(const float* x, const float* dy, float* o, int64_t n) {
+  const float k = static_cast<float>(kGeluK), c3 = static_cast<float>(3.0 * kGeluC);
+  const float cap = from_bits(0x71800000u);  // 2^100
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v8f xv = load8(x + i);
+    v8f x2, e, s;
+    gelu_parts8(xv, x2, e, s);
+    const v8f du = splat(k) * (splat(1.0f) + splat(c3) * x2);
+    const v8f emin = sel(splat(cap) < e, splat(cap), e);  // FMIN(e, cap)
+    const v8f ds = (splat(2.0f) * s) * (emin * s);
+    store8(o + i, canon8(load8(dy + i) * (s + (xv * ds) * du)));
+  }
+  for (; i < n; ++i) {
+    const float xv = x[i];
+    const GeluParts g = gelu_parts(xv);
+    const float du = k * (1.0f + c3 * g.x2);
+    const float ds = (2.0f * g.s) * (fmin_(g.e, cap) * g.s);
+    o[i] = canon(dy[i] * (g.s + (xv * ds) * du));
+  }
+}
+
+// Runs block(begin, count) over [0, n) in parallel pieces.
+template <typename F>
+void blocks(int64_t n, F block) {
+  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) { block(begin, end - begin); });
+}
+
 at::Tensor gelu(const at::Tensor& x) {
   check_f32(x, "gelu x");
+  at::Tensor out = at::empty_like(x);
   const float* xp = x.data_ptr<float>();
-  return elementwise(x, [=](int64_t i) { return xp[i] * gelu_parts(xp[i]).s; });
+  float* op = out.data_ptr<float>();
+  blocks(x.numel(), [&](int64_t b, int64_t n) { gelu_block(xp + b, op + b, n); });
+  return out;
 }
 
 // dy * (s + (x * ((2*s) * (min(e, 2^100) * s))) * du), du = K * (1 + 3C * x2).
@@ -381,16 +527,12 @@ at::Tensor gelu_backward(const at::Tensor& x, const at::Tensor& dy) {
   check_f32(x, "gelu_backward x");
   check_f32(dy, "gelu_backward dy");
   TORCH_CHECK(x.sizes() == dy.sizes(), "gelu_backward shapes");
+  at::Tensor out = at::empty_like(x);
   const float *xp = x.data_ptr<float>(), *dp = dy.data_ptr<float>();
-  return elementwise(x, [=](int64_t i) {
-    const float xv = xp[i];
-    const GeluParts g = gelu_parts(xv);
-    const float du = static_cast<float>(kGeluK) * (1.0f + static_cast<float>(3.0 * kGeluC) * g.x2);
-    const float ds = (2.0f * g.s) * (fmin_(g.e, from_bits(0x71800000u)) * g.s);  // 2^100
-    return dp[i] * (g.s + (xv * ds) * du);
-  });
+  float* op = out.data_ptr<float>();
+  blocks(x.numel(), [&](int64_t b, int64_t n) { gelu_backward_block(xp + b, dp + b, op + b, n); });
+  return out;
 }
-
 
 // ----------------------------------------------------------------------------------------------------
 // row ops: softmax family, cross-entropy, layer norm (one row per task; scratch per thread)
@@ -411,11 +553,22 @@ void for_rows(int64_t R, int64_t N, F f) {
   });
 }
 
+}  // namespace
+
+// e[j] = exp(x[j] - m) for j < n.
+REPOPS_CLONES void exp_sub_block(const float* x, float m, float* e, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) store8(e + j, exp8(load8(x + j) - splat(m)));
+  for (; j < n; ++j) e[j] = exp_(x[j] - m);
+}
+
+namespace {
+
 // m = row max (tree), e = exp(x - m) into e, s = chunked sum of e.
 inline void softmax_parts(const float* x, int64_t N, int64_t c, int64_t L, float* e, float& m, float& s) {
   for (int64_t j = 0; j < N; ++j) e[j] = x[j];
   m = tree_max(e, N);
-  for (int64_t j = 0; j < N; ++j) e[j] = exp_(x[j] - m);
+  exp_sub_block(x, m, e, N);
   s = csum(e, N, c, L);
 }
 
