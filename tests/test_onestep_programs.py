@@ -9,6 +9,7 @@ in the 21-byte encoding, with ``repops.scalar_program``; lengths and register co
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import pytest
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
-from protocol.dispute.graph import OpDescriptor, attr_words, op_graph
+from protocol.dispute.graph import ZERO_ROOT, OpDescriptor, attr_words, committed_program, op_graph
 from protocol.dispute.onestep import supported
 from protocol.repops.ops import scalar_program
 from protocol.repops.policy import bits_f32
@@ -105,7 +106,7 @@ def test_linear_program_equals_tracer(verifier: Any, kind: str, rows: int, k: in
 def test_digits_ops_equal_tracer(verifier: Any, digits_graph: Callable[[], Any]) -> None:
     """Every covered op of a real digits-mlp step, descriptors as the graph commits them."""
     graph = digits_graph()
-    covered = [d for d in graph if supported(d.kind)]
+    covered = [d for d in graph if supported(d.kind) and not d.committed]
     assert {d.kind for d in covered} == {"linear", "relu", "mean", "matmul", "sum_rows", "relu_backward", "adam_m",
                                          "adam_v", "add"}
     rng = random.Random(5)
@@ -158,8 +159,30 @@ def test_elementwise_program_equals_tracer(verifier: Any, kind: str, shapes: lis
 
 
 def test_unsupported_kind_reverts(verifier: Any, digits_graph: Callable[[], Any]) -> None:
-    for kind in ("cross_entropy", "cross_entropy_backward", "adamw"):
-        d = next(d for d in digits_graph() if d.kind == kind)
+    ce = next(d for d in digits_graph() if d.kind == "cross_entropy")
+    adamw = next(d for d in digits_graph() if d.kind == "adamw")
+    # adamw, and a cross-entropy descriptor without its committed programs: nothing to derive them from.
+    for d in (adamw, dataclasses.replace(ce, program_root=ZERO_ROOT, program_length=0, program_registers=0)):
         selector = keccak(text="UnsupportedOp(uint256)")[:4].hex()
         with pytest.raises(ContractCustomError, match=selector + f"{d.kind_id:064x}"):
             verifier.functions.programShape(d.encode(), 0).call()
+
+
+def test_committed_programs_equal_tracer(verifier: Any, digits_graph: Callable[[], Any]) -> None:
+    """Cross-entropy ops commit their programs: the tree holds the tracer's, the contract reads the
+    shape from the descriptor and refuses to derive what it must open."""
+    committed = [d for d in digits_graph() if d.committed]
+    assert {d.kind for d in committed} == {"cross_entropy", "cross_entropy_backward"}
+    for d in committed:
+        attrs = {"batch": d.attrs[0]} if d.kind == "cross_entropy_backward" else {}
+        tree = committed_program(d, attrs)
+        assert tree.root == d.program_root
+        for element in (0, 13):
+            program, nregs = scalar_program(d.kind, [list(s) for s in d.shapes], attrs, element)
+            assert [tree.instruction(element, m)[0] for m in range(len(program))] == [i.encode() for i in program]
+            assert nregs <= d.program_registers
+            assert tuple(verifier.functions.programShape(d.encode(), element).call()) == (
+                d.program_length, d.program_registers, 0)
+        selector = keccak(text="ProgramCommitted(uint256)")[:4].hex()
+        with pytest.raises(ContractCustomError, match=selector):
+            verifier.functions.programOf(d.encode(), 0).call()

@@ -45,7 +45,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     fault = Fault.parse(FAULT)
     honest = Replayer(spec).op_trace(fault.step)
     faulty = Replayer(spec, fault=fault).op_trace(fault.step)
-    return {"spec_hash": bytes.fromhex(spec_hash(spec)[2:]), "honest": honest, "faulty": faulty,
+    return {"spec": spec, "spec_hash": bytes.fromhex(spec_hash(spec)[2:]), "honest": honest, "faulty": faulty,
             "graph": graph_of_trace(faulty)}
 
 
@@ -73,9 +73,14 @@ def test_graph_is_the_same_every_step(run: dict[str, Any]) -> None:
     assert run["faulty"].ops[6].name == "matmul" and run["faulty"].ops[6].attrs == {"ta": True, "tb": False}
 
 
-def test_step_faulty_element_disagrees_with_faulty_leaf_succeeds(verifier: Any, run: dict[str, Any]) -> None:
-    faulty = ElementProgram.build(run["faulty"], 6, 5, run["graph"])
-    honest = ElementProgram.build(run["honest"], 6, 5, run["graph"])
+@pytest.mark.parametrize("fault", [FAULT, "7:5:3"])
+def test_step_faulty_element_disagrees_with_faulty_leaf_succeeds(verifier: Any, run: dict[str, Any],
+                                                                  fault: str) -> None:
+    """The backward matmul of the brief and a cross_entropy_backward element (committed programs)."""
+    f = Fault.parse(fault)
+    trace = run["faulty"] if fault == FAULT else Replayer(run["spec"], fault=f).op_trace(f.step)
+    faulty = ElementProgram.build(trace, f.op, f.element, run["graph"])
+    honest = ElementProgram.build(run["honest"], f.op, f.element, run["graph"])
     m = faulty.length - 1
     assert faulty.leaves[:m + 1] == honest.leaves[:m + 1]  # the parties agree up to leaf M - 1
     assert faulty.leaves[m + 1] != honest.leaves[m + 1]
@@ -197,8 +202,8 @@ def test_registerOp_unsupported_reverts(verifier: Any, run: dict[str, Any], anvi
     from protocol.dispute.graph import descriptor_proof
 
     graph = run["graph"]
-    ce = next(d for d in graph if d.kind == "cross_entropy")
-    proof = descriptor_proof(graph, ce.index)
-    fn = verifier.functions.registerOp(graph_root(graph), ce.encode(), proof.size, list(proof.siblings))
+    adamw = next(d for d in graph if d.kind == "adamw")
+    proof = descriptor_proof(graph, adamw.index)
+    fn = verifier.functions.registerOp(graph_root(graph), adamw.encode(), proof.size, list(proof.siblings))
     with pytest.raises(ContractCustomError, match=_selector("UnsupportedOp(uint256)")):
         fn.call()

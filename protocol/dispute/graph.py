@@ -10,13 +10,24 @@ ops), so one root over it, fixed when the task is posted, serves every step.
 Descriptor ``j`` (the op with index j in the step) is the ABI encoding of::
 
     (uint256 index, uint256 kind, uint256[] attrs, uint256[] inputs, uint256[] dtypes,
-     uint32[][] shapes, uint32[] outShape, uint256 output)
+     uint32[][] shapes, uint32[] outShape, uint256 output,
+     bytes32 programRoot, uint256 programLength, uint256 programRegisters)
 
 ``kind`` is the op's number in :data:`KIND_IDS`; ``attrs`` are the op's step-invariant attributes
 in sorted name order (bools and ints as themselves, floats as their binary32 bits); ``inputs`` are
 log entries; ``dtypes`` the TensorCommit dtype codes of those entries (1 float32, 2 int32, 3 int64);
 ``shapes`` their shapes; ``output`` the log entry the op writes. The index inside the descriptor
 binds it to its position: an inclusion proof then needs no trusted tree size.
+
+For most kinds the verifier derives each element's program from these fields. For the kinds in
+:data:`COMMITTED_KINDS` (long row programs: cross-entropy and its backward, built from ``exp``) the
+descriptor commits the programs themselves: ``programRoot`` is the RFC 9162 root over every
+instruction of every element, element-major (leaf ``e * programLength + m`` is the 21-byte
+``Instr.encode`` of instruction m of element e), every element having ``programLength``
+instructions and at most ``programRegisters`` registers (a program using fewer leaves the rest 0),
+its result in register 0. Programs do not depend on the data, so anyone recomputes this root from
+the shapes (``repops.scalar_program``); a solver checks it with the rest of the graph before bidding.
+For derived kinds the three fields are zero.
 
 The root is the RFC 9162 keccak Merkle root (``MerkleLog``-compatible) over the descriptors as leaf
 data: ``leaf_j = keccak256(0x00 || descriptor_j)``.
@@ -29,6 +40,8 @@ those values reach the op as a tensor of the log (see docs/DISPUTE.md, "The soft
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +51,17 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
 from protocol.commit.hashing import leaf_hash
-from protocol.commit.merkle import InclusionProof, inclusion_path, merkle_root, root_from_inclusion
+from protocol.commit.merkle import (
+    InclusionProof,
+    inclusion_path,
+    inclusion_path_from_levels,
+    merkle_root,
+    root_from_inclusion,
+    tree_levels,
+)
 from protocol.commit.tensor import DTYPES
 from protocol.errors import VerigradError
+from protocol.repops.ops import scalar_program
 from protocol.repops.policy import f32_bits
 from protocol.spec import TaskSpec
 
@@ -57,10 +78,16 @@ KIND_IDS: dict[str, int] = {
     "attn_dprobs": 37, "attn_dqkv": 38,
 }  # fmt: skip
 
+#: Kinds whose descriptors commit their elements' programs instead of the verifier deriving them.
+COMMITTED_KINDS = frozenset({"cross_entropy", "cross_entropy_backward"})
+
+ZERO_ROOT = b"\x00" * 32
+
 #: Attributes whose value changes from step to step: never part of a descriptor.
 STEP_VARYING_ATTRS = frozenset({"lr", "step"})
 
-DESCRIPTOR_TYPES = ["uint256", "uint256", "uint256[]", "uint256[]", "uint256[]", "uint32[][]", "uint32[]", "uint256"]
+DESCRIPTOR_TYPES = ["uint256", "uint256", "uint256[]", "uint256[]", "uint256[]", "uint32[][]", "uint32[]", "uint256",
+                    "bytes32", "uint256", "uint256"]
 """ABI types of a descriptor's fields, in order (the contract decodes the same tuple)."""
 
 _TORCH_DTYPES = {torch.float32: "float32", torch.int32: "int32", torch.int64: "int64"}
@@ -82,6 +109,14 @@ class OpDescriptor:
     shapes: tuple[tuple[int, ...], ...]
     out_shape: tuple[int, ...]
     output: int
+    program_root: bytes = ZERO_ROOT
+    program_length: int = 0
+    program_registers: int = 0
+
+    @property
+    def committed(self) -> bool:
+        """Whether this descriptor commits its elements' programs (see the module doc)."""
+        return self.program_root != ZERO_ROOT
 
     @property
     def kind_id(self) -> int:
@@ -93,18 +128,66 @@ class OpDescriptor:
         return abi_encode(
             DESCRIPTOR_TYPES,
             [self.index, self.kind_id, list(self.attrs), list(self.inputs), list(self.dtypes),
-             [list(s) for s in self.shapes], list(self.out_shape), self.output],
+             [list(s) for s in self.shapes], list(self.out_shape), self.output, self.program_root,
+             self.program_length, self.program_registers],
         )
 
     @classmethod
     def decode(cls, data: bytes) -> OpDescriptor:
         """Inverse of :meth:`encode` (rejects unknown kind numbers)."""
-        index, kind_id, attrs, inputs, dtypes, shapes, out_shape, output = abi_decode(DESCRIPTOR_TYPES, data)
+        (index, kind_id, attrs, inputs, dtypes, shapes, out_shape, output, root, length,
+         registers) = abi_decode(DESCRIPTOR_TYPES, data)
         names = {v: k for k, v in KIND_IDS.items()}
         if kind_id not in names:
             raise GraphError(f"unknown op kind number {kind_id}")
         return cls(index, names[kind_id], tuple(attrs), tuple(inputs), tuple(dtypes),
-                   tuple(tuple(s) for s in shapes), tuple(out_shape), output)
+                   tuple(tuple(s) for s in shapes), tuple(out_shape), output, bytes(root), length, registers)
+
+
+@dataclass(frozen=True)
+class CommittedProgram:
+    """Every element's program of one op (kind, shapes, attributes) as one Merkle tree."""
+
+    length: int
+    registers: int
+    levels: list[list[bytes]]
+    encoded: list[bytes]  # leaf data, element-major
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0]
+
+    def instruction(self, element: int, m: int) -> tuple[bytes, list[bytes]]:
+        """(21-byte instruction m of element ``element``, its inclusion path)."""
+        index = element * self.length + m
+        return self.encoded[index], inclusion_path_from_levels(self.levels, index)
+
+
+@functools.lru_cache(maxsize=64)
+def _committed_program(kind: str, shapes: tuple[tuple[int, ...], ...], attrs: tuple[tuple[str, Any], ...],
+                       numel: int) -> CommittedProgram:
+    encoded: list[bytes] = []
+    length = registers = 0
+    for e in range(numel):
+        program, nregs = scalar_program(kind, [list(s) for s in shapes], dict(attrs), e)
+        if e == 0:
+            length = len(program)
+        if len(program) != length or program[-1].dst != 0:
+            raise GraphError(f"{kind} {shapes}: element {e}'s program has {len(program)} instructions "
+                             f"(element 0: {length}) or its result outside register 0; it cannot be committed")
+        registers = max(registers, nregs)
+        encoded.extend(ins.encode() for ins in program)
+    return CommittedProgram(length, registers, tree_levels([leaf_hash(b) for b in encoded]), encoded)
+
+
+def committed_program(d: OpDescriptor, attrs: dict[str, Any]) -> CommittedProgram:
+    """The program tree of a descriptor of a :data:`COMMITTED_KINDS` kind (cached per op shape).
+
+    ``attrs`` are the op's full attributes (what its kernel reads)."""
+    numel = 1
+    for s in d.out_shape:
+        numel *= s
+    return _committed_program(d.kind, d.shapes, tuple(sorted(attrs.items())), numel)
 
 
 def attr_words(attrs: dict[str, Any]) -> tuple[int, ...]:
@@ -140,12 +223,19 @@ def graph_of_trace(trace: Any) -> list[OpDescriptor]:
     for entry, rec in zip(trace.ops, trace.records, strict=True):
         if rec.op not in KIND_IDS:
             raise GraphError(f"op {entry.index} is a {rec.op!r}, which has no kind number")
-        out.append(OpDescriptor(
+        d = OpDescriptor(
             index=entry.index, kind=rec.op, attrs=attr_words(dict(rec.attrs)), inputs=tuple(entry.inputs),
             dtypes=tuple(_dtype_code(t) for t in rec.inputs),
             shapes=tuple(tuple(int(d) for d in t.shape) for t in rec.inputs),
             out_shape=tuple(int(d) for d in rec.output.shape), output=entry.output,
-        ))  # fmt: skip
+        )  # fmt: skip
+        if rec.op in COMMITTED_KINDS:
+            if any(k in STEP_VARYING_ATTRS for k in rec.attrs):
+                raise GraphError(f"op {entry.index} ({rec.op}) reads step-varying attributes; its programs differ by step")
+            prog = committed_program(d, dict(rec.attrs))
+            d = dataclasses.replace(d, program_root=prog.root, program_length=prog.length,
+                                    program_registers=prog.registers)
+        out.append(d)
     return out
 
 

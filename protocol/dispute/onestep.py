@@ -9,8 +9,9 @@ bottom of the dispute game, in exactly the contract's encodings:
   the program's states with the last state's result register set to ``out`` (for an honest party
   that changes nothing; a faulty one must, or ``outputMatches`` rejects its commitment);
 * the **step proof** from leaf m: the registers of R_m, the op's descriptor with its proof against
-  the task's ``opGraphRoot`` (``protocol.dispute.graph``), and for every input element instruction m
-  reads, its tensor id proven at the descriptor's entry of the agreed log and its chunk and path;
+  the task's ``opGraphRoot`` (``protocol.dispute.graph``), for every input element instruction m
+  reads, its tensor id proven at the descriptor's entry of the agreed log and its chunk and path,
+  and, for an op whose descriptor commits its programs, instruction m with its path;
 * the **output opening** for ``commitScalar``: the final registers and the output element's chunk;
 * the **registration** arguments of the op (``registerOp``), which must precede ``commitScalar``
   (``programLength`` and ``initialState`` only see the game's context).
@@ -39,17 +40,27 @@ from eth_abi import encode as abi_encode
 
 from protocol.commit import OpLog, SequenceTree, TensorCommitment
 from protocol.commit.hashing import hash_bytes
-from protocol.dispute.graph import OpDescriptor, descriptor_proof, graph_of_trace, graph_root
+from protocol.dispute.graph import (
+    OpDescriptor,
+    committed_program,
+    descriptor_proof,
+    graph_of_trace,
+    graph_root,
+)
 from protocol.errors import VerigradError
 from protocol.repops import isa
 from protocol.repops.isa import In, Instr, Opcode
 
 #: Op kinds whose programs the deployed ScalarStepVerifier derives (others revert UnsupportedOp).
 SUPPORTED_KINDS = frozenset({"matmul", "linear", "linear_nobias", "sum_rows", "mean", "relu", "relu_backward", "add",
-                             "sub", "mul", "scale", "adam_m", "adam_v"})
+                             "sub", "mul", "scale", "adam_m", "adam_v", "cross_entropy", "cross_entropy_backward"})
 
 OPENING_TYPE = "(bytes32,bytes32[],bytes,bytes32[])"
 """ABI type of ``ScalarStepVerifier.Opening``: tensorId, logProof, chunk, chunkProof."""
+
+STEP_PROOF_TYPES = ["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]", "bytes21", "bytes32[]"]
+"""ABI types of a ``step`` proof: registers, descriptor, graph size, graph proof, input openings, and the
+instruction with its path for a committed program (zero and empty otherwise)."""
 
 
 class OneStepError(VerigradError):
@@ -89,12 +100,14 @@ class ElementProgram:
         if not supported(rec.op):
             raise OneStepError(f"op {op} is a {rec.op!r}: the on-chain verifier has no program for it yet")
         st = rec.scalar_trace(element)
-        states = [[0] * st.nregs] + [list(s) for s in st.states]
+        graph = graph if graph is not None else graph_of_trace(trace)
+        # A committed program's state has the op's register count (registers it never writes stay 0).
+        width = max(st.nregs, graph[op].program_registers)
+        states = [[0] * width] + [list(s) + [0] * (width - len(s)) for s in st.states]
         claimed = st.expected if st.expected is not None else st.result
         n_start = len(trace.start_names)
         log = OpLog(trace.log_ids[: n_start + op])
-        return cls(trace, op, element, list(st.program), states, claimed,
-                   graph if graph is not None else graph_of_trace(trace), log)
+        return cls(trace, op, element, list(st.program), states, claimed, graph, log)
 
     # -- the game's view ---------------------------------------------------------------------------
 
@@ -184,9 +197,16 @@ class ElementProgram:
             raise OneStepError(f"the program has {self.length} steps, no step {m}")
         proof = descriptor_proof(self.graph, self.op)
         openings = [self._opening(slot, flat) for slot, flat in self.reads(m)]
+        d = self.descriptor()
+        instr, instr_proof = b"\x00" * 21, []
+        if d.committed:
+            rec = self.trace.records[self.op]
+            instr, instr_proof = committed_program(d, dict(rec.attrs)).instruction(self.element, m)
+            if instr != self.program[m].encode():
+                raise OneStepError(f"op {self.op}: the committed instruction {m} is not the traced one")
         return abi_encode(
-            ["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]"],
-            [self.states[m], self.descriptor().encode(), proof.size, list(proof.siblings), openings],
+            STEP_PROOF_TYPES,
+            [self.states[m], d.encode(), proof.size, list(proof.siblings), openings, instr, instr_proof],
         )
 
     def output_opening(self) -> bytes:

@@ -26,9 +26,10 @@ import {ReductionProgram} from "./programs/ReductionProgram.sol";
 ///         registered (`registerOp`, permissionless: the descriptor is proven against the graph
 ///         root). A registration serves every game of every task with that op graph.
 /// @dev Op kinds covered: matmul (ta, tb), linear, linear_nobias, sum_rows, mean (ReductionProgram);
-///      relu, relu_backward, add, sub, mul, scale, adam_m, adam_v (ElementwiseProgram). Others revert
-///      UnsupportedOp: cross_entropy, cross_entropy_backward (their exp programs), adamw and sgd
-///      (they read the step's learning rate and bias corrections, which are not in the op graph).
+///      relu, relu_backward, add, sub, mul, scale, adam_m, adam_v (ElementwiseProgram); any op whose
+///      descriptor commits its programs (cross_entropy and its backward: protocol/dispute/graph.py
+///      COMMITTED_KINDS). Others revert UnsupportedOp, among them adamw and sgd (they read the step's
+///      learning rate and bias corrections, which are not in the op graph).
 contract ScalarStepVerifier is IOneStepVerifier {
     /// @notice An input element opened for an operand: the tensor id at the descriptor's log entry
     ///         (proven against the agreed log) and the element's chunk with its path.
@@ -61,6 +62,12 @@ contract ScalarStepVerifier is IOneStepVerifier {
     error OpeningCountMismatch(uint256 expected, uint256 actual);
     /// @notice An operand names a register or input slot the program does not have.
     error OperandOutOfRange(uint8 kind, uint256 value);
+    /// @notice The instruction is not instruction `m` of element `element` of the op's committed programs.
+    error InstructionNotCommitted(uint256 element, uint256 m);
+    /// @notice The op's programs are committed in its descriptor: they are read from proofs, not derived.
+    error ProgramCommitted(uint256 kind);
+    /// @notice The element is not an element of the op's output.
+    error ElementOutOfRange(uint256 element, uint256 numel);
 
     /// @notice Op `opIndex` of the graph `opGraphRoot` can now be disputed down to one step.
     event OpRegistered(
@@ -112,9 +119,10 @@ contract ScalarStepVerifier is IOneStepVerifier {
 
     /// @inheritdoc IOneStepVerifier
     /// @dev proof = abi.encode(uint32[] regs, bytes descriptor, uint256 graphSize, bytes32[] graphProof,
-    ///      Opening[] openings): the pre-state's registers, the disputed op's descriptor with its
-    ///      proof against ctx.opGraphRoot, and one opening per input operand of the instruction, in
-    ///      operand order (a LOAD's element last).
+    ///      Opening[] openings, bytes21 instr, bytes32[] instrProof): the pre-state's registers, the
+    ///      disputed op's descriptor with its proof against ctx.opGraphRoot, one opening per input
+    ///      operand of the instruction, in operand order (a LOAD's element last), and for an op whose
+    ///      descriptor commits its programs, the instruction with its path (else zero and empty).
     function step(StepContext calldata ctx, bytes32 preState, bytes calldata proof)
         external
         pure
@@ -127,7 +135,9 @@ contract ScalarStepVerifier is IOneStepVerifier {
         (uint256 len, uint256 nregs,) = _programShape(op, ctx.flatIndex);
         if (ctx.step >= len) revert StepOutOfRange(ctx.step, len);
         _checkState(preState, ctx.step, regs, nregs);
-        RepOpsISA.Instr memory ins = _instructionAt(op, ctx.flatIndex, ctx.step);
+        RepOpsISA.Instr memory ins = op.programRoot == bytes32(0)
+            ? _instructionAt(op, ctx.flatIndex, ctx.step)
+            : _committedInstruction(op, ctx.flatIndex, ctx.step, len, proof);
         Opening[] memory openings = _openings(proof);
         regs[ins.dst] = _execute(ctx, op, ins, regs, openings);
         postState = stateOf(ctx.step + 1, regs);
@@ -191,6 +201,12 @@ contract ScalarStepVerifier is IOneStepVerifier {
         pure
         returns (uint256 len, uint256 regs, uint256 result)
     {
+        if (op.programRoot != bytes32(0)) {
+            uint256 numel = OpDescriptor.outputNumel(op);
+            if (element >= numel) revert ElementOutOfRange(element, numel);
+            if (op.programLength == 0) revert UnsupportedOp(op.kind);
+            return (op.programLength, op.programRegisters, 0); // committed programs end in register 0
+        }
         if (_isReduction(op.kind)) {
             ReductionProgram.Dot memory d = ReductionProgram.dot(op, element);
             (len, regs) = (ReductionProgram.length(d), ReductionProgram.registers(d));
@@ -208,9 +224,29 @@ contract ScalarStepVerifier is IOneStepVerifier {
         pure
         returns (RepOpsISA.Instr memory)
     {
+        if (op.programRoot != bytes32(0)) revert ProgramCommitted(op.kind);
         if (_isReduction(op.kind)) return ReductionProgram.instructionAt(ReductionProgram.dot(op, element), m);
         if (ElementwiseProgram.covers(op.kind)) return ElementwiseProgram.instructionAt(op, element, m);
         revert UnsupportedOp(op.kind);
+    }
+
+    /// @dev Instruction m of `element`, opened from the proof against the descriptor's programRoot.
+    function _committedInstruction(
+        OpDescriptor.Op memory op,
+        uint256 element,
+        uint256 m,
+        uint256 len,
+        bytes calldata proof
+    ) private pure returns (RepOpsISA.Instr memory) {
+        (,,,,, bytes21 instr, bytes32[] memory path) =
+            abi.decode(proof, (uint32[], bytes, uint256, bytes32[], Opening[], bytes21, bytes32[]));
+        uint256 size = OpDescriptor.outputNumel(op) * len;
+        if (!MerkleLog.verifyInclusion(
+                op.programRoot, MerkleLog.hashLeaf(abi.encodePacked(instr)), element * len + m, size, path
+            )) {
+            revert InstructionNotCommitted(element, m);
+        }
+        return RepOpsISA.decode(instr);
     }
 
     // ─────────────────────────────────────────────────────────────── internal: checks

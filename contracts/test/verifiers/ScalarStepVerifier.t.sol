@@ -73,7 +73,20 @@ contract ScalarStepVerifierTest is TestBase {
         (dtypes[0], dtypes[1]) = (1, 1);
         uint32[][] memory shapes = new uint32[][](2);
         (shapes[0], shapes[1]) = (_shape(2, 3), _shape(3, 2));
-        return abi.encode(uint256(0), kind, attrs, inputs, dtypes, shapes, _shape(2, 2), uint256(2));
+        // Derived programs: programRoot, programLength and programRegisters are zero.
+        return abi.encode(
+            uint256(0),
+            kind,
+            attrs,
+            inputs,
+            dtypes,
+            shapes,
+            _shape(2, 2),
+            uint256(2),
+            bytes32(0),
+            uint256(0),
+            uint256(0)
+        );
     }
 
     function _ctx(uint256 m) internal view returns (IOneStepVerifier.StepContext memory) {

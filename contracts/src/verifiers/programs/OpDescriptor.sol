@@ -5,11 +5,17 @@ pragma solidity 0.8.37;
 /// @notice One op of a training step's op graph, as committed by a task's `opGraphRoot`: the leaf
 ///         data of the graph tree is the ABI encoding of
 ///         `(uint256 index, uint256 kind, uint256[] attrs, uint256[] inputs, uint256[] dtypes,
-///           uint32[][] shapes, uint32[] outShape, uint256 output)`
+///           uint32[][] shapes, uint32[] outShape, uint256 output,
+///           bytes32 programRoot, uint256 programLength, uint256 programRegisters)`
 ///         (protocol/dispute/graph.py `OpDescriptor.encode`). `index` is the op's position in the
 ///         step (and in the tree), `kind` its number below, `attrs` its step-invariant attributes in
 ///         sorted name order (floats as binary32 bits), `inputs` the log entries it reads, `dtypes`
 ///         their TensorCommit dtype codes, `shapes` their shapes, `output` the entry it writes.
+///         A non-zero `programRoot` commits the elements' programs themselves (kinds whose programs
+///         the verifier does not derive): the RFC 9162 root over every instruction of every element,
+///         element-major (leaf e * programLength + m = the 21-byte instruction m of element e), each
+///         program `programLength` long, using at most `programRegisters` registers, its result in
+///         register 0.
 library OpDescriptor {
     /// @notice Op kind numbers (protocol/dispute/graph.py `KIND_IDS`); never renumber.
     uint256 internal constant MATMUL = 1;
@@ -33,6 +39,9 @@ library OpDescriptor {
         uint32[][] shapes;
         uint32[] outShape;
         uint256 output;
+        bytes32 programRoot;
+        uint256 programLength;
+        uint256 programRegisters;
     }
 
     /// @notice The descriptor's input lists do not have one entry per input.
@@ -44,6 +53,26 @@ library OpDescriptor {
             abi.decode(data, (uint256, uint256, uint256[], uint256[], uint256[], uint32[][], uint32[], uint256));
         if (op.dtypes.length != op.inputs.length || op.shapes.length != op.inputs.length) {
             revert MalformedDescriptor(op.inputs.length, op.dtypes.length, op.shapes.length);
+        }
+        // The last three head words are static: read them in place (decoding all eleven fields at
+        // once does not fit the stack).
+        if (data.length < 11 * 32) revert MalformedDescriptor(op.inputs.length, op.dtypes.length, op.shapes.length);
+        bytes32 root;
+        uint256 len;
+        uint256 regs;
+        assembly ("memory-safe") {
+            root := mload(add(data, 288)) // head word 8: 32 (length) + 8 * 32
+            len := mload(add(data, 320))
+            regs := mload(add(data, 352))
+        }
+        (op.programRoot, op.programLength, op.programRegisters) = (root, len, regs);
+    }
+
+    /// @notice Number of elements of the op's output.
+    function outputNumel(Op memory op) internal pure returns (uint256 n) {
+        n = 1;
+        for (uint256 i; i < op.outShape.length; ++i) {
+            n *= op.outShape[i];
         }
     }
 }
