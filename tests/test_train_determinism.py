@@ -34,9 +34,12 @@ def test_trace_root_same_across_runs_and_thread_counts(name: str, steps: int) ->
     assert _root(name, steps, threads=2) == one
 
 
-def test_trace_root_same_in_a_fresh_process() -> None:
+@pytest.mark.parametrize("fastcpu", ["1", "0"])
+def test_trace_root_same_in_a_fresh_process(fastcpu: str) -> None:
+    """A fresh interpreter, two threads, and (with VERIGRAD_REPOPS_FASTCPU=0) RepOps' torch kernels
+    instead of its C++ CPU loops: the same root as in this process."""
     here = _root("digits-mlp", 6)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2", "VERIGRAD_REPOPS_FASTCPU": fastcpu}
     proc = subprocess.run(
         [sys.executable, "-m", "protocol.train_cli", "train", "digits-mlp", "--steps", "6", "--json"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=True,
