@@ -291,3 +291,61 @@ def test_train_roots_same_with_and_without_fast_path_succeeds(name: str, steps: 
         ref = train(spec, progress=False)
     assert fast.trace_root == ref.trace_root
     assert fast.final_state_root == ref.final_state_root
+
+
+# --------------------------------------------------------------------------------------------------
+# the baseline-ISA build (CPUs without AVX2 run it): same bits, in a fresh process
+# --------------------------------------------------------------------------------------------------
+
+_BASELINE_SCRIPT = """
+import sys
+import torch
+from protocol.repops import fastcpu, ops
+assert fastcpu.available() and "-DREPOPS_BASELINE_ONLY" in fastcpu.cflags()
+g = torch.Generator().manual_seed(0)
+edge = torch.tensor([0.0, -0.0, 1e-45, -1e-40, float("inf"), float("-inf"), float("nan"), 3e38, -3e38, 88.7, -104.0])
+def mixed(*shape):
+    x = torch.randn(shape, generator=g) * 4
+    pick = torch.rand(shape, generator=g) < 0.1
+    return torch.where(pick, edge[torch.randint(0, edge.numel(), shape, generator=g)], x)
+qkv = mixed(2 * 9, 3 * 2 * 5)
+cases = [
+    ("matmul", [mixed(6, 70), mixed(70, 37)], {}),
+    ("linear", [mixed(130, 65), mixed(131, 65), mixed(131)], {}),
+    ("gelu", [mixed(1001)], {}),
+    ("gelu_backward", [mixed(1001), mixed(1001)], {}),
+    ("softmax", [mixed(7, 35)], {}),
+    ("cross_entropy_backward", [mixed(7, 35), torch.randint(0, 35, (7,), generator=g), torch.tensor(1.0)], {"batch": 7}),
+    ("adamw", [mixed(99), mixed(99), mixed(99).abs()], {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1, "step": 2}),
+    ("attn_scores", [qkv], {"batch": 2, "n_head": 2}),
+]
+for name, ins, attrs in cases:
+    fast = ops.compute(name, ins, attrs)
+    with fastcpu.disabled():
+        ref = ops.compute(name, ins, attrs)
+    if not torch.equal(fast.view(torch.int32), ref.view(torch.int32)):
+        sys.exit(f"{name}: baseline build differs")
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_baseline_isa_build_matches_torch_succeeds() -> None:
+    """Builds the loops without the AVX2 clones (one more compile, ~40 s) and checks them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, VERIGRAD_FASTCPU_ISA="baseline")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", _BASELINE_SCRIPT],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")

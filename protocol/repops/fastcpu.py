@@ -43,6 +43,14 @@ of fast-math is off). ``-ftree-vectorize`` only runs independent output elements
 never reassociates float arithmetic without ``-fassociative-math``. No ``-march=native``: the build
 cache must not depend on the CPU it was made on."""
 
+
+def cflags() -> list[str]:
+    """:data:`CFLAGS`, plus ``-DREPOPS_BASELINE_ONLY`` when ``VERIGRAD_FASTCPU_ISA=baseline``: then only
+    the baseline-ISA loops are built, not the AVX2 clones (so tests can run them on an AVX2 machine)."""
+    extra = ["-DREPOPS_BASELINE_ONLY"] if os.environ.get("VERIGRAD_FASTCPU_ISA") == "baseline" else []
+    return CFLAGS + extra
+
+
 _SUPPORTED_MACHINES = ("x86_64", "AMD64", "aarch64", "arm64")
 """Architectures whose float arithmetic is plain binary32 in C++ (SSE2 / NEON; never x87)."""
 
@@ -63,7 +71,7 @@ def _staged_source() -> tuple[str, Path]:
     hash, which is then compiled. So a build never mixes versions of the file (an edit during another
     process's build cannot leave a stale object that looks up to date), and versions never collide."""
     text = _CSRC.read_bytes()
-    digest = hashlib.sha256(text + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text + " ".join(cflags()).encode()).hexdigest()[:16]
     folder = build_dir() / digest
     folder.mkdir(parents=True, exist_ok=True)
     src = folder / "fastcpu.cpp"
@@ -100,7 +108,7 @@ def _build() -> Any | None:
         mod = cpp_extension.load(
             name=name,
             sources=[str(src)],
-            extra_cflags=CFLAGS,
+            extra_cflags=cflags(),
             build_directory=str(src.parent),
             verbose=False,
         )

@@ -28,7 +28,9 @@
 // Hot loops are compiled twice, for AVX2 and for the baseline ISA, and the CPU picks one at load time
 // (GCC function multiversioning). Both run the same IEEE binary32 operations per element, only more
 // elements side by side; "avx2" does not enable FMA, and -ffp-contract=off forbids contraction anyway.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+// REPOPS_BASELINE_ONLY builds the baseline code alone (to test it on a machine that has AVX2).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(REPOPS_BASELINE_ONLY)
 #define REPOPS_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define REPOPS_CLONES
