@@ -3,7 +3,10 @@
 For each reference spec, in the same process and on the same device:
 
 * ``repops_step_ms``: median wall time of one ``protocol.train.run_step`` (RepOps ops: fixed-order
-  reductions, own exp/log/sqrt, explicit backward, AdamW; no tape, as in training);
+  reductions, own exp/log/sqrt, explicit backward, AdamW; no tape, as in training); on CPU with the
+  fused C++ fast path (protocol/repops/fastcpu.py) when it is built;
+* ``torch_kernels_step_ms`` (CPU): the same step with the fast path off, every op on its vectorised
+  torch kernel (the same bits), measured in the same run, and its ``torch_kernels_ratio``;
 * ``torch_step_ms``: median wall time of the same model step in plain torch float32 (default kernels:
   BLAS/cuBLAS matmuls, torch.exp/log, autograd, ``torch.optim.AdamW``);
 * ``commit_ms``: median time of one checkpoint commit (state root over every state tensor + writing
@@ -11,7 +14,8 @@ For each reference spec, in the same process and on the same device:
   repops_step_ms), the fraction of training time spent committing at the spec's default interval.
 
 Prints one line per model and a JSON object as the last line with ``cpu_ratio`` (worst RepOps/plain
-ratio over the models; ``gpu_ratio`` with ``--device cuda``) and ``commit_overhead`` (worst).
+ratio over the models; ``gpu_ratio`` with ``--device cuda``), ``cpu_ratio_torch_kernels`` (the same
+without the fast path) and ``commit_overhead`` (worst).
 
     python benchmarks/repops_overhead.py [--device cpu|cuda] [--threads 1] [--repeat 15]
 """
@@ -35,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from protocol.commit import LocalStore  # noqa: E402
 from protocol.models import build_model  # noqa: E402
 from protocol.models.reference import reference_loss  # noqa: E402
+from protocol.repops import fastcpu  # noqa: E402
 from protocol.spec import SHIPPED_SPECS, load_spec, open_dataset  # noqa: E402
 from protocol.train import StepContext, initial_state, run_step, state_root_of  # noqa: E402
 
@@ -110,11 +115,19 @@ def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, objec
         loss.backward()
         opt.step()
 
+    fast = device.type == "cpu" and fastcpu.available()
     for _ in range(2):  # warm-up: allocator, kernel caches, lazy init
         repops_step()
         torch_step()
+        if fast:
+            with fastcpu.disabled():
+                repops_step()
     rep_ms = _median_ms(repops_step, repeat, device)
     plain_ms = _median_ms(torch_step, repeat, device)
+    slow_ms = None
+    if fast:
+        with fastcpu.disabled():
+            slow_ms = _median_ms(repops_step, repeat, device)
     with tempfile.TemporaryDirectory() as tmp:
         store = LocalStore(tmp)
 
@@ -127,11 +140,21 @@ def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, objec
         commit_ms = _median_ms(commit, max(3, repeat // 3), device)
     breakdown = op_breakdown(ctx, initial_state(model, device), 2, device)
     n_params = sum(t.numel() for n, t in state.items() if not n.startswith(("m.", "v.", "step")))
+    extra: dict[str, object] = {}
+    if slow_ms is not None:
+        with fastcpu.disabled():
+            slow_breakdown = op_breakdown(ctx, initial_state(model, device), 2, device)
+        extra = {
+            "torch_kernels_step_ms": round(slow_ms, 3),
+            "torch_kernels_ratio": round(slow_ms / plain_ms, 2),
+            "top_ops_ms_torch_kernels": slow_breakdown,
+        }
     return {
         "params": n_params,
         "repops_step_ms": round(rep_ms, 3),
         "torch_step_ms": round(plain_ms, 3),
         "ratio": round(rep_ms / plain_ms, 2),
+        **extra,
         "commit_ms": round(commit_ms, 3),
         "checkpoint_interval": spec.checkpoint_interval,
         "commit_overhead": round(commit_ms / (spec.checkpoint_interval * rep_ms), 5),
@@ -156,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
               f"torch {r['torch_step_ms']:8.2f} ms  ratio {r['ratio']:7.2f}  commit {r['commit_ms']:7.2f} ms "
               f"({100 * r['commit_overhead']:.3f}% at interval {r['checkpoint_interval']})")
         print("            time per step by op (ms):", r["top_ops_ms"])
+        if "torch_kernels_step_ms" in r:
+            print(f"            without the fast path: repops {r['torch_kernels_step_ms']:9.2f} ms  "
+                  f"ratio {r['torch_kernels_ratio']:7.2f}  by op (ms): {r['top_ops_ms_torch_kernels']}")
     worst = max(r["ratio"] for r in results.values())
     out = {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
@@ -163,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "models": results,
         ("cpu_ratio" if device.type == "cpu" else "gpu_ratio"): worst,
+        "fastcpu": device.type == "cpu" and fastcpu.available(),
         "commit_overhead": max(r["commit_overhead"] for r in results.values()),
     }
+    if all("torch_kernels_ratio" in r for r in results.values()):
+        out["cpu_ratio_torch_kernels"] = max(float(r["torch_kernels_ratio"]) for r in results.values())  # type: ignore[arg-type]
     print(json.dumps(out, sort_keys=True))
     return 0
 
