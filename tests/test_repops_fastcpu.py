@@ -68,7 +68,7 @@ def test_compute_uses_fast_kernel_succeeds() -> None:
     assert fastcpu.compute("matmul", [a, b], {}, 15) is not None
     with fastcpu.disabled():
         assert fastcpu.compute("matmul", [a, b], {}, 15) is None
-    assert fastcpu.compute("relu", [a], {}, 35) is None
+    assert fastcpu.compute("tanh", [a], {}, 35) is None
 
 
 def test_dot_detects_changed_order_succeeds() -> None:
@@ -181,6 +181,40 @@ def test_gelu_odd_shapes_match_torch_succeeds() -> None:
         x = _mixed(shape, len(shape))
         _assert_same("gelu", [x])
         _assert_same("gelu_backward", [x, _randn(shape, 1)])
+
+
+# --------------------------------------------------------------------------------------------------
+# plain elementwise ops and the embedding lookup
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape,bshape", [((1,), (1,)), ((7, 5), (7, 5)), ((7, 5), (5,)), ((3, 4, 9), (4, 1)), ((999,), (1,))]
+)
+def test_elementwise_ops_match_torch_succeeds(shape: tuple[int, ...], bshape: tuple[int, ...]) -> None:
+    a, b = _mixed(shape, 1, 0.3), _mixed(bshape, 2, 0.3)
+    for name in ("add", "sub", "mul"):
+        _assert_same(name, [a, b])
+    full = _mixed(shape, 3, 0.3)
+    _assert_same("relu_backward", [a, full])
+    _assert_same("sgd", [a, full], {"lr": 0.1})
+    _assert_same("sgd", [a, full], {"lr": 3e-39})
+    _assert_same("relu", [a])
+    for c in (0.5, -3.0, 1e-30, 3e38, float("inf")):
+        _assert_same("scale", [a], {"c": c})
+
+
+def test_embedding_matches_torch_succeeds() -> None:
+    table = _mixed((11, 7), 1, 0.3)
+    ids = torch.tensor([0, 10, 3, 3, 0, 5])
+    _assert_same("embedding", [ids, table])
+
+
+def test_embedding_bad_id_keeps_torch_error_reverts() -> None:
+    from protocol.repops.policy import RepOpsError
+
+    with pytest.raises(RepOpsError):
+        ops.compute("embedding", [torch.tensor([0, 11]), _randn((11, 7), 0)])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ Only CPU tensors take this path: CUDA keeps the torch kernels, and scalar tracin
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
@@ -153,9 +154,22 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
+@functools.lru_cache(maxsize=4096)
 def _bits_arg(x: float) -> int:
-    """A constant as the kernels' ``k.const`` rounds it: binary32 bits (NaN canonical)."""
+    """A constant as the kernels' ``k.const`` rounds it: binary32 bits (NaN canonical). Cached: the same
+    constants recur every step."""
     return f32_bits(x)
+
+
+@functools.lru_cache(maxsize=1024)
+def _adam_bits(lr: float, beta1: float, beta2: float, eps: float, wd: float, step: int) -> tuple[int, ...]:
+    """Bits of the AdamW update's constants (bc1, bc2, eps, lr*wd, lr), as optim.adam_constants makes them."""
+    from protocol.repops.optim import adam_constants
+
+    c = adam_constants(
+        {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": wd, "step": step}
+    )
+    return tuple(_bits_arg(x) for x in (c["bc1"], c["bc2"], eps, c["lrwd"], lr))
 
 
 def _matmul(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
@@ -183,31 +197,26 @@ def _sum_rows(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel:
     return mod.colsum(_dense(x), c, length)
 
 
+@functools.lru_cache(maxsize=256)
+def _beta_bits(beta: float) -> tuple[int, int]:
+    """Bits of b and of 1 - b (computed in binary32), as optim's adam_m / adam_v kernels make them."""
+    b = np.float32(beta)
+    return f32_bits(b), f32_bits(np.float32(1.0) - b)
+
+
 def _adam_m(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
-    b1 = np.float32(attrs["beta1"])
-    return mod.adam_m(_dense(v[0]), _dense(v[1]), _bits_arg(b1), _bits_arg(np.float32(1.0) - b1))
+    return mod.adam_m(_dense(v[0]), _dense(v[1]), *_beta_bits(float(attrs["beta1"])))
 
 
 def _adam_v(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
-    b2 = np.float32(attrs["beta2"])
-    return mod.adam_v(_dense(v[0]), _dense(v[1]), _bits_arg(b2), _bits_arg(np.float32(1.0) - b2))
+    return mod.adam_v(_dense(v[0]), _dense(v[1]), *_beta_bits(float(attrs["beta2"])))
 
 
 def _adamw(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
-    from protocol.repops.optim import adam_constants
-
-    c = adam_constants(attrs)
+    key = (attrs["lr"], attrs["beta1"], attrs["beta2"], attrs["eps"], attrs.get("weight_decay", 0.0))
+    consts = _adam_bits(*(float(x) for x in key), int(attrs["step"]))
     p, m, vv = (_dense(t) for t in v)
-    return mod.adamw(
-        p,
-        m,
-        vv,
-        _bits_arg(c["bc1"]),
-        _bits_arg(c["bc2"]),
-        _bits_arg(attrs["eps"]),
-        _bits_arg(c["lrwd"]),
-        _bits_arg(attrs["lr"]),
-    )
+    return mod.adamw(p, m, vv, *consts)
 
 
 def _gelu(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
@@ -349,6 +358,40 @@ def _attn_dqkv(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel
     return out.permute(1, 3, 0, 2, 4)  # (B, T, 3, H, Dh)
 
 
+def _broadcast(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _dense(b if b.shape == a.shape else b.expand(a.shape))
+
+
+def _binary(kind: int) -> Kernel:
+    def run(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+        return mod.binary(_dense(v[0]), _broadcast(v[0], v[1]), kind, 0)
+
+    return run
+
+
+def _sgd(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.binary(_dense(v[0]), _dense(v[1]), 3, _bits_arg(float(attrs["lr"])))
+
+
+def _relu_backward(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.binary(_dense(v[0]), _dense(v[1]), 4, 0)
+
+
+def _scale(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.unary(_dense(v[0]), 0, _bits_arg(float(attrs["c"])))
+
+
+def _relu(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+    return mod.unary(_dense(v[0]), 1, 0)
+
+
+def _embedding(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor | None:
+    ids, table = v
+    if not _targets_in_range(ids, table.shape[0]):
+        return None
+    return mod.embedding(_dense(ids), _dense(table))
+
+
 _EMPTY = torch.empty(0, dtype=torch.float32)
 
 KERNELS: dict[str, Kernel] = {
@@ -377,6 +420,14 @@ KERNELS: dict[str, Kernel] = {
     "attn_apply": _attn_apply,
     "attn_dprobs": _matmul,
     "attn_dqkv": _attn_dqkv,
+    "add": _binary(0),
+    "sub": _binary(1),
+    "mul": _binary(2),
+    "sgd": _sgd,
+    "relu_backward": _relu_backward,
+    "scale": _scale,
+    "relu": _relu,
+    "embedding": _embedding,
 }
 """The ops with a fast path, by op name (each checked bit for bit against its torch kernel)."""
 

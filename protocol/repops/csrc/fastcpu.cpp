@@ -804,6 +804,78 @@ at::Tensor mean(const at::Tensor& x, int64_t n_bits, int64_t c, int64_t L) {
   return out;
 }
 
+// ----------------------------------------------------------------------------------------------------
+// plain elementwise ops (b already broadcast to a's shape by the caller)
+// ----------------------------------------------------------------------------------------------------
+
+// kind 0: a + b, 1: a - b, 2: a * b, 3: SGD a - c*b, 4: relu_backward SELECT(0 < a, b, +0).
+REPOPS_CLONES void binary_block(const float* a, const float* b, float* o, int64_t n, int64_t kind, float c) {
+  switch (kind) {
+    case 0:
+      for (int64_t i = 0; i < n; ++i) o[i] = canon(a[i] + b[i]);
+      break;
+    case 1:
+      for (int64_t i = 0; i < n; ++i) o[i] = canon(a[i] - b[i]);
+      break;
+    case 2:
+      for (int64_t i = 0; i < n; ++i) o[i] = canon(a[i] * b[i]);
+      break;
+    case 3:
+      for (int64_t i = 0; i < n; ++i) o[i] = canon(a[i] - c * b[i]);
+      break;
+    default:
+      for (int64_t i = 0; i < n; ++i) o[i] = canon(0.0f < a[i] ? b[i] : 0.0f);
+  }
+}
+
+// kind 0: x * c (scale), 1: relu FMAX(x, +0) = SELECT(x < +0, +0, x).
+REPOPS_CLONES void unary_block(const float* x, float* o, int64_t n, int64_t kind, float c) {
+  if (kind == 0)
+    for (int64_t i = 0; i < n; ++i) o[i] = canon(x[i] * c);
+  else
+    for (int64_t i = 0; i < n; ++i) o[i] = canon(x[i] < 0.0f ? 0.0f : x[i]);
+}
+
+at::Tensor binary(const at::Tensor& a, const at::Tensor& b, int64_t kind, int64_t c_bits) {
+  check_f32(a, "binary a");
+  check_f32(b, "binary b");
+  TORCH_CHECK(a.sizes() == b.sizes() && kind >= 0 && kind <= 4, "binary shapes");
+  at::Tensor out = at::empty_like(a);
+  const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
+  const float c = from_bits(static_cast<uint32_t>(c_bits));
+  float* op = out.data_ptr<float>();
+  blocks(a.numel(), [&](int64_t s, int64_t n) { binary_block(ap + s, bp + s, op + s, n, kind, c); });
+  return out;
+}
+
+at::Tensor unary(const at::Tensor& x, int64_t kind, int64_t c_bits) {
+  check_f32(x, "unary x");
+  TORCH_CHECK(kind >= 0 && kind <= 1, "unary kind");
+  at::Tensor out = at::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  const float c = from_bits(static_cast<uint32_t>(c_bits));
+  float* op = out.data_ptr<float>();
+  blocks(x.numel(), [&](int64_t s, int64_t n) { unary_block(xp + s, op + s, n, kind, c); });
+  return out;
+}
+
+// embedding: out[p, j] = table[ids[p], j] (ids checked in range by the caller).
+at::Tensor embedding(const at::Tensor& ids, const at::Tensor& table) {
+  check_f32(table, "embedding table");
+  TORCH_CHECK(ids.scalar_type() == at::kInt && ids.is_contiguous() && table.dim() == 2, "embedding shapes");
+  const int64_t P = ids.numel(), V = table.size(0), D = table.size(1);
+  at::Tensor out = at::empty({P, D}, table.options());
+  const int32_t* ip = ids.data_ptr<int32_t>();
+  const float* tp = table.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  for (int64_t p = 0; p < P; ++p) {
+    TORCH_CHECK(ip[p] >= 0 && ip[p] < V, "embedding: id out of range");
+    const float* row = tp + static_cast<int64_t>(ip[p]) * D;
+    for (int64_t j = 0; j < D; ++j) op[p * D + j] = canon(row[j]);
+  }
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dot", &dot, "chunked fixed-order dot product (matmul / linear)");
   m.def("colsum", &colsum, "chunked fixed-order column sums (sum_rows)");
@@ -823,4 +895,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layernorm_dgamma", &layernorm_dgamma, "layer norm gamma gradient");
   m.def("embedding_backward", &embedding_backward, "embedding table gradient");
   m.def("mean", &mean, "mean of all elements");
+  m.def("binary", &binary, "add / sub / mul / sgd / relu_backward");
+  m.def("unary", &unary, "scale / relu");
+  m.def("embedding", &embedding, "embedding lookup");
 }
