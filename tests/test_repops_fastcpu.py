@@ -383,3 +383,33 @@ def test_baseline_isa_build_matches_torch_succeeds() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_no_compiler_falls_back_with_one_warning_succeeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With a compiler that fails, ops still run (torch kernels) and one warning says why."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import warnings, torch\n"
+        "from protocol.repops import fastcpu, ops\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    a = ops.compute('gelu', [torch.linspace(-3, 3, 50)])\n"
+        "    b = ops.compute('matmul', [torch.ones(3, 4), torch.ones(4, 2)])\n"
+        "assert not fastcpu.available()\n"
+        "with fastcpu.disabled():\n"
+        "    assert torch.equal(a, ops.compute('gelu', [torch.linspace(-3, 3, 50)]))\n"
+        "msgs = [str(x.message) for x in w if 'fast path' in str(x.message)]\n"
+        "assert len(msgs) == 1 and float(b[0, 0]) == 4.0, msgs\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, CXX="/bin/false", VERIGRAD_FASTCPU_BUILD=str(tmp_path))
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
