@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth_utils import keccak
 
@@ -126,9 +126,12 @@ class Verifier:
         if self.desk is not None:
             self.desk.tick(self._player)
             if not self.desk.active() and self.m.proceeds() > 0:
-                # The beneficiary's share of a slash, credited in the StakeManager.
-                self.m.claim_proceeds()
-                self.log.warning(logfmt(event="reward_claimed"))
+                # The beneficiary's share of a slash, credited in the StakeManager (one claim per
+                # finished game at most: the key counts them).
+                won = sum(1 for _, rec in self.db.all("game") if rec.get("state") == "done")
+                if send_once(self.db, f"claimProceeds:{won}", lambda: self.m.proceeds() == 0,
+                             self.m.claim_proceeds, self.log, games=won):
+                    self.log.warning(logfmt(event="reward_claimed", games=won))
         for key, rec in self.db.all("result"):
             if rec.get("state") == "pending":
                 self.guarded(int(key), lambda key=key, rec=rec: self.check(int(key), rec))
@@ -211,12 +214,13 @@ class Verifier:
                                     note="no checkpoint to replay from"))
             return
         game = self.desk.game
+        pin = finding.interval
         send_once(self.db, f"challenge:{tid}", lambda: bool(game.games_of(tid, self.m.address)),
-                  lambda: game.challenge(tid, finding.interval), self.log, task=tid, pin=finding.interval)
+                  lambda: game.challenge_receipt(tid, pin), self.log, task=tid, pin=pin)
         for gid in game.games_of(tid, self.m.address):
             self.desk.on_event("GameCreated", {"gameId": gid, "taskId": tid, "solver": "",
                                                "challenger": self.m.address, "bond": game.bond()},
-                               {"anchor": finding.interval})
+                               {"anchor": pin})
 
     def _player(self, gid: int, rec: dict[str, Any]) -> Any:
         """The challenger's tracker: the solver's checkpoints up to the anchor, honest replay below."""
@@ -232,7 +236,9 @@ class Verifier:
         manifest = store.get_json(digest)  # type: ignore[attr-defined]
         spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
         roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
-        honest = TraceSource(Replayer(spec, store=store, manifest=manifest), roots, spec.checkpoint_interval)
+        # Any store with get_tensors serves a replay (a local directory or the solver's HTTP server).
+        replayer = Replayer(spec, store=cast(Any, store), manifest=manifest)
+        honest = TraceSource(replayer, roots, spec.checkpoint_interval)
         game = self.desk.game
 
         def solver_output(step: int, op: int) -> Any:

@@ -32,7 +32,13 @@ class Params:
     sink: str | None = None  # burn/pool address; defaults to the deployer
     dispute_bond: int = 10**17  # wei a challenger posts per game (to the solver if the challenger loses)
     dispute_degree: int = 4  # k of the game's k-ary queries: k - 1 leaves per reveal
-    dispute_clock: int = 24 * 3600  # seconds per party per game; keep 2x below dispute_timeout
+    dispute_clock: int | None = None  # seconds per party per game; default a quarter of dispute_timeout
+
+    @property
+    def game_clock(self) -> int:
+        """Each party's time per game: ``dispute_clock`` or a quarter of the dispute timeout, so that a
+        game always ends (both clocks spent) before the market may expire its dispute."""
+        return self.dispute_clock if self.dispute_clock is not None else max(1, self.dispute_timeout // 4)
 
 
 @dataclass(frozen=True)
@@ -91,12 +97,13 @@ def deploy_dispute(chain: Chain, key: str, deployment: Deployment, verifier: str
     """Deploy a DisputeGame over ``verifier`` and authorise it in the market (the market reports a lost
     game to the StakeManager, where it is already the slasher). Returns the deployment with both."""
     params = params or Params()
-    if 2 * params.dispute_clock >= params.dispute_timeout:
-        raise ChainError(f"dispute_clock {params.dispute_clock} s must stay below half of dispute_timeout "
+    clock = params.game_clock
+    if 2 * clock >= params.dispute_timeout:
+        raise ChainError(f"dispute_clock {clock} s must stay below half of dispute_timeout "
                          f"{params.dispute_timeout} s, or the market may expire a game still being played")
     market = chain.contract("TaskMarket", deployment.task_market)
     game = chain.deploy("DisputeGame", market.address, verifier, params.dispute_bond, params.dispute_degree,
-                        params.dispute_clock, key=key)
+                        clock, key=key)
     chain.transact(market.functions.setDisputeContract(game.address, True), key=key)
     return dataclasses.replace(deployment, dispute_game=game.address, step_verifier=verifier)
 
@@ -130,7 +137,7 @@ def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployme
         stake_manager=stake.address,
         task_market=market.address,
         float32_arbiter=arbiter.address,
-        params={**asdict(params), "sink": sink},
+        params={**asdict(params), "sink": sink, "dispute_clock": params.game_clock},
     )
     verifier = chain.deploy("ScalarStepVerifier", key=key)
     return deploy_dispute(chain, key, base, verifier.address, params)

@@ -127,9 +127,12 @@ class DisputeGame:
     # ---------------------------------------------------------------- opening
     def challenge(self, task_id: int, pin: int = NO_PIN) -> int:
         """Posts the bond and opens a game on ``task_id``; returns the game id."""
-        receipt = self._tx(self.game.functions.challenge(task_id, pin), value=self.bond())
-        (event,) = self.game.events.GameCreated().process_receipt(receipt)
+        (event,) = self.game.events.GameCreated().process_receipt(self.challenge_receipt(task_id, pin))
         return int(event["args"]["gameId"])
+
+    def challenge_receipt(self, task_id: int, pin: int = NO_PIN) -> TxReceipt:
+        """As :meth:`challenge`, returning the receipt (for ``send_once``, which logs the transaction)."""
+        return self._tx(self.game.functions.challenge(task_id, pin), value=self.bond())
 
     # ---------------------------------------------------------------- solver
     def defend_trace(self, gid: int, first_proof: Sequence[bytes], last_proof: Sequence[bytes]) -> TxReceipt:

@@ -42,7 +42,6 @@ from protocol.chain.dispute import (
     ScalarCommitment,
     turn,
 )
-from protocol.chain.errors import ContractRevert
 from protocol.commit import OpLog, SequenceTree, TensorCommitment, tensor_id
 from protocol.errors import VerigradError
 from protocol.trace import OpTrace, Replayer
@@ -237,13 +236,10 @@ class GamePlayer:
         mover = turn(phase)
         if mover != self.party:
             party, remaining = self.game.clock_of(self.gid)
-            if party != self.party and remaining == 0:
-                try:
-                    self.game.claim_timeout(self.gid)
-                except ContractRevert as exc:  # ClockNotExpired within the same second: next tick
-                    self.log.debug(logfmt(event="timeout_early", game=self.gid, error=type(exc).__name__))
-                    return None
-                self.log.warning(logfmt(event="timeout_claimed", game=self.gid, against=party.name))
+            # clockOf says 0 once the time is used up; the contract wants it exceeded, so a claim in
+            # that very second reverts (ClockNotExpired), is marked failed and is retried next tick.
+            if party != self.party and remaining == 0 and self._send(
+                    g, "claimTimeout", lambda: self.game.claim_timeout(self.gid), against=party.name):
                 return "claimTimeout"
             return None
         return self.move(g, phase)

@@ -1,7 +1,8 @@
 """A dishonest solver daemon corrupts one scalar of one op at one step; a verifier daemon that
 re-executes the sampled intervals finds the exact checkpoint interval. Op 6 of a digits-MLP step is
-the backward matmul giving the output layer's weight gradient. (The game that follows the
-finding is played in the dispute scenarios.)"""
+the backward matmul giving the output layer's weight gradient; its element 2 is non-zero at step 7 (a
+corrupted zero, such as element 5 there, comes out subnormal and is flushed away by the next op).
+(The game that follows the finding is played in tests/scenarios/test_disputes.py.)"""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_sampling_is_deterministic_distinct_and_secret_dependent() -> None:
 def test_verifier_finds_the_corrupted_interval(devnet: Devnet) -> None:
     spec = small_spec(devnet.dir)
     devnet.spawn("cheater", ["solver", "--store", str(devnet.dir / "cheater"), "--db",
-                             str(devnet.dir / "cheater.db"), "--stake", "1", "--inject", "7:6:5"], key_index=2)
+                             str(devnet.dir / "cheater.db"), "--stake", "1", "--inject", "7:6:2"], key_index=2)
     devnet.spawn("verifier", ["verifier", "--db", str(devnet.dir / "verifier.db"), "--sample-rate", "1"],
                  key_index=4)
     sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])

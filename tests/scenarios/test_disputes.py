@@ -161,3 +161,31 @@ def test_stalled_solver_loses_on_time(devnet: Devnet) -> None:
     assert sub.status(tid) == TaskStatus.FAILED
     assert sub.locked_stake(devnet.node.accounts[2]) == 0
     assert_solvent(devnet, sub)
+
+
+def test_verifier_killed_mid_game_resumes_and_sends_nothing_twice(devnet: Devnet) -> None:
+    """The verifier daemon is SIGKILLed in the middle of the game and restarted on the same database:
+    it resumes from the chain, still wins, and every transaction it ever sent is one recorded action."""
+    sub, tid, _ = start_task(devnet, ["--inject", FAULT])
+    args = ["verifier", "--db", str(devnet.dir / "verifier.db"), "--sample-rate", "1"]
+    first = devnet.spawn("verifier", args, key_index=4)
+    game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[4])
+    devnet.wait_for(lambda: game.game_count() == 1 and int(game.get(1).level) >= 2, 180, "level 2 of the game")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    devnet.procs.remove(first)
+    killed_at = game.get(1)
+    (devnet.dir / "verifier-first.log").write_text(devnet.log("verifier"))
+    devnet.spawn("verifier", args, key_index=4)
+    devnet.wait_for(lambda: "event=game_over" in devnet.log("verifier"), 6 * GAME_CLOCK, "the end of the game")
+    assert int(killed_at.level) >= 2 and GameStatus(killed_at.status) == GameStatus.IN_PROGRESS
+    assert GameStatus(game.status(1)) == GameStatus.CHALLENGER_WON
+    assert game.events(1, "OneStepChecked") and not game.events(1, "TimedOut")
+    me = devnet.node.accounts[4]
+    sent = [tx for n in range(devnet.chain.w3.eth.block_number + 1)
+            for tx in devnet.chain.w3.eth.get_block(n, full_transactions=True)["transactions"] if tx["from"] == me]
+    db = AgentDB(devnet.dir / "verifier.db")
+    done = db.conn.execute("SELECT COUNT(*) FROM actions WHERE status='done' AND tx IS NOT NULL").fetchone()[0]
+    assert len(sent) == done  # one transaction per recorded move: nothing re-sent after the restart
+    assert all(devnet.chain.w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1 for tx in sent)
+    assert_solvent(devnet, sub)
