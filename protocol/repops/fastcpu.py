@@ -444,3 +444,16 @@ def compute(
     if mod is None:
         return None
     return fn(mod, views, attrs, out_numel)
+
+
+def main() -> int:
+    """Build (or load) the extension now and say how long it took, so that a training run does not pay
+    for the first build: ``python -c "from protocol.repops import fastcpu; fastcpu.main()"``."""
+    ok = available()
+    secs = build_seconds()
+    where = _staged_source()[1].parent if ok else None
+    print(
+        f"RepOps CPU fast path: {'built' if ok else 'unavailable'}"
+        + (f" in {secs:.1f} s at {where}" if ok and secs is not None else "")
+    )
+    return 0 if ok else 1
