@@ -11,6 +11,7 @@ rejected. The gas of ``step`` is measured over the sample.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
 from protocol.dispute.graph import graph_of_trace, graph_root
-from protocol.dispute.onestep import OPENING_TYPE, ElementProgram, supported
+from protocol.dispute.onestep import STEP_PROOF_TYPES, ElementProgram, supported
 from protocol.spec import load_spec, spec_hash
 from protocol.trace import Replayer
 from protocol.train import Fault
@@ -46,7 +47,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     honest = Replayer(spec).op_trace(fault.step)
     faulty = Replayer(spec, fault=fault).op_trace(fault.step)
     return {"spec": spec, "spec_hash": bytes.fromhex(spec_hash(spec)[2:]), "honest": honest, "faulty": faulty,
-            "graph": graph_of_trace(faulty)}
+            "graph": graph_of_trace(faulty, spec)}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def verifier(anvil_chain: Any, run: dict[str, Any]) -> Any:
     for d in run["graph"]:
         if not supported(d.kind):
             continue
-        p = ElementProgram.build(run["faulty"], d.index, 0, run["graph"])
+        p = ElementProgram.build(run["faulty"], d.index, 0, run["graph"], run["spec"])
         anvil_chain.transact(v.functions.registerOp(*p.register_args()), key=anvil_chain.dev_keys[0])
     return v
 
@@ -69,7 +70,7 @@ def _step(verifier: Any, run: dict[str, Any], p: ElementProgram, m: int, proof: 
 
 
 def test_graph_is_the_same_every_step(run: dict[str, Any]) -> None:
-    assert graph_of_trace(run["honest"]) == run["graph"]
+    assert graph_of_trace(run["honest"], run["spec"]) == run["graph"]
     assert run["faulty"].ops[6].name == "matmul" and run["faulty"].ops[6].attrs == {"ta": True, "tb": False}
 
 
@@ -79,8 +80,8 @@ def test_step_faulty_element_disagrees_with_faulty_leaf_succeeds(verifier: Any, 
     """The backward matmul of the brief and a cross_entropy_backward element (committed programs)."""
     f = Fault.parse(fault)
     trace = run["faulty"] if fault == FAULT else Replayer(run["spec"], fault=f).op_trace(f.step)
-    faulty = ElementProgram.build(trace, f.op, f.element, run["graph"])
-    honest = ElementProgram.build(run["honest"], f.op, f.element, run["graph"])
+    faulty = ElementProgram.build(trace, f.op, f.element, run["graph"], run["spec"])
+    honest = ElementProgram.build(run["honest"], f.op, f.element, run["graph"], run["spec"])
     m = faulty.length - 1
     assert faulty.leaves[:m + 1] == honest.leaves[:m + 1]  # the parties agree up to leaf M - 1
     assert faulty.leaves[m + 1] != honest.leaves[m + 1]
@@ -96,7 +97,7 @@ def test_step_every_leaf_agrees_succeeds(verifier: Any, run: dict[str, Any], anv
     samples = [(6, 5), (6, 6), (8, 100), (0, 77), (2, 301)]
     samples += [(d.index, 3 if d.out_shape else 0) for d in run["graph"] if supported(d.kind) and d.index not in (0, 2, 6, 8)]
     for op, element in samples:
-        p = ElementProgram.build(run["honest"], op, element, run["graph"])
+        p = ElementProgram.build(run["honest"], op, element, run["graph"], run["spec"])
         assert p.leaves == p.honest_leaves
         for m in range(p.length):
             assert _step(verifier, run, p, m) == p.leaves[m + 1], (op, element, m)
@@ -109,11 +110,11 @@ def test_step_every_leaf_agrees_succeeds(verifier: Any, run: dict[str, Any], anv
 
 
 def test_outputMatches_faulty_and_honest_succeeds(verifier: Any, run: dict[str, Any]) -> None:
-    faulty = ElementProgram.build(run["faulty"], 6, 5, run["graph"])
+    faulty = ElementProgram.build(run["faulty"], 6, 5, run["graph"], run["spec"])
     out_id = run["faulty"].log_ids[faulty.output_entry]
     ctx = faulty.step_context(run["spec_hash"])
     assert verifier.functions.outputMatches(ctx, faulty.leaves[-1], out_id, faulty.output_opening()).call()
-    honest = ElementProgram.build(run["honest"], 6, 5, run["graph"])
+    honest = ElementProgram.build(run["honest"], 6, 5, run["graph"], run["spec"])
     honest_id = run["honest"].log_ids[honest.output_entry]
     assert verifier.functions.outputMatches(ctx, honest.leaves[-1], honest_id, honest.output_opening()).call()
     # The honest final state does not match the faulty tensor's element.
@@ -125,7 +126,7 @@ def test_outputMatches_faulty_and_honest_succeeds(verifier: Any, run: dict[str, 
 
 
 def test_programLength_and_initialState_succeeds(verifier: Any, run: dict[str, Any]) -> None:
-    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"])
+    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"], run["spec"])
     ctx = p.step_context(run["spec_hash"])
     assert verifier.functions.programLength(ctx).call() == p.length
     assert bytes(verifier.functions.initialState(ctx).call()) == p.leaves[0]
@@ -137,17 +138,17 @@ def test_programLength_and_initialState_succeeds(verifier: Any, run: dict[str, A
 def _proof_parts(p: ElementProgram, m: int) -> list[Any]:
     from eth_abi import decode
 
-    return list(decode(["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]"], p.step_proof(m)))
+    return list(decode(STEP_PROOF_TYPES, p.step_proof(m)))
 
 
 def _encode(parts: list[Any]) -> bytes:
     from eth_abi import encode
 
-    return encode(["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]"], parts)
+    return encode(STEP_PROOF_TYPES, parts)
 
 
 def test_step_wrong_pre_state_reverts(verifier: Any, run: dict[str, Any]) -> None:
-    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"])
+    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"], run["spec"])
     with pytest.raises(ContractCustomError, match=_selector("StateOpeningMismatch(bytes32,bytes32)")):
         _step(verifier, run, p, 3, pre=p.leaves[4])
     parts = _proof_parts(p, 3)
@@ -160,13 +161,13 @@ def test_step_wrong_pre_state_reverts(verifier: Any, run: dict[str, Any]) -> Non
 
 
 def test_step_wrong_descriptor_reverts(verifier: Any, run: dict[str, Any]) -> None:
-    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"])
+    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"], run["spec"])
     parts = _proof_parts(p, 3)
     bad = list(parts)
     bad[1] = run["graph"][8].encode()  # another op's descriptor, with op 6's proof
     with pytest.raises(ContractCustomError, match=_selector("DescriptorNotInGraph(bytes32,uint256)")):
         _step(verifier, run, p, 3, proof=_encode(bad))
-    other = ElementProgram.build(run["faulty"], 8, 5, run["graph"])
+    other = ElementProgram.build(run["faulty"], 8, 5, run["graph"], run["spec"])
     bad = list(parts)
     bad[1:4] = _proof_parts(other, 3)[1:4]  # a proven descriptor, of the wrong op
     with pytest.raises(ContractCustomError, match=_selector("WrongOp(uint256,uint256)")):
@@ -174,7 +175,7 @@ def test_step_wrong_descriptor_reverts(verifier: Any, run: dict[str, Any]) -> No
 
 
 def test_step_wrong_operand_opening_reverts(verifier: Any, run: dict[str, Any]) -> None:
-    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"])
+    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"], run["spec"])
     parts = _proof_parts(p, 3)
     tid, log_proof, chunk, chunk_proof = parts[4][0]
     bad = list(parts)
@@ -191,7 +192,7 @@ def test_step_wrong_operand_opening_reverts(verifier: Any, run: dict[str, Any]) 
 
 
 def test_programLength_unregistered_reverts(verifier: Any, run: dict[str, Any]) -> None:
-    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"])
+    p = ElementProgram.build(run["faulty"], 6, 5, run["graph"], run["spec"])
     ctx = list(p.step_context(run["spec_hash"]))
     ctx[1] = keccak(b"another graph")
     with pytest.raises(ContractCustomError, match=_selector("OpNotRegistered(bytes32,uint256)")):
@@ -201,9 +202,10 @@ def test_programLength_unregistered_reverts(verifier: Any, run: dict[str, Any]) 
 def test_registerOp_unsupported_reverts(verifier: Any, run: dict[str, Any], anvil_chain: Any) -> None:
     from protocol.dispute.graph import descriptor_proof
 
-    graph = run["graph"]
-    adamw = next(d for d in graph if d.kind == "adamw")
-    proof = descriptor_proof(graph, adamw.index)
-    fn = verifier.functions.registerOp(graph_root(graph), adamw.encode(), proof.size, list(proof.siblings))
+    # an adamw descriptor without its step table: its programs cannot be had
+    bare = dataclasses.replace(next(d for d in run["graph"] if d.kind == "adamw"), program_root=b"\x00" * 32)
+    graph = [bare if d.index == bare.index else d for d in run["graph"]]
+    proof = descriptor_proof(graph, bare.index)
+    fn = verifier.functions.registerOp(graph_root(graph), bare.encode(), proof.size, list(proof.siblings))
     with pytest.raises(ContractCustomError, match=_selector("UnsupportedOp(uint256)")):
         fn.call()

@@ -47,14 +47,14 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_graph_same_every_step(traces: dict[str, Any]) -> None:
-    first, last = graph_of_trace(traces["first"]), graph_of_trace(traces["last"])
+    first, last = graph_of_trace(traces["first"], traces["spec"]), graph_of_trace(traces["last"], traces["spec"])
     assert traces["first"].ops[14].attrs["lr"] != traces["last"].ops[14].attrs["lr"]
     assert first == last
     assert graph_root(first) == graph_root(last) == op_graph_root(traces["spec"], traces["last"])
 
 
 def test_descriptor_roundtrip(traces: dict[str, Any]) -> None:
-    graph = graph_of_trace(traces["first"])
+    graph = graph_of_trace(traces["first"], traces["spec"])
     assert [d.index for d in graph] == list(range(len(graph)))
     for d in graph:
         assert OpDescriptor.decode(d.encode()) == d
@@ -62,14 +62,14 @@ def test_descriptor_roundtrip(traces: dict[str, Any]) -> None:
 
 
 def test_descriptor_proof_every_op(traces: dict[str, Any]) -> None:
-    graph = graph_of_trace(traces["first"])
+    graph = graph_of_trace(traces["first"], traces["spec"])
     root = graph_root(graph)
     for d in graph:
         assert verify_descriptor(root, d.encode(), descriptor_proof(graph, d.index)) == d
 
 
 def test_descriptor_changed_rejected(traces: dict[str, Any]) -> None:
-    graph = graph_of_trace(traces["first"])
+    graph = graph_of_trace(traces["first"], traces["spec"])
     root = graph_root(graph)
     d = graph[6]
     changed = OpDescriptor(d.index, d.kind, (1, 1), d.inputs, d.dtypes, d.shapes, d.out_shape, d.output)

@@ -487,6 +487,7 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         return IOneStepVerifier.StepContext({
             specHash: g.specHash,
             opGraphRoot: g.opGraphRoot,
+            trainingStep: g.trainingStep,
             logRoot: g.logRoot,
             logSize: g.logSize,
             op: g.op,

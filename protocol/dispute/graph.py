@@ -29,6 +29,13 @@ its result in register 0. Programs do not depend on the data, so anyone recomput
 the shapes (``repops.scalar_program``); a solver checks it with the rest of the graph before bidding.
 For derived kinds the three fields are zero.
 
+``adamw`` reads four values that change by step (the learning rate, Adam's bias corrections and
+lr * weight decay; RepOps immediates). Its descriptor's ``programRoot`` commits them for every
+step of the task instead: leaf t = ``abi.encode(uint256 t, uint32 lr, uint32 bc1, uint32 bc2,
+uint32 lrwd)`` (binary32 bits, as ``optim.adam_constants`` computes them for Adam step t + 1 and
+``spec.learning_rate(t)``), so the graph is still the same for every step; ``programLength`` and
+``programRegisters`` are its program's (44, 10).
+
 The root is the RFC 9162 keccak Merkle root (``MerkleLog``-compatible) over the descriptors as leaf
 data: ``leaf_j = keccak256(0x00 || descriptor_j)``.
 
@@ -83,6 +90,9 @@ COMMITTED_KINDS = frozenset({"cross_entropy", "cross_entropy_backward"})
 
 ZERO_ROOT = b"\x00" * 32
 
+#: Kinds whose step-varying immediates come from a per-step table in the descriptor.
+STEP_TABLE_KINDS = frozenset({"adamw"})
+
 #: Attributes whose value changes from step to step: never part of a descriptor.
 STEP_VARYING_ATTRS = frozenset({"lr", "step"})
 
@@ -116,7 +126,7 @@ class OpDescriptor:
     @property
     def committed(self) -> bool:
         """Whether this descriptor commits its elements' programs (see the module doc)."""
-        return self.program_root != ZERO_ROOT
+        return self.program_root != ZERO_ROOT and self.kind not in STEP_TABLE_KINDS
 
     @property
     def kind_id(self) -> int:
@@ -180,6 +190,44 @@ def _committed_program(kind: str, shapes: tuple[tuple[int, ...], ...], attrs: tu
     return CommittedProgram(length, registers, tree_levels([leaf_hash(b) for b in encoded]), encoded)
 
 
+@dataclass(frozen=True)
+class StepTable:
+    """adamw's step-varying immediates for every step of a task, as a Merkle tree (see the module doc)."""
+
+    rows: list[tuple[int, int, int, int]]  # (lr, bc1, bc2, lrwd) bits per training step
+    levels: list[list[bytes]]
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0]
+
+    def opening(self, step: int) -> bytes:
+        """``programOpening`` of a step proof at training step ``step``."""
+        path = inclusion_path_from_levels(self.levels, step)
+        return abi_encode(["uint32", "uint32", "uint32", "uint32", "uint256", "bytes32[]"],
+                          [*self.rows[step], len(self.rows), path])
+
+
+def step_row(spec: TaskSpec, attrs: dict[str, Any], step: int) -> tuple[int, int, int, int]:
+    """(lr, bc1, bc2, lrwd) bits of training step ``step`` (0-based), as run_step gives them to adamw."""
+    from protocol.repops.optim import adam_constants
+    from protocol.spec import learning_rate
+
+    lr = learning_rate(spec, step)
+    c = adam_constants({**attrs, "lr": float(lr), "step": step + 1})
+    return f32_bits(lr), f32_bits(c["bc1"]), f32_bits(c["bc2"]), f32_bits(c["lrwd"])
+
+
+def _table_leaf(step: int, row: tuple[int, int, int, int]) -> bytes:
+    return leaf_hash(abi_encode(["uint256", "uint32", "uint32", "uint32", "uint32"], [step, *row]))
+
+
+def step_table(spec: TaskSpec, attrs: dict[str, Any]) -> StepTable:
+    """The step table of an adamw op with (step-invariant) attributes ``attrs``."""
+    rows = [step_row(spec, attrs, t) for t in range(spec.steps)]
+    return StepTable(rows, tree_levels([_table_leaf(t, r) for t, r in enumerate(rows)]))
+
+
 def committed_program(d: OpDescriptor, attrs: dict[str, Any]) -> CommittedProgram:
     """The program tree of a descriptor of a :data:`COMMITTED_KINDS` kind (cached per op shape).
 
@@ -217,8 +265,8 @@ def _dtype_code(t: torch.Tensor) -> int:
     return DTYPES[name][0]
 
 
-def graph_of_trace(trace: Any) -> list[OpDescriptor]:
-    """The descriptors of the ops of one step's op trace (``protocol.trace.OpTrace``)."""
+def graph_of_trace(trace: Any, spec: TaskSpec) -> list[OpDescriptor]:
+    """The descriptors of the ops of one step's op trace (``protocol.trace.OpTrace``) of ``spec``."""
     out = []
     for entry, rec in zip(trace.ops, trace.records, strict=True):
         if rec.op not in KIND_IDS:
@@ -235,6 +283,16 @@ def graph_of_trace(trace: Any) -> list[OpDescriptor]:
             prog = committed_program(d, dict(rec.attrs))
             d = dataclasses.replace(d, program_root=prog.root, program_length=prog.length,
                                     program_registers=prog.registers)
+        elif rec.op in STEP_TABLE_KINDS:
+            table = step_table(spec, dict(rec.attrs))
+            from protocol.repops.optim import adam_constants
+
+            c = adam_constants(dict(rec.attrs))
+            recorded = (f32_bits(rec.attrs["lr"]), f32_bits(c["bc1"]), f32_bits(c["bc2"]), f32_bits(c["lrwd"]))
+            if table.rows[trace.step] != recorded or rec.attrs["step"] != trace.step + 1:
+                raise GraphError(f"op {entry.index} ({rec.op}): the step's immediates are not the spec's schedule")
+            program, nregs = scalar_program(rec.op, [list(s) for s in d.shapes], dict(rec.attrs), 0)
+            d = dataclasses.replace(d, program_root=table.root, program_length=len(program), program_registers=nregs)
         out.append(d)
     return out
 
@@ -249,7 +307,7 @@ def op_graph(spec: TaskSpec, trace: Any = None) -> list[OpDescriptor]:
         from protocol.trace import Replayer  # a replay is only needed when no trace is given
 
         trace = Replayer(spec).op_trace(0)
-    return graph_of_trace(trace)
+    return graph_of_trace(trace, spec)
 
 
 def leaf_hashes(graph: Sequence[OpDescriptor]) -> list[bytes]:

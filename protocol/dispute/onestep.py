@@ -11,14 +11,16 @@ bottom of the dispute game, in exactly the contract's encodings:
 * the **step proof** from leaf m: the registers of R_m, the op's descriptor with its proof against
   the task's ``opGraphRoot`` (``protocol.dispute.graph``), for every input element instruction m
   reads, its tensor id proven at the descriptor's entry of the agreed log and its chunk and path,
-  and, for an op whose descriptor commits its programs, instruction m with its path;
+  and, for an op whose descriptor commits its programs, instruction m with its path (for adamw,
+  the step's learning rate and bias corrections with their path in the op's step table);
 * the **output opening** for ``commitScalar``: the final registers and the output element's chunk;
 * the **registration** arguments of the op (``registerOp``), which must precede ``commitScalar``
   (``programLength`` and ``initialState`` only see the game's context).
 
 Use::
 
-    prog = ElementProgram.build(trace, op_index, element)         # op_index: 0-based record index
+    graph = graph_of_trace(trace, spec)                           # the task's op graph
+    prog = ElementProgram.build(trace, op_index, element, graph, spec)   # op_index: 0-based record index
     prog.leaves                      # R_0 .. R_M (what the trace's own output claims)
     prog.honest_leaves               # the same with the recomputed result (what the verifier gives)
     prog.step_proof(m)               # bytes for verifier.step / DisputeGame.step
@@ -41,11 +43,13 @@ from eth_abi import encode as abi_encode
 from protocol.commit import OpLog, SequenceTree, TensorCommitment
 from protocol.commit.hashing import hash_bytes
 from protocol.dispute.graph import (
+    STEP_TABLE_KINDS,
     OpDescriptor,
     committed_program,
     descriptor_proof,
     graph_of_trace,
     graph_root,
+    step_table,
 )
 from protocol.errors import VerigradError
 from protocol.repops import isa
@@ -53,14 +57,16 @@ from protocol.repops.isa import In, Instr, Opcode
 
 #: Op kinds whose programs the deployed ScalarStepVerifier derives (others revert UnsupportedOp).
 SUPPORTED_KINDS = frozenset({"matmul", "linear", "linear_nobias", "sum_rows", "mean", "relu", "relu_backward", "add",
-                             "sub", "mul", "scale", "adam_m", "adam_v", "cross_entropy", "cross_entropy_backward"})
+                             "sub", "mul", "scale", "adam_m", "adam_v", "cross_entropy", "cross_entropy_backward",
+                             "adamw"})
 
 OPENING_TYPE = "(bytes32,bytes32[],bytes,bytes32[])"
 """ABI type of ``ScalarStepVerifier.Opening``: tensorId, logProof, chunk, chunkProof."""
 
-STEP_PROOF_TYPES = ["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]", "bytes21", "bytes32[]"]
+STEP_PROOF_TYPES = ["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]", "bytes"]
 """ABI types of a ``step`` proof: registers, descriptor, graph size, graph proof, input openings, and the
-instruction with its path for a committed program (zero and empty otherwise)."""
+program opening: a committed program's instruction with its path, adamw's step constants with theirs,
+or nothing for derived programs."""
 
 
 class OneStepError(VerigradError):
@@ -89,25 +95,27 @@ class ElementProgram:
     claimed: int  # the output element as recorded in the trace (what its owner claims)
     graph: list[OpDescriptor]
     log: OpLog  # the agreed log: the step's log before the op
+    spec: Any = None  # the task spec (adamw's step table needs its schedule)
     _inputs: dict[int, TensorCommitment] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, trace: Any, op: int, element: int, graph: list[OpDescriptor] | None = None) -> ElementProgram:
-        """Level 4 of ``element`` of op ``op`` of ``trace`` (a ``protocol.trace.OpTrace`` with records)."""
+    def build(cls, trace: Any, op: int, element: int, graph: list[OpDescriptor], spec: Any = None) -> ElementProgram:
+        """Level 4 of ``element`` of op ``op`` of ``trace`` (a ``protocol.trace.OpTrace`` with records);
+        ``graph`` is the task's op graph (``graph_of_trace(trace, spec)``); ``spec`` is needed for
+        adamw's step proofs."""
         if not 0 <= op < len(trace.records):
             raise OneStepError(f"step {trace.step} has {len(trace.records)} ops, no op {op}")
         rec = trace.records[op]
         if not supported(rec.op):
             raise OneStepError(f"op {op} is a {rec.op!r}: the on-chain verifier has no program for it yet")
         st = rec.scalar_trace(element)
-        graph = graph if graph is not None else graph_of_trace(trace)
         # A committed program's state has the op's register count (registers it never writes stay 0).
         width = max(st.nregs, graph[op].program_registers)
         states = [[0] * width] + [list(s) + [0] * (width - len(s)) for s in st.states]
         claimed = st.expected if st.expected is not None else st.result
         n_start = len(trace.start_names)
         log = OpLog(trace.log_ids[: n_start + op])
-        return cls(trace, op, element, list(st.program), states, claimed, graph, log)
+        return cls(trace, op, element, list(st.program), states, claimed, graph, log, spec=spec)
 
     # -- the game's view ---------------------------------------------------------------------------
 
@@ -153,7 +161,7 @@ class ElementProgram:
     def step_context(self, spec_hash: bytes, op_graph_root: bytes | None = None, m: int = 0) -> tuple[Any, ...]:
         """``IOneStepVerifier.StepContext`` for a direct call of the verifier, as a web3 tuple."""
         return (spec_hash, op_graph_root if op_graph_root is not None else graph_root(self.graph),
-                self.log.root, self.log_size, self.game_op, self.output_entry, self.element, m)
+                self.trace.step, self.log.root, self.log_size, self.game_op, self.output_entry, self.element, m)
 
     # -- proofs ------------------------------------------------------------------------------------
 
@@ -198,16 +206,25 @@ class ElementProgram:
         proof = descriptor_proof(self.graph, self.op)
         openings = [self._opening(slot, flat) for slot, flat in self.reads(m)]
         d = self.descriptor()
-        instr, instr_proof = b"\x00" * 21, []
-        if d.committed:
-            rec = self.trace.records[self.op]
-            instr, instr_proof = committed_program(d, dict(rec.attrs)).instruction(self.element, m)
-            if instr != self.program[m].encode():
-                raise OneStepError(f"op {self.op}: the committed instruction {m} is not the traced one")
         return abi_encode(
             STEP_PROOF_TYPES,
-            [self.states[m], d.encode(), proof.size, list(proof.siblings), openings, instr, instr_proof],
+            [self.states[m], d.encode(), proof.size, list(proof.siblings), openings, self.program_opening(m)],
         )
+
+    def program_opening(self, m: int) -> bytes:
+        """What instruction m is read from besides the descriptor (empty for derived programs)."""
+        d = self.descriptor()
+        attrs = dict(self.trace.records[self.op].attrs)
+        if d.kind in STEP_TABLE_KINDS:
+            if self.spec is None:
+                raise OneStepError(f"op {self.op} ({d.kind}): its step proofs need the task spec (step table)")
+            return step_table(self.spec, attrs).opening(self.trace.step)
+        if d.committed:
+            instr, path = committed_program(d, attrs).instruction(self.element, m)
+            if instr != self.program[m].encode():
+                raise OneStepError(f"op {self.op}: the committed instruction {m} is not the traced one")
+            return abi_encode(["bytes21", "bytes32[]"], [instr, path])
+        return b""
 
     def output_opening(self) -> bytes:
         """``ScalarCommitment.outputOpening``: final registers, output shape, the element's chunk and path."""
@@ -242,6 +259,6 @@ class OneStepBackend:
             return None
         graph = self._graphs.get(trace.step)
         if graph is None:
-            graph = graph_of_trace(trace)
+            graph = graph_of_trace(trace, replayer.spec)
             self._graphs[trace.step] = graph
-        return ElementProgram.build(trace, op, int(ctx.flat_index), graph)
+        return ElementProgram.build(trace, op, int(ctx.flat_index), graph, replayer.spec)

@@ -17,6 +17,7 @@ interface IOneStepVerifier {
     struct StepContext {
         bytes32 specHash; // the task spec (fixes the op graph and every op's program)
         bytes32 opGraphRoot; // the task's root over the step's op descriptors (see ScalarStepVerifier)
+        uint256 trainingStep; // the disputed training step t (S_t -> S_t+1), as level 2 established it
         bytes32 logRoot; // root of the op log after op `op - 1`: agreed by both parties
         uint256 logSize; // its number of entries
         uint256 op; // the disputed op: level 3 leaf `op - 1` is agreed, leaf `op` is not

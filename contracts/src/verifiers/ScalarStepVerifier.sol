@@ -5,6 +5,7 @@ import {IOneStepVerifier} from "../interfaces/IOneStepVerifier.sol";
 import {MerkleLog} from "../merkle/MerkleLog.sol";
 import {TensorCommit} from "../merkle/TensorCommit.sol";
 import {RepOpsISA} from "../softfloat/RepOpsISA.sol";
+import {AdamwProgram} from "./programs/AdamwProgram.sol";
 import {ElementwiseProgram} from "./programs/ElementwiseProgram.sol";
 import {OpDescriptor} from "./programs/OpDescriptor.sol";
 import {ReductionProgram} from "./programs/ReductionProgram.sol";
@@ -26,10 +27,10 @@ import {ReductionProgram} from "./programs/ReductionProgram.sol";
 ///         registered (`registerOp`, permissionless: the descriptor is proven against the graph
 ///         root). A registration serves every game of every task with that op graph.
 /// @dev Op kinds covered: matmul (ta, tb), linear, linear_nobias, sum_rows, mean (ReductionProgram);
-///      relu, relu_backward, add, sub, mul, scale, adam_m, adam_v (ElementwiseProgram); any op whose
-///      descriptor commits its programs (cross_entropy and its backward: protocol/dispute/graph.py
-///      COMMITTED_KINDS). Others revert UnsupportedOp, among them adamw and sgd (they read the step's
-///      learning rate and bias corrections, which are not in the op graph).
+///      relu, relu_backward, add, sub, mul, scale, adam_m, adam_v (ElementwiseProgram); adamw
+///      (AdamwProgram, step constants from the descriptor's step table); any op whose descriptor
+///      commits its programs (cross_entropy and its backward: protocol/dispute/graph.py
+///      COMMITTED_KINDS). Others revert UnsupportedOp (sgd, the transformer kinds).
 contract ScalarStepVerifier is IOneStepVerifier {
     /// @notice An input element opened for an operand: the tensor id at the descriptor's log entry
     ///         (proven against the agreed log) and the element's chunk with its path.
@@ -38,6 +39,16 @@ contract ScalarStepVerifier is IOneStepVerifier {
         bytes32[] logProof;
         bytes chunk;
         bytes32[] chunkProof;
+    }
+
+    /// @notice A step proof, decoded once (layout: see `step`).
+    struct StepProof {
+        uint32[] regs;
+        bytes descriptor;
+        uint256 graphSize;
+        bytes32[] graphProof;
+        Opening[] openings;
+        bytes programOpening;
     }
 
     /// @notice The op kind has no on-chain program yet.
@@ -64,10 +75,12 @@ contract ScalarStepVerifier is IOneStepVerifier {
     error OperandOutOfRange(uint8 kind, uint256 value);
     /// @notice The instruction is not instruction `m` of element `element` of the op's committed programs.
     error InstructionNotCommitted(uint256 element, uint256 m);
-    /// @notice The op's programs are committed in its descriptor: they are read from proofs, not derived.
+    /// @notice The op's programs are read from proofs (committed programs, adamw's step table), not derived.
     error ProgramCommitted(uint256 kind);
     /// @notice The element is not an element of the op's output.
     error ElementOutOfRange(uint256 element, uint256 numel);
+    /// @notice The step constants are not leaf `trainingStep` of the op's step table.
+    error StepConstantsNotCommitted(uint256 trainingStep);
 
     /// @notice Op `opIndex` of the graph `opGraphRoot` can now be disputed down to one step.
     event OpRegistered(
@@ -119,28 +132,41 @@ contract ScalarStepVerifier is IOneStepVerifier {
 
     /// @inheritdoc IOneStepVerifier
     /// @dev proof = abi.encode(uint32[] regs, bytes descriptor, uint256 graphSize, bytes32[] graphProof,
-    ///      Opening[] openings, bytes21 instr, bytes32[] instrProof): the pre-state's registers, the
-    ///      disputed op's descriptor with its proof against ctx.opGraphRoot, one opening per input
-    ///      operand of the instruction, in operand order (a LOAD's element last), and for an op whose
-    ///      descriptor commits its programs, the instruction with its path (else zero and empty).
+    ///      Opening[] openings, bytes programOpening): the pre-state's registers, the disputed op's
+    ///      descriptor with its proof against ctx.opGraphRoot, one opening per input operand of the
+    ///      instruction, in operand order (a LOAD's element last), and what the program is read from
+    ///      besides the descriptor: for committed programs abi.encode(bytes21 instr, bytes32[] path),
+    ///      for adamw abi.encode(uint32 lr, uint32 bc1, uint32 bc2, uint32 lrwd, uint256 tableSize,
+    ///      bytes32[] path) (the step table's leaf ctx.trainingStep), else empty.
     function step(StepContext calldata ctx, bytes32 preState, bytes calldata proof)
         external
         pure
         returns (bytes32 postState)
     {
-        (uint32[] memory regs, bytes memory descriptor, uint256 graphSize, bytes32[] memory graphProof) =
-            abi.decode(proof, (uint32[], bytes, uint256, bytes32[]));
-        OpDescriptor.Op memory op = _provenOp(ctx.opGraphRoot, descriptor, graphSize, graphProof);
+        StepProof memory p = _decodeProof(proof);
+        OpDescriptor.Op memory op = _openStep(ctx, preState, p);
+        RepOpsISA.Instr memory ins = _instruction(op, ctx.flatIndex, ctx.step, ctx.trainingStep, p.programOpening);
+        p.regs[ins.dst] = _execute(ctx, op, ins, p.regs, p.openings);
+        postState = stateOf(ctx.step + 1, p.regs);
+    }
+
+    function _decodeProof(bytes calldata proof) private pure returns (StepProof memory p) {
+        (p.regs, p.descriptor, p.graphSize, p.graphProof, p.openings, p.programOpening) =
+            abi.decode(proof, (uint32[], bytes, uint256, bytes32[], Opening[], bytes));
+    }
+
+    /// @dev The disputed op (proven against the graph, checked against the context); checks the
+    ///      proof's registers against the pre-state.
+    function _openStep(StepContext calldata ctx, bytes32 preState, StepProof memory p)
+        private
+        pure
+        returns (OpDescriptor.Op memory op)
+    {
+        op = _provenOp(ctx.opGraphRoot, p.descriptor, p.graphSize, p.graphProof);
         _checkOp(ctx, op);
         (uint256 len, uint256 nregs,) = _programShape(op, ctx.flatIndex);
         if (ctx.step >= len) revert StepOutOfRange(ctx.step, len);
-        _checkState(preState, ctx.step, regs, nregs);
-        RepOpsISA.Instr memory ins = op.programRoot == bytes32(0)
-            ? _instructionAt(op, ctx.flatIndex, ctx.step)
-            : _committedInstruction(op, ctx.flatIndex, ctx.step, len, proof);
-        Opening[] memory openings = _openings(proof);
-        regs[ins.dst] = _execute(ctx, op, ins, regs, openings);
-        postState = stateOf(ctx.step + 1, regs);
+        _checkState(preState, ctx.step, p.regs, nregs);
     }
 
     /// @inheritdoc IOneStepVerifier
@@ -179,6 +205,21 @@ contract ScalarStepVerifier is IOneStepVerifier {
         return _encode(_instructionAt(OpDescriptor.decode(descriptor), element, m));
     }
 
+    /// @notice `instructionAt` for any covered op: programs read from a proof take the step proof's
+    ///         `programOpening` (and, for adamw, the training step).
+    function instructionWith(
+        bytes calldata descriptor,
+        uint256 element,
+        uint256 m,
+        uint256 trainingStep,
+        bytes calldata programOpening
+    ) external pure returns (bytes21) {
+        OpDescriptor.Op memory op = OpDescriptor.decode(descriptor);
+        (uint256 len,,) = _programShape(op, element);
+        if (m >= len) revert StepOutOfRange(m, len);
+        return _encode(_instruction(op, element, m, trainingStep, programOpening));
+    }
+
     /// @notice The whole program of element `element`, each instruction encoded as by `instructionAt`.
     function programOf(bytes calldata descriptor, uint256 element) external pure returns (bytes21[] memory out) {
         OpDescriptor.Op memory op = OpDescriptor.decode(descriptor);
@@ -201,6 +242,11 @@ contract ScalarStepVerifier is IOneStepVerifier {
         pure
         returns (uint256 len, uint256 regs, uint256 result)
     {
+        if (op.kind == AdamwProgram.KIND) {
+            if (op.programRoot == bytes32(0)) revert UnsupportedOp(op.kind); // no step table
+            AdamwProgram.check(op, element);
+            return (AdamwProgram.LENGTH, AdamwProgram.REGISTERS, 0);
+        }
         if (op.programRoot != bytes32(0)) {
             uint256 numel = OpDescriptor.outputNumel(op);
             if (element >= numel) revert ElementOutOfRange(element, numel);
@@ -224,22 +270,27 @@ contract ScalarStepVerifier is IOneStepVerifier {
         pure
         returns (RepOpsISA.Instr memory)
     {
-        if (op.programRoot != bytes32(0)) revert ProgramCommitted(op.kind);
+        if (op.programRoot != bytes32(0) || op.kind == AdamwProgram.KIND) revert ProgramCommitted(op.kind);
         if (_isReduction(op.kind)) return ReductionProgram.instructionAt(ReductionProgram.dot(op, element), m);
         if (ElementwiseProgram.covers(op.kind)) return ElementwiseProgram.instructionAt(op, element, m);
         revert UnsupportedOp(op.kind);
     }
 
-    /// @dev Instruction m of `element`, opened from the proof against the descriptor's programRoot.
-    function _committedInstruction(
+    /// @dev Instruction m of `element`: derived from the descriptor, or read from `opening` (a
+    ///      committed program's instruction, or adamw's step constants) against its programRoot.
+    function _instruction(
         OpDescriptor.Op memory op,
         uint256 element,
         uint256 m,
-        uint256 len,
-        bytes calldata proof
+        uint256 trainingStep,
+        bytes memory opening
     ) private pure returns (RepOpsISA.Instr memory) {
-        (,,,,, bytes21 instr, bytes32[] memory path) =
-            abi.decode(proof, (uint32[], bytes, uint256, bytes32[], Opening[], bytes21, bytes32[]));
+        if (op.kind == AdamwProgram.KIND) {
+            return AdamwProgram.instructionAt(op, element, m, _stepConstants(op.programRoot, trainingStep, opening));
+        }
+        if (op.programRoot == bytes32(0)) return _instructionAt(op, element, m);
+        (bytes21 instr, bytes32[] memory path) = abi.decode(opening, (bytes21, bytes32[]));
+        uint256 len = op.programLength;
         uint256 size = OpDescriptor.outputNumel(op) * len;
         if (!MerkleLog.verifyInclusion(
                 op.programRoot, MerkleLog.hashLeaf(abi.encodePacked(instr)), element * len + m, size, path
@@ -247,6 +298,23 @@ contract ScalarStepVerifier is IOneStepVerifier {
             revert InstructionNotCommitted(element, m);
         }
         return RepOpsISA.decode(instr);
+    }
+
+    /// @dev Leaf `trainingStep` of the op's step table, opened by `opening`; the step inside the
+    ///      leaf binds it to its position, so the tree size is the prover's to give.
+    function _stepConstants(bytes32 root, uint256 trainingStep, bytes memory opening)
+        private
+        pure
+        returns (AdamwProgram.StepConstants memory c)
+    {
+        uint256 size;
+        bytes32[] memory path;
+        (c.lr, c.bc1, c.bc2, c.lrwd, size, path) =
+            abi.decode(opening, (uint32, uint32, uint32, uint32, uint256, bytes32[]));
+        bytes32 leaf = MerkleLog.hashLeaf(abi.encode(trainingStep, c.lr, c.bc1, c.bc2, c.lrwd));
+        if (!MerkleLog.verifyInclusion(root, leaf, trainingStep, size, path)) {
+            revert StepConstantsNotCommitted(trainingStep);
+        }
     }
 
     // ─────────────────────────────────────────────────────────────── internal: checks
@@ -294,10 +362,6 @@ contract ScalarStepVerifier is IOneStepVerifier {
         if (regs.length != nregs) revert RegisterCountMismatch(nregs, regs.length);
         bytes32 opened = stateOf(m, regs);
         if (opened != committed) revert StateOpeningMismatch(committed, opened);
-    }
-
-    function _openings(bytes calldata proof) private pure returns (Opening[] memory openings) {
-        (,,,, openings) = abi.decode(proof, (uint32[], bytes, uint256, bytes32[], Opening[]));
     }
 
     /// @dev Element `flatIndex` of the float32 tensor `id`, opened by the proof's shape, chunk and path.

@@ -93,6 +93,7 @@ contract ScalarStepVerifierTest is TestBase {
         return IOneStepVerifier.StepContext({
             specHash: keccak256("spec"),
             opGraphRoot: graphRoot,
+            trainingStep: 7,
             logRoot: logRoot,
             logSize: 2,
             op: 1,
@@ -124,7 +125,7 @@ contract ScalarStepVerifierTest is TestBase {
         view
         returns (bytes memory)
     {
-        return abi.encode(regs, descriptor, uint256(1), new bytes32[](0), openings);
+        return abi.encode(regs, descriptor, uint256(1), new bytes32[](0), openings, bytes(""));
     }
 
     function _twoOpenings() internal view returns (ScalarStepVerifier.Opening[] memory o) {
@@ -222,7 +223,7 @@ contract ScalarStepVerifierTest is TestBase {
     function test_step_wrongDescriptorProof_reverts() public {
         bytes32[] memory path = new bytes32[](1);
         path[0] = keccak256("sibling");
-        bytes memory proof = abi.encode(_regs(0, 0), descriptor, uint256(2), path, _twoOpenings());
+        bytes memory proof = abi.encode(_regs(0, 0), descriptor, uint256(2), path, _twoOpenings(), bytes(""));
         _expectStepRevert(
             abi.encodeWithSelector(ScalarStepVerifier.DescriptorNotInGraph.selector, graphRoot, 0),
             _ctx(0),
@@ -233,7 +234,7 @@ contract ScalarStepVerifierTest is TestBase {
 
     function test_step_otherDescriptor_reverts() public {
         bytes memory other = _descriptor(3); // linear_nobias over the same entries: not the committed op
-        bytes memory proof = abi.encode(_regs(0, 0), other, uint256(1), new bytes32[](0), _twoOpenings());
+        bytes memory proof = abi.encode(_regs(0, 0), other, uint256(1), new bytes32[](0), _twoOpenings(), bytes(""));
         _expectStepRevert(
             abi.encodeWithSelector(ScalarStepVerifier.DescriptorNotInGraph.selector, graphRoot, 0),
             _ctx(0),
