@@ -15,8 +15,13 @@
 // Threads split output elements only (at::parallel_for over rows); an element is always computed by
 // one thread, start to end, so the thread count never changes a bit.
 
-#include <torch/extension.h>
+// Only the headers needed (not <torch/extension.h>): the first build takes ~4x less time.
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
 #include <cmath>
