@@ -68,6 +68,7 @@ class Anvil:
         quiet: bool = True,
     ) -> None:
         self.port = port or free_port()
+        self._port_chosen = port is None  # a port we picked may be taken by a racing process: retry
         self.block_time = block_time
         self.n_accounts = accounts
         self.balance_eth = balance_eth
@@ -86,6 +87,16 @@ class Anvil:
         return [Account.from_key(k).address for k in self.keys]
 
     def start(self, timeout: float = 30.0) -> Anvil:
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except ChainError:
+                if not self._port_chosen or attempt == 2:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> Anvil:
         cmd = [
             anvil_binary(), "--port", str(self.port), "--host", "127.0.0.1",
             "--accounts", str(self.n_accounts), "--balance", str(self.balance_eth),
