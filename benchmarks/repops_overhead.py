@@ -138,12 +138,12 @@ def bench_model(name: str, device: torch.device, repeat: int) -> dict[str, objec
                 p.unlink()
 
         commit_ms = _median_ms(commit, max(3, repeat // 3), device)
-    breakdown = op_breakdown(ctx, initial_state(model, device), 2, device)
+    breakdown = op_breakdown(ctx, initial_state(model, device), 4, device)
     n_params = sum(t.numel() for n, t in state.items() if not n.startswith(("m.", "v.", "step")))
     extra: dict[str, object] = {}
     if slow_ms is not None:
         with fastcpu.disabled():
-            slow_breakdown = op_breakdown(ctx, initial_state(model, device), 2, device)
+            slow_breakdown = op_breakdown(ctx, initial_state(model, device), 4, device)
         extra = {
             "torch_kernels_step_ms": round(slow_ms, 3),
             "torch_kernels_ratio": round(slow_ms / plain_ms, 2),

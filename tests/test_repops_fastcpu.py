@@ -10,6 +10,8 @@ C++ tiling (row counts not a multiple of 4, column counts above one 64-wide tile
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -413,3 +415,25 @@ def test_no_compiler_falls_back_with_one_warning_succeeds(tmp_path) -> None:  # 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    "name,inputs",
+    [
+        ("sum_rows", [torch.zeros(0, 3)]),
+        ("layernorm_stats", [torch.zeros(4, 0)]),
+        ("matmul", [torch.zeros(0, 3), torch.zeros(3, 2)]),
+        ("gelu", [torch.zeros(0)]),
+    ],
+)
+def test_empty_inputs_behave_as_torch_succeeds(name: str, inputs: list[torch.Tensor]) -> None:
+    """Empty inputs take the torch kernel: the same output, or the same error, with the fast path on."""
+    attrs = {"eps": 1e-5} if name == "layernorm_stats" else None
+    outcomes = []
+    for off in (False, True):
+        with fastcpu.disabled() if off else contextlib.nullcontext():
+            try:
+                outcomes.append(("ok", _bits(ops.compute(name, inputs, attrs)).tolist()))
+            except Exception as e:  # noqa: BLE001 - the error type is what is compared
+                outcomes.append(("error", type(e).__name__))
+    assert outcomes[0] == outcomes[1]

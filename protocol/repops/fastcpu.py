@@ -438,8 +438,8 @@ def compute(
     """Op ``name`` on its (CPU, float32) views through the fast path, in the op's domain shape; None
     when the op has no fast kernel or the extension is unavailable (the caller runs the torch kernel)."""
     fn = KERNELS.get(name)
-    if fn is None or out_numel == 0:
-        return None
+    if fn is None or out_numel == 0 or any(v.numel() == 0 for v in views):
+        return None  # empty inputs (a sum of no terms, ...) keep the torch kernel's behaviour
     mod = load()
     if mod is None:
         return None
