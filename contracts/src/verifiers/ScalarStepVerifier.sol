@@ -107,6 +107,9 @@ contract ScalarStepVerifier is IOneStepVerifier {
     {
         OpDescriptor.Op memory op = _provenOp(opGraphRoot, descriptor, graphSize, proof);
         (uint256 len, uint256 regs, uint256 result) = _programShape(op, 0);
+        if (len > type(uint64).max || regs > type(uint32).max || result > type(uint32).max || op.kind > 255) {
+            revert UnsupportedOp(op.kind);
+        }
         _headers[_key(opGraphRoot, op.index)] = _REGISTERED | (op.kind << 128) | (result << 96) | (regs << 64) | len;
         emit OpRegistered(opGraphRoot, op.index, op.kind, len, regs);
     }
@@ -329,8 +332,12 @@ contract ScalarStepVerifier is IOneStepVerifier {
         uint256 index = ctx.op == 0 ? type(uint256).max : ctx.op - 1;
         uint256 h = _headers[_key(ctx.opGraphRoot, index)];
         if (h == 0) revert OpNotRegistered(ctx.opGraphRoot, index);
+        // The fields were packed from values registerOp checked to fit these widths.
+        // forge-lint: disable-next-line(unsafe-typecast)
         len = uint64(h);
+        // forge-lint: disable-next-line(unsafe-typecast)
         regs = uint32(h >> 64);
+        // forge-lint: disable-next-line(unsafe-typecast)
         result = uint32(h >> 96);
     }
 
@@ -423,9 +430,12 @@ contract ScalarStepVerifier is IOneStepVerifier {
         }
         uint256 dtype = op.dtypes[slot];
         if (dtype > type(uint8).max) revert TensorCommit.UnknownDtype(type(uint8).max);
-        uint256 bits =
-            TensorCommit.verifyElement(o.tensorId, uint8(dtype), op.shapes[slot], flat, o.chunk, o.chunkProof);
-        return uint32(bits); // the ISA reads an int64 index as its low 32 bits (two's complement)
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked just above
+        uint8 code = uint8(dtype);
+        uint256 bits = TensorCommit.verifyElement(o.tensorId, code, op.shapes[slot], flat, o.chunk, o.chunkProof);
+        // The ISA reads an integer element as its low 32 bits (two's complement): truncation intended.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint32(bits);
     }
 
     /// @dev The 21-byte big-endian encoding of `Instr.encode`.
@@ -436,6 +446,8 @@ contract ScalarStepVerifier is IOneStepVerifier {
             RepOpsISA.Operand memory o = ins.srcs[i];
             w |= ((uint256(o.kind) << 40) | (uint256(o.slot) << 32) | o.value) << (96 - 48 * i);
         }
+        // w has 168 significant bits: opcode at 160, dst at 144, three 48-bit operands below.
+        // forge-lint: disable-next-line(unsafe-typecast)
         return bytes21(uint168(w));
     }
 }

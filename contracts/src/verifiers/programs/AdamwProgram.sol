@@ -18,6 +18,9 @@ import {OpDescriptor} from "./OpDescriptor.sol";
 /// @dev TEMPLATE is the tracer's program of element 0 with those five immediates zeroed, 44
 ///      instructions of 21 bytes (`Instr.encode`); tests/test_onestep_programs.py proves the patched
 ///      program equal to the tracer's for other elements, steps and attributes.
+// Narrowing casts below are exact: register numbers are below 16, and element and flat indices are
+// below the element count of a tensor, which OpDescriptor.decode bounds to 2^32.
+// forge-lint: disable-start(unsafe-typecast)
 library AdamwProgram {
     /// @notice The descriptor's shapes or attributes do not fit adamw.
     error BadAdamwShapes();
@@ -91,3 +94,4 @@ library AdamwProgram {
         else if (m == 41) ins.srcs[0].value = c.lrwd;
     }
 }
+// forge-lint: disable-end(unsafe-typecast)

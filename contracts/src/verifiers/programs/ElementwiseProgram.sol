@@ -21,6 +21,9 @@ import {OpDescriptor} from "./OpDescriptor.sol";
 ///         Attribute words are the descriptor's (sorted names; lr and step, which vary by step, are
 ///         never in a descriptor and none of these programs reads them): scale [c]; adam_m and
 ///         adam_v [beta1, beta2, eps, weight_decay]. 1 - b is the binary32 subtraction the kernel does.
+// Narrowing casts below are exact: register numbers are below 16, and element and flat indices are
+// below the element count of a tensor, which OpDescriptor.decode bounds to 2^32.
+// forge-lint: disable-start(unsafe-typecast)
 library ElementwiseProgram {
     /// @notice The descriptor's shapes or attributes do not fit the op kind.
     error BadElementwiseShapes(uint256 kind);
@@ -166,3 +169,4 @@ library ElementwiseProgram {
         o.value = uint32(flat);
     }
 }
+// forge-lint: disable-end(unsafe-typecast)

@@ -66,6 +66,23 @@ library OpDescriptor {
             regs := mload(add(data, 352))
         }
         (op.programRoot, op.programLength, op.programRegisters) = (root, len, regs);
+        // Instructions address elements with 32-bit indices: every tensor of the op must fit them,
+        // which makes the programs' uint32 index casts exact.
+        for (uint256 i; i < op.shapes.length; ++i) {
+            _requireAddressable(op.shapes[i]);
+        }
+        _requireAddressable(op.outShape);
+    }
+
+    /// @notice A tensor of the op has 2^32 or more elements.
+    error TensorTooLarge(uint256 numel);
+
+    function _requireAddressable(uint32[] memory shape) private pure {
+        uint256 n = 1;
+        for (uint256 i; i < shape.length; ++i) {
+            n *= shape[i];
+        }
+        if (n > type(uint32).max) revert TensorTooLarge(n);
     }
 
     /// @notice Number of elements of the op's output.

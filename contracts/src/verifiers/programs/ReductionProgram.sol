@@ -27,6 +27,9 @@ import {OpDescriptor} from "./OpDescriptor.sol";
 ///      where chain(p) is FMULADD r = (first ? #0 : r), A[i, t], B[t, j'] for the terms t of chunk
 ///      p in order, in register 0 for the first chain walked and register 1 for every other. With
 ///      one chunk the program is chain(0) in register 0.
+// Narrowing casts below are exact: register numbers are below 16, and element and flat indices are
+// below the element count of a tensor, which OpDescriptor.decode bounds to 2^32.
+// forge-lint: disable-start(unsafe-typecast)
 library ReductionProgram {
     /// @notice The descriptor's shapes do not fit the op kind.
     error BadReductionShapes(uint256 kind);
@@ -253,3 +256,4 @@ library ReductionProgram {
         }
     }
 }
+// forge-lint: disable-end(unsafe-typecast)
