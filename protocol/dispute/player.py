@@ -231,6 +231,11 @@ class GamePlayer:
             return None
         phase = Phase(g.phase)
         if phase == Phase.RESOLVE:
+            # Anyone may settle; the winner does (it is owed the bond or the slash), so the two parties
+            # never race the same transaction.
+            winner = Party.CHALLENGER if g.solverLost else Party.SOLVER
+            if winner != self.party:
+                return None
             self._send(g, "resolve", lambda: self.game.resolve(self.gid))
             return "resolve"
         mover = turn(phase)
