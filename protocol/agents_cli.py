@@ -1,4 +1,8 @@
-"""``verigrad solver``, ``verigrad submit`` (and, once games are deployed, ``verigrad verifier``)."""
+"""``verigrad solver``, ``verigrad verifier`` and ``verigrad submit``: the daemons and the client.
+
+Both daemons play the dispute game when the deployment has one (``deploy_all`` deploys it): the
+solver defends every game opened on its results, the verifier challenges a wrong interval it found
+and plays the game to its end."""
 
 from __future__ import annotations
 
@@ -102,7 +106,8 @@ def add_verifier_parser(sub: Any) -> None:
         "verifier", help="run a verifier daemon: check results, re-execute samples, challenge",
         description="A long-running verifier. Checks every submitted result's artifacts for availability "
         "and consistency with the chain, re-executes a secretly sampled share of its checkpoint intervals, "
-        "and challenges on a finding.",
+        "and on a mismatch challenges with the game's bond and plays the dispute game to its end "
+        "(then withdraws the bond and claims its share of the slash).",
         epilog="examples:\n  VERIGRAD_KEY=0x... verigrad verifier --db runs/verifier.db\n"
         "  verigrad verifier --sample-rate 1.0     (re-execute every interval)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
