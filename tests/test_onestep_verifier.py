@@ -20,7 +20,7 @@ import pytest
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
-from protocol.dispute.graph import graph_of_trace, graph_root
+from protocol.dispute.graph import graph_of_trace, graph_root, step_table
 from protocol.dispute.onestep import STEP_PROOF_TYPES, ElementProgram, supported
 from protocol.spec import load_spec, spec_hash
 from protocol.trace import Replayer
@@ -74,10 +74,11 @@ def test_graph_is_the_same_every_step(run: dict[str, Any]) -> None:
     assert run["faulty"].ops[6].name == "matmul" and run["faulty"].ops[6].attrs == {"ta": True, "tb": False}
 
 
-@pytest.mark.parametrize("fault", [FAULT, "7:5:3"])
+@pytest.mark.parametrize("fault", [FAULT, "7:5:3", "7:14:300"])
 def test_step_faulty_element_disagrees_with_faulty_leaf_succeeds(verifier: Any, run: dict[str, Any],
                                                                   fault: str) -> None:
-    """The backward matmul of the brief and a cross_entropy_backward element (committed programs)."""
+    """The backward matmul, a cross_entropy_backward element (committed programs) and an adamw
+    element (step table)."""
     f = Fault.parse(fault)
     trace = run["faulty"] if fault == FAULT else Replayer(run["spec"], fault=f).op_trace(f.step)
     faulty = ElementProgram.build(trace, f.op, f.element, run["graph"], run["spec"])
@@ -189,6 +190,25 @@ def test_step_wrong_operand_opening_reverts(verifier: Any, run: dict[str, Any]) 
     bad[4] = [parts[4][0]]
     with pytest.raises(ContractCustomError, match=_selector("OpeningCountMismatch(uint256,uint256)")):
         _step(verifier, run, p, 3, proof=_encode(bad))
+
+
+def test_step_wrong_program_opening_reverts(verifier: Any, run: dict[str, Any]) -> None:
+    """A committed program's instruction from another position, adamw's constants of another step."""
+    from eth_abi import decode, encode
+
+    ce = ElementProgram.build(run["faulty"], 5, 3, run["graph"], run["spec"])
+    parts = _proof_parts(ce, 10)
+    instr, path = decode(["bytes21", "bytes32[]"], parts[5])
+    other, _ = decode(["bytes21", "bytes32[]"], _proof_parts(ce, 11)[5])
+    parts[5] = encode(["bytes21", "bytes32[]"], [other, path])
+    with pytest.raises(ContractCustomError, match=_selector("InstructionNotCommitted(uint256,uint256)")):
+        _step(verifier, run, ce, 10, proof=_encode(parts))
+    adamw = ElementProgram.build(run["faulty"], 14, 300, run["graph"], run["spec"])
+    parts = _proof_parts(adamw, 0)
+    table = step_table(run["spec"], dict(run["faulty"].records[14].attrs))
+    parts[5] = table.opening(run["faulty"].step - 1)  # the previous step's learning rate and corrections
+    with pytest.raises(ContractCustomError, match=_selector("StepConstantsNotCommitted(uint256)")):
+        _step(verifier, run, adamw, 0, proof=_encode(parts))
 
 
 def test_programLength_unregistered_reverts(verifier: Any, run: dict[str, Any]) -> None:
