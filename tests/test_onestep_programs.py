@@ -28,7 +28,7 @@ from protocol.dispute.graph import (
     op_graph,
     step_table,
 )
-from protocol.dispute.onestep import supported
+from protocol.dispute.onestep import supported, uncovered
 from protocol.repops.ops import scalar_program
 from protocol.repops.policy import bits_f32
 from protocol.spec import learning_rate, load_spec
@@ -202,6 +202,12 @@ def test_adamw_program_equals_tracer(verifier: Any, digits_spec: Callable[[], An
                     assert got == program[m].encode(), (d.index, step, element, m)
         with pytest.raises(ContractCustomError, match=keccak(text="StepConstantsNotCommitted(uint256)")[:4].hex()):
             verifier.functions.instructionWith(d.encode(), 0, 0, 1, table.opening(0)).call()
+
+
+def test_digits_graph_fully_covered(digits_graph: Callable[[], Any]) -> None:
+    assert uncovered(digits_graph()) == []
+    gelu = OpDescriptor(0, "gelu", (), (0,), (1,), ((4,),), (4,), 1)
+    assert uncovered([*digits_graph(), gelu]) == [gelu]
 
 
 def test_unsupported_kind_reverts(verifier: Any, digits_graph: Callable[[], Any]) -> None:

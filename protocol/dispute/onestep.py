@@ -83,6 +83,13 @@ def supported(kind: str) -> bool:
     return kind in SUPPORTED_KINDS
 
 
+def uncovered(graph: Sequence[OpDescriptor]) -> list[OpDescriptor]:
+    """The ops of a graph the verifier cannot check. A dishonest challenger can steer a game onto
+    any op, and on one of these the solver could not commit level 4: a solver should bid only on a
+    task whose graph has none (docs/DISPUTE.md, "What an uncovered op means")."""
+    return [d for d in graph if not supported(d.kind)]
+
+
 @dataclass
 class ElementProgram:
     """The program of element ``element`` of op ``op`` (0-based) of one step's op trace."""
