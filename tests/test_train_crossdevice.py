@@ -1,6 +1,7 @@
 """Cross-device reproducibility, pinned: these roots were computed on an NVIDIA H100 (torch 2.11 CUDA)
 by ``python -m protocol.train_cli train SPEC --steps N --device cuda --json`` and agree with that
-host's CPU and with the development CPU (docs/TRAINING.md). Any machine that runs this suite checks
+host's CPU (RepOps' C++ loops and its torch kernels alike) and with the development CPU
+(docs/TRAINING.md). Any machine that runs this suite checks
 its own training bits against the GPU's. A change to any op's definition changes these roots: that is
 a protocol change, to be re-measured on the device and announced with a new ``repops_version``.
 """
@@ -14,12 +15,12 @@ from protocol.train import train
 
 H100_ROOTS = {
     ("digits-mlp", 20): (
-        "0x99c7c90cd845b4202453810e38477a4d48a74ff76b9e4e777166ec4b66f27cfb",
-        "0xd678281217f4a1c59d5451abc1c4f291825770a9b27915dcfa73ae3f276ab470",
+        "0xac88962e5eb140565176f63d6043986fe5104cdc6917157339a270a00fac520d",
+        "0xe0ff83139b874cfce8ee2c8c744ef85bd880b77b28d16e36765cc67f10ba4c22",
     ),
     ("tiny-gpt", 3): (
-        "0x6ef1196029fc8408b095f571e31b8eff34baa86efd0796c01717580e72dd255b",
-        "0x83a2d9707698e57e0e56a39a9c51ba15764303eff2b0880445c55229485cb8b2",
+        "0xc000261fd1a6070380e8ffa83d52e053cae4aae825c9a9610cbaa88f11cae763",
+        "0xaecefe5a6cba918fd526911d85613cad286ae793bdbc40821ea3e4406bdfedd7",
     ),
 }
 
