@@ -53,15 +53,15 @@ def test_init_is_seed_determined_and_bounded() -> None:
 
 
 def test_digits_mlp_learns() -> None:
-    spec = load_spec("digits-mlp").with_steps(150)
-    result = train(spec, progress=False)
+    result = train(load_spec("digits-mlp"), progress=False)  # the shipped 300 steps
     assert result.losses[0] > 2.0
-    assert sum(result.losses[-20:]) / 20 < 0.4
-    assert result.metrics["accuracy"] > 0.8  # held-out digits
+    assert sum(result.losses[-20:]) / 20 < 0.1
+    assert result.metrics["accuracy"] > 0.9  # 360 held-out digits (0.917 measured)
 
 
 def test_tiny_gpt_loss_falls() -> None:
-    spec = load_spec("tiny-gpt").with_steps(20)
+    spec = load_spec("tiny-gpt").with_steps(100)
     result = train(spec, progress=False)
     assert result.losses[0] > 4.0  # about log(60) at S_0
-    assert sum(result.losses[-5:]) / 5 < result.losses[0] - 1.0
+    assert sum(result.losses[-10:]) / 10 < 2.5  # 2.29 measured
+    assert result.metrics["loss"] < 2.6  # held-out windows (2.32 measured)
