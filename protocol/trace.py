@@ -325,3 +325,63 @@ def _bits_of(flat: torch.Tensor, element: int) -> int:
 
 def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, float) else v) for k, v in attrs.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m protocol.trace SPEC --step T [--op J --element E]``: print the levels of one step.
+
+    Level 2 (the interval's state roots), level 3 (every op with its input positions and the log root
+    after it) and, with ``--op``/``--element``, level 4 (the element's scalar program with the value
+    after each instruction). ``--inject`` replays a faulty run; ``--json`` prints one JSON object.
+    """
+    import argparse
+    import json
+    import sys
+
+    from protocol.spec import load_spec
+
+    ap = argparse.ArgumentParser(prog="python -m protocol.trace", description=main.__doc__.splitlines()[0])
+    ap.add_argument("spec", help="spec name or path")
+    ap.add_argument("--steps", type=int, default=None, help="the run's step count (default: the spec's)")
+    ap.add_argument("--step", type=int, required=True, help="the step to trace (0-based)")
+    ap.add_argument("--op", type=int, default=None, help="op index for a scalar trace")
+    ap.add_argument("--element", type=int, default=0, help="output element for a scalar trace")
+    ap.add_argument("--inject", default=None, metavar="STEP:OP:ELEMENT", help="replay a faulty run")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        spec = load_spec(args.spec)
+        if args.steps is not None:
+            spec = spec.with_steps(args.steps)
+        rep = Replayer(spec, device=args.device, fault=Fault.parse(args.inject) if args.inject else None)
+        interval = rep.interval(args.step)
+        tr = rep.op_trace(args.step)
+        verify_op_trace(tr)
+        st = rep.scalar_trace(args.step, args.op, args.element, trace=tr) if args.op is not None else None
+    except VerigradError as exc:
+        print(f"trace: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        out = {"interval": interval.to_json(), "op_trace": tr.to_json(),
+               "scalar_trace": st.to_json() if st is not None else None}
+        print(json.dumps(out))
+        return 0
+    print(f"steps {interval.start}..{interval.end}:")
+    for i, r in enumerate(interval.state_roots):
+        print(f"  S_{interval.start + i} {_hex(r)}")
+    print(f"step {tr.step}: {len(tr.start_names)} start entries, {len(tr.ops)} ops, start root {_hex(tr.start_root)}")
+    for op in tr.ops:
+        ins = ", ".join(tr.start_names[p] if p < len(tr.start_names) else f"op{p - len(tr.start_names)}"
+                        for p in op.inputs)
+        print(f"  op{op.index:<4d} {op.name:24s} ({ins}) -> root {_hex(op.root)[:18]}")
+    if st is not None:
+        print(f"op {st.op} ({st.name}) element {st.element}: {len(st.program)} instructions, "
+              f"matches={st.matches}")
+        for instr, v in zip(st.program, st.values, strict=True):
+            print(f"  {instr!s:48s} -> 0x{v:08x}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

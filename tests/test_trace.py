@@ -142,3 +142,17 @@ def test_scalar_trace_matches_honest_ops_and_exposes_the_faulty_element(mlp_runs
     assert bad.scalar_trace(fault.step, fault.op, fault.element + 1, trace=btr).matches
     with pytest.raises(TraceError, match="no element"):
         good.scalar_trace(fault.step, 0, 10**6, trace=tr)
+
+
+def test_trace_main_prints_all_levels_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from protocol.trace import main
+
+    assert main(["digits-mlp", "--steps", "6", "--step", "2", "--op", "0", "--element", "1",
+                 "--inject", "2:0:1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["interval"]["start"] == 0 and len(out["interval"]["state_roots"]) == 7
+    assert out["op_trace"]["ops"][0]["name"] == "linear"
+    assert out["scalar_trace"]["matches"] is False  # the injected element
+    assert main(["digits-mlp", "--steps", "6", "--step", "9"]) == 2
