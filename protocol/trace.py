@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from protocol.spec import load_spec
 
-    ap = argparse.ArgumentParser(prog="python -m protocol.trace", description=main.__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m protocol.trace", description="Print the trace levels of one step.")
     ap.add_argument("spec", help="spec name or path")
     ap.add_argument("--steps", type=int, default=None, help="the run's step count (default: the spec's)")
     ap.add_argument("--step", type=int, required=True, help="the step to trace (0-based)")
