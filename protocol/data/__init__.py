@@ -13,7 +13,7 @@ from importlib import resources
 
 from protocol.errors import VerigradError
 
-#: Fraction of the digits that form the training split (the rest is the held-out test split).
+#: Number of digits (the first ones, 80 %) in the training split; the remaining 360 are the test split.
 DIGITS_TRAIN = 1437
 GENESIS_FILE = "genesis-kjv.txt"
 
