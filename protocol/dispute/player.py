@@ -42,7 +42,7 @@ from protocol.chain.dispute import (
     ScalarCommitment,
     turn,
 )
-from protocol.commit import OpLog, SequenceTree, TensorCommitment, tensor_id
+from protocol.commit import OpLog, SequenceTree, TensorCommitment
 from protocol.errors import VerigradError
 from protocol.trace import OpTrace, Replayer
 
@@ -490,11 +490,6 @@ class ChallengerPlayer(GamePlayer):
             a, b = a.view(torch.int32), b.view(torch.int32)
         diff = (a != b).nonzero()
         return entry, int(diff[0].item()) if diff.numel() else 0
-
-
-def verified_output(tensor: torch.Tensor, expected_id: bytes) -> torch.Tensor | None:
-    """``tensor`` if its commitment is ``expected_id`` (artifacts are checked before they are used)."""
-    return tensor if tensor_id(tensor.detach().cpu()) == expected_id else None
 
 
 def find_anchor(replayer: Replayer, checkpoint_roots: list[bytes], interval: int) -> int | None:
