@@ -52,7 +52,7 @@ class SolverConfig:
     min_price: int = ETH // 100  # ... but never less
     poll_interval: float = 0.5
     confirmations: int = 0
-    fault: Any = None  # protocol.models.tape.Fault for a cheating solver
+    fault: Any = None  # protocol.train.Fault for a cheating solver
     max_steps: int = 10_000  # tasks longer than this are not bid on (capacity)
 
 
@@ -95,11 +95,11 @@ class Solver:
 
     # ------------------------------------------------------------------ loop
     def ensure_stake(self) -> None:
+        # Always through send_once: a deposit that landed just before a crash is recorded, not repeated.
         have = self.m.free_stake() + self.m.locked_stake()
-        if have < self.cfg.stake:
-            send_once(self.db, f"deposit:{self.cfg.stake}", lambda: self.m.free_stake() + self.m.locked_stake()
-                      >= self.cfg.stake, lambda: self.m.deposit(self.cfg.stake - have), self.log,
-                      amount=self.cfg.stake - have)
+        send_once(self.db, f"deposit:{self.cfg.stake}", lambda: self.m.free_stake() + self.m.locked_stake()
+                  >= self.cfg.stake, lambda: self.m.deposit(self.cfg.stake - have), self.log,
+                  amount=self.cfg.stake - have)
 
     def tick(self) -> None:
         for ev in self.watcher.poll():
@@ -145,7 +145,8 @@ class Solver:
         elif status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED) or (
             status in (TaskStatus.ASSIGNED, TaskStatus.RESULT_SUBMITTED) and t.solver != self.me
         ):
-            if self.m.payments() > 0:
+            # Also when a withdrawal is pending from before a crash: send_once then records how it ended.
+            if self.m.payments() > 0 or self.db.action(f"withdrawPayments:{tid}") is not None:
                 send_once(self.db, f"withdrawPayments:{tid}", lambda: self.m.payments() == 0,
                           lambda: self.m.withdraw_payments(), self.log, task=tid)
             if status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
@@ -253,7 +254,9 @@ class Solver:
         def on_checkpoint(cp: Any, trace_root: bytes) -> None:
             count["n"] += 1
             n = count["n"]
-            if 1 < n and n > self.m.task(tid).progressCheckpoints:
+            # send_once itself reads the chain: a progress commitment that landed before a crash is
+            # recorded as done (and never sent again) instead of being left pending.
+            if n > 1:
                 send_once(self.db, f"commitProgress:{tid}:{n}",
                           lambda: self.m.task(tid).progressCheckpoints >= n,
                           lambda: self.m.commit_progress(tid, trace_root, n), self.log, task=tid, checkpoints=n)
