@@ -73,6 +73,17 @@ def run_loop(tick: Callable[[], None], stopper: Stopper, interval: float, log: l
         stopper.sleep(interval)
 
 
+def guarded(log: logging.Logger, task: int, work: Callable[[], Any]) -> None:
+    """One task's trouble (a revert, a bad artifact, a bug) is logged and retried next tick; it never
+    stops the daemon's other tasks. An unreachable RPC still goes to the run loop's backoff."""
+    try:
+        work()
+    except RpcUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 (logged with its type; the loop goes on)
+        log.exception(logfmt(event="error", task=task, error=type(exc).__name__, detail=str(exc)))
+
+
 def send_once(db: AgentDB, key: str, already_done: Callable[[], bool], send: Callable[[], Any],
               log: logging.Logger, **fields: Any) -> bool:
     """Send an action at most once, even across crashes.

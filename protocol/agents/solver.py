@@ -24,17 +24,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from protocol.agents.common import ETH, Stopper, logfmt, run_loop, send_once
+from protocol.agents.common import ETH, Stopper, guarded, logfmt, run_loop, send_once
 from protocol.agents.db import AgentDB
 from protocol.agents.disputes import GameDesk, publish_disputed_output
 from protocol.agents.watcher import EventWatcher
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment
 from protocol.chain.dispute import Phase
-from protocol.chain.errors import RpcUnavailable
 from protocol.chain.market import Market, SealedBid, TaskStatus
 from protocol.errors import VerigradError
 
@@ -113,17 +113,7 @@ class Solver:
             self.desk.tick(self._player)
         for tid, rec in self.db.all("task"):
             if rec.get("state") not in ("done", "skipped"):
-                self.guarded(int(tid), lambda tid=tid, rec=rec: self.advance(int(tid), rec))
-
-    def guarded(self, tid: int, work: Any) -> None:
-        """One task's trouble (a revert, a bad artifact, a bug) is logged and retried next tick; it
-        never stops the daemon's other tasks. An unreachable RPC still goes to the run loop's backoff."""
-        try:
-            work()
-        except RpcUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 (logged with its type; the loop goes on)
-            self.log.exception(logfmt(event="error", task=tid, error=type(exc).__name__, detail=str(exc)))
+                guarded(self.log, int(tid), partial(self.advance, int(tid), rec))
 
     def run(self, stopper: Stopper) -> None:
         self.ensure_stake()

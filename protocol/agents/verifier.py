@@ -28,18 +28,18 @@ import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from eth_utils import keccak
 
-from protocol.agents.common import Stopper, logfmt, run_loop, send_once
+from protocol.agents.common import Stopper, guarded, logfmt, run_loop, send_once
 from protocol.agents.db import AgentDB
 from protocol.agents.disputes import GameDesk
 from protocol.agents.http_store import open_any
 from protocol.agents.watcher import EventWatcher
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment
-from protocol.chain.errors import RpcUnavailable
 from protocol.chain.market import Market, TaskStatus
 from protocol.errors import VerigradError
 
@@ -95,16 +95,6 @@ class Verifier:
             db.put("meta", "secret", meta)
         self.secret = bytes.fromhex(meta["secret"])
 
-    def guarded(self, tid: int, work: Any) -> None:
-        """One task's trouble (a revert, a bad artifact, a bug) is logged and retried next tick; it
-        never stops the daemon's other tasks. An unreachable RPC still goes to the run loop's backoff."""
-        try:
-            work()
-        except RpcUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 (logged with its type; the loop goes on)
-            self.log.exception(logfmt(event="error", task=tid, error=type(exc).__name__, detail=str(exc)))
-
     def run(self, stopper: Stopper) -> None:
         run_loop(self.tick, stopper, self.cfg.poll_interval, self.log)
 
@@ -134,7 +124,7 @@ class Verifier:
                     self.log.warning(logfmt(event="reward_claimed", games=won))
         for key, rec in self.db.all("result"):
             if rec.get("state") == "pending":
-                self.guarded(int(key), lambda key=key, rec=rec: self.check(int(key), rec))
+                guarded(self.log, int(key), partial(self.check, int(key), rec))
 
     # ------------------------------------------------------------------ checks
     def check(self, tid: int, rec: dict[str, Any]) -> None:
