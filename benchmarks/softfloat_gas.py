@@ -37,6 +37,7 @@ from web3 import Web3
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from protocol.chain.batch import encode_uint_arrays  # noqa: E402
 from protocol.chain.client import Chain  # noqa: E402
 from protocol.chain.devnet import Anvil  # noqa: E402
 
@@ -91,28 +92,13 @@ def measure(w3: Web3, probe: str, op: int, a: np.ndarray, b: np.ndarray) -> tupl
     return np.concatenate(results), np.concatenate(used)
 
 
-def _encode_rows(selector: bytes, arrays: list[np.ndarray]) -> bytes:
-    """Calldata of ``f(uint8[], uint32[], uint32[], uint32[])`` encoded with numpy."""
-    n = len(arrays[0])
-    head = bytearray(selector)
-    offset = 32 * len(arrays)
-    for _ in arrays:
-        head += offset.to_bytes(32, "big")
-        offset += 32 * (n + 1)
-    for arr in arrays:
-        words = np.zeros((n, 8), dtype=">u4")
-        words[:, 7] = arr
-        head += n.to_bytes(32, "big") + words.tobytes()
-    return bytes(head)
-
-
 def measure_execute(w3: Web3, probe: str, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Run ``Float32GasProbe.measureExecute`` over (opcodes, x0, x1, x2): (results, gas per row)."""
     selector = Web3.keccak(text="measureExecute(uint8[],uint32[],uint32[],uint32[])")[:4]
     results, used = [], []
     for start in range(0, len(rows[0]), BATCH):
         chunk = [r[start : start + BATCH] for r in rows]
-        raw = bytes(w3.eth.call({"to": probe, "data": _encode_rows(selector, chunk), "gas": CALL_GAS}))
+        raw = bytes(w3.eth.call({"to": probe, "data": encode_uint_arrays(selector, chunk), "gas": CALL_GAS}))
         r, u = _decode(raw, len(chunk[0]))
         results.append(r)
         used.append(u)

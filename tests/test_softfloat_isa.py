@@ -16,6 +16,7 @@ import pytest
 import softfloatpy as sf
 from web3 import Web3
 
+from protocol.chain.batch import encode_uint_arrays
 from protocol.repops.isa import ARITY, Imm, In, Instr, Opcode, Reg, execute
 
 pytestmark = pytest.mark.anvil
@@ -73,28 +74,13 @@ def isa_vectors() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _encode(selector: bytes, arrays: list[np.ndarray]) -> bytes:
-    """ABI calldata of ``f(T0[], T1[], ...)`` for arrays of 32-bit-or-smaller unsigned elements."""
-    n = len(arrays[0])
-    head = bytearray(selector)
-    offset = 32 * len(arrays)
-    for _ in arrays:
-        head += offset.to_bytes(32, "big")
-        offset += 32 * (n + 1)
-    for arr in arrays:
-        words = np.zeros((n, 8), dtype=">u4")
-        words[:, 7] = arr
-        head += n.to_bytes(32, "big") + words.tobytes()
-    return bytes(head)
-
-
 def execute_batch(w3: Web3, address: str, ops: np.ndarray, *xs: np.ndarray) -> np.ndarray:
     """``Float32Arbiter.executeBatch`` over all rows, BATCH rows per eth_call."""
     selector = Web3.keccak(text="executeBatch(uint8[],uint32[],uint32[],uint32[])")[:4]
     out = []
     for start in range(0, len(ops), BATCH):
         chunk = [a[start : start + BATCH] for a in (ops, *xs)]
-        raw = bytes(w3.eth.call({"to": address, "data": _encode(selector, chunk), "gas": CALL_GAS}))
+        raw = bytes(w3.eth.call({"to": address, "data": encode_uint_arrays(selector, chunk), "gas": CALL_GAS}))
         n = len(chunk[0])
         assert int.from_bytes(raw[32:64], "big") == n
         out.append(np.frombuffer(raw[64:], dtype=">u4").reshape(n, 8)[:, 7].astype(U32))
