@@ -1,4 +1,5 @@
-"""What every daemon shares: structured logs, the run loop with clean shutdown, idempotent sends."""
+"""What every daemon shares: structured logs, the run loop with clean shutdown, idempotent sends, and
+the settling of actions a crash left pending."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from web3 import Web3
+
 from protocol.agents.db import AgentDB
+from protocol.chain.client import Chain
 from protocol.chain.errors import ContractRevert, RpcUnavailable
 
 ETH = 10**18
@@ -109,3 +113,70 @@ def send_once(db: AgentDB, key: str, already_done: Callable[[], bool], send: Cal
     db.finish_action(key, tx)
     log.info(logfmt(event="sent", action=key, tx=tx, **fields))
     return True
+
+
+def bind_sender(db: AgentDB, chain: Chain, address: str) -> None:
+    """Make ``db`` record, with every action it begins, the nonce the action's transaction will carry
+    (the account's pending nonce: a daemon is the only sender for its key and sends one at a time)
+    and the head block, so that :func:`resolve_pending` can settle it after a crash."""
+    w3 = chain.w3
+    who = Web3.to_checksum_address(address)
+    db.bind_sender(lambda: chain._rpc(lambda: (int(w3.eth.get_transaction_count(who, "pending")),
+                                                int(w3.eth.block_number))))
+
+
+def resolve_pending(db: AgentDB, chain: Chain, address: str, log: logging.Logger, wait: float = 30.0) -> dict[str, str]:
+    """Settle, from chain state, every action a crash left pending; call it before the daemon sends.
+
+    A daemon killed between sending a transaction and recording its receipt leaves the action
+    pending, and the state machine may never come back to that key (the chain made the retry
+    unnecessary), so the database would say forever that it does not know. At start-up nothing else
+    is in flight, so the account's nonce decides it: if the chain's nonce has passed the one recorded
+    with the action, its transaction was mined, and it is found in the blocks since the action began
+    (done with its hash, or failed if it reverted); if not, and nothing is waiting in the pool either,
+    the transaction never went out (failed: the state machine may choose the move again). An action
+    recorded without a nonce (a database from before nonces were kept) is marked failed as well;
+    ``send_once`` reads the chain before it sends again, so that never sends it twice either.
+    Returns key -> the status given.
+    """
+    w3 = chain.w3
+    who = Web3.to_checksum_address(address)
+    settled: dict[str, str] = {}
+    pending = db.pending_actions()
+    if not pending:
+        return settled
+    end = time.monotonic() + wait
+    while True:
+        mined = int(chain._rpc(lambda: w3.eth.get_transaction_count(who, "latest")))
+        queued = int(chain._rpc(lambda: w3.eth.get_transaction_count(who, "pending")))
+        if queued == mined or time.monotonic() >= end:
+            break
+        time.sleep(0.5)  # a transaction of ours is still in the pool: let it be mined first
+    head = int(chain._rpc(lambda: w3.eth.block_number))
+    for key, nonce, block in pending:
+        tx: str | None = None
+        status = "failed"
+        if nonce is not None and nonce < mined:
+            found = _find_tx(chain, address, nonce, block if block is not None else 0, head)
+            if found is not None:
+                tx, ok = found
+                status = "done" if ok else "failed"
+            else:
+                status = "done"  # mined (the nonce moved on) but not in the blocks scanned
+        db.finish_action(key, tx, status=status)
+        settled[key] = status
+        log.warning(logfmt(event="pending_resolved", action=key, status=status, tx=tx, nonce=nonce))
+    return settled
+
+
+def _find_tx(chain: Chain, address: str, nonce: int, first: int, last: int) -> tuple[str, bool] | None:
+    """(hash, succeeded) of ``address``'s transaction with ``nonce`` mined in blocks [first, last]."""
+    w3 = chain.w3
+    want = address.lower()
+    for n in range(max(0, first), last + 1):
+        block = chain._rpc(lambda n=n: w3.eth.get_block(n, full_transactions=True))
+        for tx in block["transactions"]:
+            if str(tx["from"]).lower() == want and int(tx["nonce"]) == nonce:
+                receipt = chain._rpc(lambda h=tx["hash"]: w3.eth.get_transaction_receipt(h))
+                return bytes(tx["hash"]).hex(), int(receipt["status"]) == 1
+    return None

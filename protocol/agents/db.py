@@ -8,7 +8,10 @@ tables:
   what the chain cannot tell it again (a bid's salt, where its artifacts are);
 - ``actions``: every transaction the daemon decided to send, keyed by an idempotency key such as
   ``commitBid:7``. A key is written *before* the transaction is sent and marked done after its receipt;
-  on restart a pending key is resolved by looking at the chain, never by blindly re-sending.
+  on restart a pending key is resolved by looking at the chain, never by blindly re-sending: with a
+  sender bound (:meth:`AgentDB.bind_sender`), a key also records the account's next nonce and the
+  head block when it was begun, which is how :func:`protocol.agents.common.resolve_pending` finds
+  out at start-up whether the transaction of an action left pending by a crash landed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,11 @@ CREATE TABLE IF NOT EXISTS cursor (name TEXT PRIMARY KEY, block INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL,
                                     PRIMARY KEY (kind, id));
 CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, status TEXT NOT NULL, tx TEXT,
-                                    created REAL NOT NULL, updated REAL NOT NULL);
+                                    created REAL NOT NULL, updated REAL NOT NULL,
+                                    nonce INTEGER, block INTEGER);
 """
+#: Columns added after the first release of the schema (an older database gains them on open).
+ADDED_COLUMNS = {"actions": [("nonce", "INTEGER"), ("block", "INTEGER")]}
 
 
 class AgentDB:
@@ -38,6 +45,18 @@ class AgentDB:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        # () -> (next nonce of the daemon's account, head block): set by bind_sender.
+        self._sender: Callable[[], tuple[int, int]] | None = None
+
+    def bind_sender(self, where: Callable[[], tuple[int, int]]) -> None:
+        """Record, with every action begun from now on, the nonce its transaction will carry and the
+        head block: ``where()`` returns both (the account's pending nonce, the block number)."""
+        self._sender = where
 
     # -------------------------------------------------------------- cursor
     def cursor(self, name: str, default: int) -> int:
@@ -78,11 +97,19 @@ class AgentDB:
 
     def begin_action(self, key: str) -> None:
         now = time.time()
+        nonce, block = self._sender() if self._sender is not None else (None, None)
         self.conn.execute(
-            "INSERT INTO actions(key, status, tx, created, updated) VALUES(?, 'pending', NULL, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET status='pending', updated=excluded.updated",
-            (key, now, now),
+            "INSERT INTO actions(key, status, tx, created, updated, nonce, block) "
+            "VALUES(?, 'pending', NULL, ?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET status='pending', updated=excluded.updated, nonce=excluded.nonce, "
+            "block=excluded.block",
+            (key, now, now, nonce, block),
         )
+
+    def pending_actions(self) -> list[tuple[str, int | None, int | None]]:
+        """(key, nonce, block) of every action begun and never finished, oldest first."""
+        rows = self.conn.execute("SELECT key, nonce, block FROM actions WHERE status='pending' ORDER BY created")
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def finish_action(self, key: str, tx: str | None, status: str = "done") -> None:
         self.conn.execute("UPDATE actions SET status=?, tx=?, updated=? WHERE key=?", (status, tx, time.time(), key))

@@ -28,7 +28,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from protocol.agents.common import ETH, Stopper, guarded, logfmt, run_loop, send_once
+from protocol.agents.common import (
+    ETH,
+    Stopper,
+    bind_sender,
+    guarded,
+    logfmt,
+    resolve_pending,
+    run_loop,
+    send_once,
+)
 from protocol.agents.db import AgentDB
 from protocol.agents.disputes import GameDesk, publish_disputed_output
 from protocol.agents.watcher import EventWatcher
@@ -92,6 +101,7 @@ class Solver:
             contracts.append(self.desk.contract)
         self.watcher = EventWatcher(chain, contracts, db, name="solver", confirmations=config.confirmations,
                                     start_block=deployment.block)
+        bind_sender(db, chain, self.me)
 
     # ------------------------------------------------------------------ loop
     def ensure_stake(self) -> None:
@@ -116,6 +126,7 @@ class Solver:
                 guarded(self.log, int(tid), partial(self.advance, int(tid), rec))
 
     def run(self, stopper: Stopper) -> None:
+        resolve_pending(self.db, self.chain, self.me, self.log)  # before anything is sent
         self.ensure_stake()
         run_loop(self.tick, stopper, self.cfg.poll_interval, self.log)
 

@@ -33,7 +33,7 @@ from typing import Any, cast
 
 from eth_utils import keccak
 
-from protocol.agents.common import Stopper, guarded, logfmt, run_loop, send_once
+from protocol.agents.common import Stopper, bind_sender, guarded, logfmt, resolve_pending, run_loop, send_once
 from protocol.agents.db import AgentDB
 from protocol.agents.disputes import GameDesk
 from protocol.agents.http_store import open_any
@@ -89,6 +89,7 @@ class Verifier:
             contracts.append(self.desk.contract)
         self.watcher = EventWatcher(chain, contracts, db, name="verifier",
                                     confirmations=config.confirmations, start_block=deployment.block)
+        bind_sender(db, chain, self.m.address)
         meta = db.get("meta", "secret")
         if meta is None:
             meta = {"secret": secrets.token_bytes(32).hex()}
@@ -96,6 +97,7 @@ class Verifier:
         self.secret = bytes.fromhex(meta["secret"])
 
     def run(self, stopper: Stopper) -> None:
+        resolve_pending(self.db, self.chain, self.m.address, self.log)  # before anything is sent
         run_loop(self.tick, stopper, self.cfg.poll_interval, self.log)
 
     def tick(self) -> None:
