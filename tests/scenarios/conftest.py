@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from protocol.agents.submitter import post
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.devnet import Anvil
+from protocol.chain.dispute import DisputeGame
+from protocol.chain.market import Market, TaskStatus
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "protocol" / "specs" / "digits-mlp.toml"
@@ -73,11 +76,14 @@ class Devnet:
 
 
 @pytest.fixture
-def devnet(tmp_path: Path) -> Iterator[Devnet]:
+def devnet(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Devnet]:
+    """The devnet; ``@pytest.mark.parametrize("devnet", [{"clock": 25}], indirect=True)`` gives a game
+    a shorter clock (scenarios that end on a timeout need not wait a full minute)."""
+    clock = getattr(request, "param", {}).get("clock", GAME_CLOCK)
     with Anvil(accounts=10, block_time=1) as node:
         chain = Chain.connect(node.rpc_url)
         chain.dev_keys = node.keys
-        params = Params(unbonding_delay=3600, dispute_timeout=3600, dispute_clock=GAME_CLOCK,
+        params = Params(unbonding_delay=3600, dispute_timeout=3600, dispute_clock=clock,
                         dispute_bond=GAME_BOND)
         d = deploy_all(chain, node.keys[0], params)
         d.save(tmp_path / "deployments")
@@ -93,3 +99,45 @@ def devnet(tmp_path: Path) -> Iterator[Devnet]:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+# ---------------------------------------------------------------------------------- money and tasks
+ETH = 10**18
+STAKE = ETH // 2
+PAYMENT = ETH
+START_BALANCE = 10_000 * ETH  # every dev account's
+WINDOWS = dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=90)
+
+
+def spend(devnet: Devnet, who: str) -> int:
+    """ETH ``who`` spent on gas since the chain started (every account starts with 10,000 ETH)."""
+    total = 0
+    head = devnet.chain.w3.eth.block_number
+    for n in range(head + 1):
+        block = devnet.chain.w3.eth.get_block(n, full_transactions=True)
+        for tx in block["transactions"]:
+            if tx["from"] == who:
+                r = devnet.chain.w3.eth.get_transaction_receipt(tx["hash"])
+                total += int(r["gasUsed"]) * int(r["effectiveGasPrice"])
+    return total
+
+
+def assert_solvent(devnet: Devnet, m: Market) -> None:
+    """No contract holds a wei it does not account for."""
+    acc = m.accounted()
+    assert acc["stake_manager_balance"] == acc["stake_manager_accounted"]
+    assert acc["market_balance"] == acc["market_accounted"]
+    assert DisputeGame(devnet.chain, devnet.deployment.dispute_game, m.key).solvent()
+
+
+def start_task(devnet: Devnet, solver_args: list[str], solver_key: int = 2,
+               windows: dict[str, int] | None = None) -> tuple[Market, int, Path]:
+    """A solver daemon (``solver_args`` added) staked, a task of the small spec posted, its result in."""
+    spec = small_spec(devnet.dir)
+    devnet.spawn("solver", ["solver", "--store", str(devnet.dir / "solver"), "--db", str(devnet.dir / "solver.db"),
+                            "--stake", "1", *solver_args], key_index=solver_key)
+    sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
+    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, 60, "the solver's stake")
+    tid = post(sub, str(spec), PAYMENT, STAKE, ETH // 100, windows or WINDOWS)
+    devnet.wait_for(lambda: sub.status(tid) == TaskStatus.RESULT_SUBMITTED, 240, "the result")
+    return sub, tid, spec

@@ -1,8 +1,9 @@
 """Dispute scenarios with daemon processes on anvil (one block a second).
 
-* a cheating solver daemon (one corrupted scalar of the backward matmul at step 7) against a verifier
-  daemon: the result is challenged, bisected level by level and the solver slashed; the verifier gets
-  its bond back and half the stake, the submitter its payment;
+* a cheating solver daemon (one corrupted scalar of a forward op, of a backward op or of the
+  optimizer update at step 7) against a verifier daemon: the result is challenged, bisected level by
+  level to that op and element and the solver slashed; the verifier gets its bond back and half the
+  stake, the submitter its payment;
 * a false challenge against an honest solver daemon: the challenger (played from the test) loses and
   its bond goes to the solver;
 * a stalled party loses on time: a solver daemon killed mid-game, a challenger that never answers.
@@ -19,55 +20,29 @@ import pytest
 
 from protocol.agents.db import AgentDB
 from protocol.agents.solver import resolve_spec
-from protocol.agents.submitter import post
 from protocol.chain.dispute import DisputeGame, GameStatus, Party, Phase
 from protocol.chain.market import Market, TaskStatus
 from protocol.dispute.player import ChallengerPlayer, NoScalarBackend, TraceSource
 from protocol.trace import Replayer
 
-from .conftest import GAME_BOND, GAME_CLOCK, Devnet, small_spec
+from .conftest import GAME_BOND, GAME_CLOCK, PAYMENT, STAKE, Devnet, assert_solvent, spend, start_task
 
 ETH = 10**18
 FAULT = "7:6:2"  # a non-zero element of the weight gradient (a corrupted zero is flushed away downstream)
-STAKE = ETH // 2
-PAYMENT = ETH
-WINDOWS = dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=90)
 pytestmark = pytest.mark.slow
 
 
-def spend(devnet: Devnet, who: str) -> int:
-    """ETH ``who`` spent on gas since the chain started (every account starts with 10,000 ETH)."""
-    total = 0
-    head = devnet.chain.w3.eth.block_number
-    for n in range(head + 1):
-        block = devnet.chain.w3.eth.get_block(n, full_transactions=True)
-        for tx in block["transactions"]:
-            if tx["from"] == who:
-                r = devnet.chain.w3.eth.get_transaction_receipt(tx["hash"])
-                total += int(r["gasUsed"]) * int(r["effectiveGasPrice"])
-    return total
+# One corrupted scalar at step 7 in each part of a digits-MLP step (python -m protocol.trace digits-mlp
+# --steps 20 --step 7 lists the 25 ops): op 2 is the forward linear giving the logits, op 6 the
+# backward matmul giving the output layer's weight gradient, op 20 the AdamW update of that weight.
+# Each element is non-zero there, so the flipped bit reaches the next state.
+FAULTS = {"forward": (2, 2), "backward": (6, 2), "optimizer": (20, 2)}
 
 
-def assert_solvent(devnet: Devnet, m: Market) -> None:
-    acc = m.accounted()
-    assert acc["stake_manager_balance"] == acc["stake_manager_accounted"]
-    assert acc["market_balance"] == acc["market_accounted"]
-    assert DisputeGame(devnet.chain, devnet.deployment.dispute_game, m.key).solvent()
-
-
-def start_task(devnet: Devnet, solver_args: list[str], solver_key: int = 2) -> tuple[Market, int, Any]:
-    spec = small_spec(devnet.dir)
-    devnet.spawn("solver", ["solver", "--store", str(devnet.dir / "solver"), "--db", str(devnet.dir / "solver.db"),
-                            "--stake", "1", *solver_args], key_index=solver_key)
-    sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
-    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, 60, "the solver's stake")
-    tid = post(sub, str(spec), PAYMENT, STAKE, ETH // 100, WINDOWS)
-    devnet.wait_for(lambda: sub.status(tid) == TaskStatus.RESULT_SUBMITTED, 240, "the result")
-    return sub, tid, spec
-
-
-def test_cheating_solver_is_challenged_bisected_and_slashed(devnet: Devnet) -> None:
-    sub, tid, _ = start_task(devnet, ["--inject", FAULT])
+@pytest.mark.parametrize("where", list(FAULTS))
+def test_cheating_solver_is_challenged_bisected_and_slashed(devnet: Devnet, where: str) -> None:
+    op, element = FAULTS[where]
+    sub, tid, _ = start_task(devnet, ["--inject", f"7:{op}:{element}"])
     verifier = devnet.node.accounts[4]
     devnet.spawn("verifier", ["verifier", "--db", str(devnet.dir / "verifier.db"), "--sample-rate", "1"],
                  key_index=4)
@@ -78,7 +53,8 @@ def test_cheating_solver_is_challenged_bisected_and_slashed(devnet: Devnet) -> N
     g = game.get(1)
     assert GameStatus(g.status) == GameStatus.CHALLENGER_WON
     assert int(g.pin) == 1 or int(g.checkpoint) == 1  # pinned at the interval its re-execution found
-    assert int(g.trainingStep) == 7 and int(g.op) == 7 and int(g.flatIndex) == 2
+    # The game's op is 1-based (leaf j of level 3 is the log after op j - 1).
+    assert (int(g.trainingStep), int(g.op), int(g.flatIndex)) == (7, op + 1, element)
     assert [e["level"] for e in game.events(1, "LevelCommitted")][:3] == [1, 2, 3]
     assert [e["level"] for e in game.events(1, "LevelCommitted")] == [1, 2, 3, 4]
     assert not game.events(1, "TimedOut")
