@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +95,29 @@ def initial_state(model: Model, device: torch.device) -> State:
     return state
 
 
+def host_state(state: State, copy: bool = False) -> State:
+    """The state's tensors on the CPU, in state order; ``copy``: never views of ``state`` itself.
+
+    From a GPU, every float32 tensor comes back in one device-to-host transfer (one ``cat`` on the
+    device, then views of the host buffer), not one synchronising copy per tensor.
+    """
+    tensors = [t.detach() for t in state.values()]
+    if tensors and all(t.device.type == "cpu" for t in tensors):
+        return {n: (t.clone() if copy else t) for n, t in zip(state, tensors, strict=True)}
+    if not all(t.dtype == torch.float32 for t in tensors):
+        return {n: t.cpu() for n, t in zip(state, tensors, strict=True)}
+    flat = torch.cat([t.reshape(-1) for t in tensors]).cpu()
+    out: State = {}
+    offset = 0
+    for n, t in zip(state, tensors, strict=True):
+        out[n] = flat[offset : offset + t.numel()].view(t.shape)
+        offset += t.numel()
+    return out
+
+
 def state_root_of(state: State) -> bytes:
     """S_t's root through the commitment layer (tensors brought to the CPU to be hashed)."""
-    return state_commitment([(n, t.detach().cpu()) for n, t in state.items()]).root
+    return state_commitment(list(host_state(state).items())).root
 
 
 @dataclass
@@ -222,6 +244,70 @@ def checkpoint_steps(spec: TaskSpec) -> list[int]:
     return out
 
 
+def commit_state(state: State, store: LocalStore | None) -> tuple[bytes, str | None]:
+    """One checkpoint's work: the state root, and the state written to ``store`` (its digest)."""
+    host = host_state(state)
+    root = state_commitment(list(host.items())).root
+    return root, (store.put_tensors(host) if store is not None else None)
+
+
+class CheckpointCommitter:
+    """Checkpoint commits off the training loop: S_t is hashed and stored while steps t+1... run.
+
+    :meth:`submit` takes a private host copy of the state (the one device-to-host transfer a
+    checkpoint needs, so later steps may reuse or overwrite the device tensors) and queues the state
+    root and the store write on one worker thread; results are delivered in checkpoint order by
+    :meth:`drain`, on the caller's thread, which appends them to ``checkpoints`` and ``trace`` and
+    calls ``on_checkpoint``. What is committed is exactly what a synchronous commit would give: the
+    same bytes are hashed, in the same order; only the time they are hashed changes. keccak and the
+    store write release the GIL only in part, so on the CPU the overlap is partial; on a GPU, where
+    the training thread mostly waits for the device, it is nearly complete.
+
+    ``background=False`` does every commit inside :meth:`submit` (the reference behaviour).
+    """
+
+    def __init__(self, store: LocalStore | None, trace: TraceTree, checkpoints: list[Checkpoint],
+                 on_checkpoint: Callable[[Checkpoint, bytes], None] | None = None, background: bool = True):
+        self.store = store
+        self.trace = trace
+        self.checkpoints = checkpoints
+        self.on_checkpoint = on_checkpoint
+        self._pending: deque[tuple[int, Future[tuple[bytes, str | None]]]] = deque()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="verigrad-commit") if background else None
+
+    def submit(self, step: int, state: State) -> None:
+        """Commit the state after ``step`` steps (now, or queued on the worker)."""
+        if self._pool is None:
+            future: Future[tuple[bytes, str | None]] = Future()
+            future.set_result(commit_state(state, self.store))
+        else:
+            future = self._pool.submit(commit_state, host_state(state, copy=True), self.store)
+        self._pending.append((step, future))
+        self.drain(block=False)
+
+    def drain(self, block: bool = True) -> None:
+        """Record finished commits in order (``block``: wait for all that are queued)."""
+        while self._pending and (block or self._pending[0][1].done()):
+            step, future = self._pending.popleft()
+            root, digest = future.result()  # re-raises a failed commit here
+            cp = Checkpoint(step, root, digest)
+            self.checkpoints.append(cp)
+            trace_root = self.trace.append_checkpoint(root)
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(cp, trace_root)
+
+    def close(self) -> None:
+        """Wait for the worker and stop it (queued commits still run; call :meth:`drain` to record)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> CheckpointCommitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """A torch device, checked to exist (``cuda`` needs a visible GPU)."""
     dev = torch.device(device)
@@ -268,28 +354,23 @@ def train(spec: TaskSpec, *, out_dir: str | Path | None = None, device: str | to
     wanted = set(checkpoint_steps(spec))
     losses: list[float] = []
 
-    def commit(step: int) -> None:
-        root = state_root_of(state)
-        digest = store.put_tensors({n: t.detach().cpu() for n, t in state.items()}) if store else None
-        cp = Checkpoint(step, root, digest)
-        checkpoints.append(cp)
-        trace_root = trace.append_checkpoint(root)
-        if on_checkpoint is not None:
-            on_checkpoint(cp, trace_root)
-
-    commit(0)
-    bar = _progress(spec.steps, progress)
-    for step in range(spec.steps):
-        res = run_step_with_fault(ctx, state, step, fault)
-        state = res.state
-        losses.append(float(res.loss.item()))
-        if step + 1 in wanted:
-            commit(step + 1)
+    with CheckpointCommitter(store, trace, checkpoints, on_checkpoint) as committer:
+        committer.submit(0, state)
+        bar = _progress(spec.steps, progress)
+        for step in range(spec.steps):
+            res = run_step_with_fault(ctx, state, step, fault)
+            state = res.state
+            losses.append(float(res.loss.item()))
+            if step + 1 in wanted:
+                committer.submit(step + 1, state)
+            else:
+                committer.drain(block=False)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        committer.drain()
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    if bar is not None:
-        bar.close()
+            bar.close()
     params = {n: state[n] for n, _ in model.param_shapes()}
     metrics = model.evaluate(params, load_dataset(spec.dataset.name, "test", spec.model.block_size), dev)
     result = TrainResult(spec, spec.steps, trace.root, checkpoints[-1].state_root, checkpoints, losses,

@@ -882,25 +882,27 @@ at::Tensor embedding(const at::Tensor& ids, const at::Tensor& table) {
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("dot", &dot, "chunked fixed-order dot product (matmul / linear)");
-  m.def("colsum", &colsum, "chunked fixed-order column sums (sum_rows)");
-  m.def("adam_m", &adam_m, "AdamW first moment");
-  m.def("adam_v", &adam_v, "AdamW second moment");
-  m.def("adamw", &adamw, "AdamW parameter update");
-  m.def("gelu", &gelu, "GELU (tanh form)");
-  m.def("gelu_backward", &gelu_backward, "GELU backward");
-  m.def("softmax", &softmax, "softmax (kind 0) / log_softmax (kind 1) over the last dim");
-  m.def("softmax_backward", &softmax_backward, "softmax backward");
-  m.def("log_softmax_backward", &log_softmax_backward, "log_softmax backward");
-  m.def("cross_entropy", &cross_entropy, "per-row cross-entropy");
-  m.def("cross_entropy_backward", &cross_entropy_backward, "cross-entropy backward");
-  m.def("layernorm_stats", &layernorm_stats, "layer norm statistics");
-  m.def("layernorm_apply", &layernorm_apply, "layer norm apply");
-  m.def("layernorm_backward", &layernorm_backward, "layer norm input gradient");
-  m.def("layernorm_dgamma", &layernorm_dgamma, "layer norm gamma gradient");
-  m.def("embedding_backward", &embedding_backward, "embedding table gradient");
-  m.def("mean", &mean, "mean of all elements");
-  m.def("binary", &binary, "add / sub / mul / sgd / relu_backward");
-  m.def("unary", &unary, "scale / relu");
-  m.def("embedding", &embedding, "embedding lookup");
+  // The loops only touch tensor memory: Python threads (e.g. a checkpoint commit) run meanwhile.
+  const auto nogil = py::call_guard<py::gil_scoped_release>();
+  m.def("dot", &dot, "chunked fixed-order dot product (matmul / linear)", nogil);
+  m.def("colsum", &colsum, "chunked fixed-order column sums (sum_rows)", nogil);
+  m.def("adam_m", &adam_m, "AdamW first moment", nogil);
+  m.def("adam_v", &adam_v, "AdamW second moment", nogil);
+  m.def("adamw", &adamw, "AdamW parameter update", nogil);
+  m.def("gelu", &gelu, "GELU (tanh form)", nogil);
+  m.def("gelu_backward", &gelu_backward, "GELU backward", nogil);
+  m.def("softmax", &softmax, "softmax (kind 0) / log_softmax (kind 1) over the last dim", nogil);
+  m.def("softmax_backward", &softmax_backward, "softmax backward", nogil);
+  m.def("log_softmax_backward", &log_softmax_backward, "log_softmax backward", nogil);
+  m.def("cross_entropy", &cross_entropy, "per-row cross-entropy", nogil);
+  m.def("cross_entropy_backward", &cross_entropy_backward, "cross-entropy backward", nogil);
+  m.def("layernorm_stats", &layernorm_stats, "layer norm statistics", nogil);
+  m.def("layernorm_apply", &layernorm_apply, "layer norm apply", nogil);
+  m.def("layernorm_backward", &layernorm_backward, "layer norm input gradient", nogil);
+  m.def("layernorm_dgamma", &layernorm_dgamma, "layer norm gamma gradient", nogil);
+  m.def("embedding_backward", &embedding_backward, "embedding table gradient", nogil);
+  m.def("mean", &mean, "mean of all elements", nogil);
+  m.def("binary", &binary, "add / sub / mul / sgd / relu_backward", nogil);
+  m.def("unary", &unary, "scale / relu", nogil);
+  m.def("embedding", &embedding, "embedding lookup", nogil);
 }
