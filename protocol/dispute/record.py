@@ -242,10 +242,13 @@ class DisputeRecord:
     moves: list[Move]
     levels: list[Level]
     status: GameStatus
+    checkpoint: int  # level 1's agreed leaf: the disputed interval starts at checkpoint * interval
     training_step: int
     op: int  # level-3 index (the op's record index + 1)
     op_name: str
     element: int
+    op_names: list[str]  # every op of the disputed step, in order (level-3 leaf j follows op j)
+    program: list[str]  # the element's scalar program (level-4 leaf m follows instruction m)
     checked_step: int  # the program step the contract executed
     computed: bytes
     claimed: bytes
@@ -395,13 +398,16 @@ def record_dispute(task: Task) -> DisputeRecord:
     wall_s = time.perf_counter() - start
 
     g = game_c.get(gid)
-    step = int(g.trainingStep)
+    step, op, element = int(g.trainingStep), int(g.op), int(g.flatIndex)
+    trace = own.level3(step).trace
+    program = own.replayer.scalar_trace(step, op - 1, element, trace=trace).program
     (checked,) = game_c.events(gid, "OneStepChecked") or [{"step": -1, "computed": b"", "claimed": b""}]
     return DisputeRecord(
         spec=spec, fault=runs.fault, losses_honest=list(runs.honest.losses), losses_faulty=list(runs.faulty.losses),
         train_s=runs.honest.seconds, detect_s=detect_s, reexec_s=reexec_s, anchor=anchor, wall_s=wall_s,
-        moves=moves, levels=levels_of(game_c, gid), status=GameStatus(g.status), training_step=step,
-        op=int(g.op), op_name=own.level3(step).trace.ops[int(g.op) - 1].name, element=int(g.flatIndex),
+        moves=moves, levels=levels_of(game_c, gid), status=GameStatus(g.status), checkpoint=int(g.checkpoint),
+        training_step=step, op=op, op_name=trace.ops[op - 1].name, element=element,
+        op_names=[o.name for o in trace.ops], program=[str(i) for i in program],
         checked_step=int(checked["step"]), computed=bytes(checked["computed"]), claimed=bytes(checked["claimed"]),
     )
 
