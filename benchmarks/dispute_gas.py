@@ -20,7 +20,9 @@ as in a real transaction. Three games on three tasks:
 * ``pinpoint`` (degree 2): the challenger has the solver's leaves off chain and names the adjacent
   pair of each level in advance (in ``challenge`` for level 1, in the move that ends a level for the
   next), so each level costs one descent, one reveal of the pair and one choice (the game the
-  protocol expects when artifacts are served, DESIGN §3).
+  protocol expects when artifacts are served, DESIGN §3);
+* ``withheld``: ``pinpoint`` where the solver's disputed output is not served: the challenger has the
+  solver open the chunk holding the element on chain (``requestChunk`` / ``openChunk``) first.
 
 ``gas_per_move`` is the worst bisection move (reveal, choose, pinpoint) of the degree-2 game, one
 leaf per reveal; ``gas_per_move_kary_k4`` and ``gas_per_move_pinpoint`` are the same for reveals of
@@ -56,9 +58,11 @@ from protocol.commit.merkle import (  # noqa: E402
     inclusion_path,
     inclusion_path_from_levels,
     merkle_root,
+    root_from_inclusion,
     tree_levels,
 )
 from protocol.commit.tensor import tensor_id_from_root  # noqa: E402
+from protocol.dispute.layout import LAYOUT_TYPES, border, graph_commitment, input_row_leaf  # noqa: E402
 
 LOG_CHECKPOINTS, LOG_STEPS, LOG_OPS, LOG_SCALAR = 16, 8, 12, 10
 N_CHECKPOINTS = 2**LOG_CHECKPOINTS + 1  # S_0 .. S_N
@@ -68,6 +72,7 @@ N_SCALAR = 2**LOG_SCALAR
 STATE_TENSORS = 16
 BATCH_TENSORS = 2
 OUTPUT_ELEMENT = 1
+OUTPUT_SIZE = 1024  # int32 elements of the disputed output: 16 chunks
 
 # Where the lie is (the challenger agrees with the left position and disagrees with the next).
 FAULT = {1: 40_000, 2: 100, 3: 2_717, 4: 700}
@@ -145,15 +150,20 @@ class World:
         solver_acc = [a if m <= FAULT[4] else (a + 1) % 2**32 for m, a in enumerate(self.acc)]
         self.solver_acc = solver_acc
         self.l4 = Sequence([toy_state(m, a) for m, a in enumerate(solver_acc)])
-        self.out_values = [rng.randrange(2**31) for _ in range(4)]
+        self.out_values = [rng.randrange(2**31) for _ in range(OUTPUT_SIZE)]
         self.out_values[OUTPUT_ELEMENT] = solver_acc[-1]
-        self.out_chunk = b"".join(v.to_bytes(4, "big") for v in self.out_values)
-        self.out_id = tensor_id_from_root("int32", (4,), leaf_hash(self.out_chunk))
+        out_bytes = b"".join(v.to_bytes(4, "big") for v in self.out_values)
+        self.out_chunks = [out_bytes[i : i + 256] for i in range(0, len(out_bytes), 256)]
+        self.out_chunk_hashes = [leaf_hash(c) for c in self.out_chunks]
+        self.out_root = merkle_root(self.out_chunk_hashes)
+        self.out_id = tensor_id_from_root("int32", (OUTPUT_SIZE,), self.out_root)
 
         # Level 3: the op log of the disputed step.
         state_ids = [self.x_id] + [rand() for _ in range(STATE_TENSORS - 1)]
         self.state_t = merkle_root([leaf_hash(i) for i in state_ids])
-        entries = state_ids + [rand() for _ in range(BATCH_TENSORS)]
+        self.state_ids = state_ids
+        self.input_ids = [rand() for _ in range(BATCH_TENSORS)]
+        entries = state_ids + self.input_ids
         self.size0 = len(entries)
         for j in range(1, N_OPS + 1):
             entries.append(self.out_id if j == FAULT[3] + 1 else rand())
@@ -164,6 +174,18 @@ class World:
         self.designated = list(range(len(entries) - STATE_TENSORS, len(entries)))
         self.state_next = merkle_root([self.entry_hashes[i] for i in self.designated])
         self.l3 = Sequence([op_leaf(self.log_root(self.size0 + j), self.size0 + j) for j in range(N_OPS + 1)])
+
+        # The task's op graph commitment: descriptors' root and step layout. The step-input table has
+        # a row for every step of the task (2^24): only the disputed row is real, its path's siblings
+        # stand for the other rows' subtrees.
+        self.step = FAULT[1] * INTERVAL + FAULT[2]
+        self.inputs_rows = (N_CHECKPOINTS - 1) * INTERVAL
+        self.inputs_proof = [rand() for _ in range((self.inputs_rows - 1).bit_length())]
+        self.inputs_root = root_from_inclusion(input_row_leaf(self.step, self.input_ids), self.step,
+                                               self.inputs_rows, self.inputs_proof)
+        self.graph_root = rand()
+        layout_hash = hash_bytes(encode(LAYOUT_TYPES, [N_OPS, STATE_TENSORS, self.designated, self.inputs_root]))
+        self.op_graph_root = graph_commitment(self.graph_root, layout_hash)
 
         # Level 2: the disputed checkpoint interval.
         l2 = [rand() for _ in range(INTERVAL + 1)]
@@ -187,10 +209,13 @@ class World:
         return (
             self.l3.root,
             N_OPS + 1,
-            self.log_root(self.size0),
-            self.size0,
+            self.graph_root,
+            self.inputs_root,
             STATE_TENSORS,
-            consistency_path(self.entry_hashes, STATE_TENSORS, self.size0),
+            border(self.state_ids, STATE_TENSORS),
+            self.input_ids,
+            self.inputs_rows,
+            self.inputs_proof,
             self.l3.proof(0),
             self.log_root(last),
             last,
@@ -200,8 +225,15 @@ class World:
             [self.log_proof(i, last) for i in self.designated],
         )
 
+    def chunk_opening(self, index: int, entry: int, next_size: int) -> tuple[Any, ...]:
+        """``openChunk``'s argument: chunk ``index`` of the disputed output with its path."""
+        return (self.out_id, self.log_proof(entry, next_size), 2, [OUTPUT_SIZE], self.out_root,
+                self.out_chunks[index], inclusion_path(self.out_chunk_hashes, index))
+
     def scalar_commitment(self, entry: int, next_size: int) -> tuple[Any, ...]:
-        opening = encode(["uint32[]", "bytes", "bytes32[]"], [[4], self.out_chunk, []])
+        chunk = OUTPUT_ELEMENT * 4 // 256
+        opening = encode(["uint32[]", "bytes", "bytes32[]"],
+                         [[OUTPUT_SIZE], self.out_chunks[chunk], inclusion_path(self.out_chunk_hashes, chunk)])
         return (
             self.l4.root,
             self.l4.proof(0),
@@ -265,6 +297,7 @@ class Bench:
         values: dict[str, Any] = {
             "specHash": hash_bytes(b"spec"),
             "initialStateRoot": world.s0,
+            "opGraphRoot": world.op_graph_root,
             "specURI": "ipfs://spec",
             "requiredStake": STAKE,
             "bidBond": 0,
@@ -293,8 +326,10 @@ class Bench:
         )
         return int(task_id)
 
-    def play(self, world: World, degree: int, pinpoint: bool) -> dict[str, Any]:
-        """Plays one game to its end; returns the gas of every move by kind and the total."""
+    def play(self, world: World, degree: int, pinpoint: bool, withheld: bool = False) -> dict[str, Any]:
+        """Plays one game to its end; returns the gas of every move by kind and the total. ``withheld``:
+        the challenger has the solver's leaves but not its disputed output, and has the solver open
+        the chunk holding the element on chain before naming it."""
         c, game = self.chain, self.games[degree]
         task_id = self.task(world)
         gas: dict[str, list[int]] = {}
@@ -343,8 +378,13 @@ class Bench:
                 consistency = consistency_path(world.entry_hashes, pre, pre + 1)
                 tx("openOp", f.openOp(game_id, world.log_root(pre), pre, world.log_root(pre + 1), pre + 1,
                                       consistency), self.solver)
+            elif phase == 7 and withheld and g.chunkRequests == 0:  # NameOutput, the output withheld
+                tx("requestChunk", f.requestChunk(game_id, OUTPUT_ELEMENT * 4 // 256), self.challenger)
             elif phase == 7:  # NameOutput
                 tx("nameOutput", f.nameOutput(game_id, g.logSize, OUTPUT_ELEMENT), self.challenger)
+            elif phase == 11:  # OpenChunk
+                tx("openChunk", f.openChunk(game_id, world.chunk_opening(g.flatIndex, g.logSize, g.nextLogSize)),
+                   self.solver)
             elif phase == 8:  # CommitScalar
                 tx("commitScalar", f.commitScalar(game_id, world.scalar_commitment(g.outputEntry, g.nextLogSize)),
                    self.solver)
@@ -377,6 +417,7 @@ def main() -> None:
             "bisect": bench.play(world, 2, pinpoint=False),
             "kary": bench.play(world, 4, pinpoint=False),
             "pinpoint": bench.play(world, 2, pinpoint=True),
+            "withheld": bench.play(world, 2, pinpoint=True, withheld=True),
         }
     for name, r in games.items():
         print(f"{name:9s} moves={r['moves']:3d} total={r['total']:>10,d}  " + "  ".join(
@@ -396,6 +437,8 @@ def main() -> None:
         "gas_full_dispute_bisect_k2": games["bisect"]["total"],
         "moves_bisect_k2": games["bisect"]["moves"],
         "gas_full_dispute_kary_k4": games["kary"]["total"],
+        "gas_full_dispute_withheld": games["withheld"]["total"],
+        "moves_withheld": games["withheld"]["moves"],
         "moves_kary_k4": games["kary"]["moves"],
         "gas_by_kind_max": {k: max(r["max"].get(k, 0) for r in games.values())
                             for k in sorted({k for r in games.values() for k in r["max"]})},

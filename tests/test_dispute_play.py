@@ -26,7 +26,7 @@ from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
 from protocol.chain.market import Market, SealedBid, TaskParams, TaskStatus
-from protocol.dispute.graph import op_graph_root
+from protocol.dispute.layout import task_graph_root
 from protocol.dispute.onestep import OneStepBackend
 from protocol.dispute.player import (
     ChallengerPlayer,
@@ -112,7 +112,7 @@ def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
     spec = runs["spec"]
     result, store, fault = runs[which]
     params = TaskParams(spec_hash=bytes.fromhex(spec_hash(spec)[2:]), initial_state_root=initial_root(spec),
-                        op_graph_root=op_graph_root(spec),
+                        op_graph_root=task_graph_root(spec),
                         spec_uri=str(runs["spec_path"]), required_stake=STAKE, bid_bond=ETH // 100,
                         bid_window=100, reveal_window=100, training_window=3600, challenge_window=3600,
                         steps=spec.steps, checkpoint_interval=spec.checkpoint_interval)

@@ -30,6 +30,11 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     uint256 public constant MAX_DEGREE = 64;
     /// @notice `pin` argument of `challenge` for "no pinned pair: start with the k-ary query".
     uint256 public constant NO_PIN = type(uint256).max;
+    /// @notice Most chunks of the disputed output a challenger may ask the solver to open in one game.
+    ///         Each opening shows the solver's chunk-tree nodes along its path, so a challenger that
+    ///         follows the first node differing from its own finds a differing chunk in at most
+    ///         1 + log2(chunks) openings (docs/DISPUTE.md, "Data availability").
+    uint256 public constant MAX_CHUNK_REQUESTS = 32;
     /// @dev What an unused reveal slot holds (any non-zero value; never compared).
     bytes32 private constant _PLACEHOLDER = bytes32(uint256(1));
 
@@ -139,9 +144,14 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
     /// @inheritdoc IDisputeGame
     function commitOps(uint256 gameId, OpsCommitment calldata c) external {
         Game storage g = _move(gameId, Phase.CommitOps);
-        // INVARIANT: level 3 starts at S_t (leafLo) and ends at S_t+1 (leafHi); see BisectionLinks.
-        (bytes32 first, bytes32 last) = BisectionLinks.checkOps(c, g.leafLo, g.leafHi);
-        g.trainingStep = g.checkpoint * g.checkpointInterval + g.lo;
+        uint64 t = g.checkpoint * g.checkpointInterval + g.lo;
+        // INVARIANT: level 3 has the task's layout, starts at S_t (leafLo) followed by step t's inputs
+        // and ends at S_t+1 (leafHi); see BisectionLinks.
+        (bytes32 first, bytes32 last, uint256 firstLogSize) =
+            BisectionLinks.checkOps(c, g.opGraphRoot, t, g.leafLo, g.leafHi);
+        g.trainingStep = t;
+        g.firstLogSize = uint24(_fit(firstLogSize, type(uint24).max));
+        g.opGraphRoot = c.graphRoot; // what the verifier reads from here on
         _enterLevel(g, 3, c.root, c.size, first, last);
         emit LevelCommitted(gameId, 3, c.root, c.size);
         _startBisection(g);
@@ -157,6 +167,11 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         bytes32[] calldata consistency
     ) external {
         Game storage g = _move(gameId, Phase.OpenOp);
+        // INVARIANT: op j (level 3's leaf j) appends exactly entry firstLogSize + j - 1: its one output,
+        // where the op graph's descriptor says it writes.
+        uint256 expected = uint256(g.firstLogSize) + g.hi - 1;
+        if (preSize != expected) revert LogSizeMismatch(expected, preSize);
+        if (postSize != expected + 1) revert LogSizeMismatch(expected + 1, postSize);
         // INVARIANT: the opened logs are the adjacent leaves and the second extends the first.
         BisectionLinks.checkOpOpening(g.leafLo, g.leafHi, preRoot, preSize, postRoot, postSize, consistency);
         g.op = g.hi;
@@ -178,6 +193,28 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         g.flatIndex = uint64(flatIndex);
         g.phase = Phase.CommitScalar;
         emit OutputNamed(gameId, entry, flatIndex);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function requestChunk(uint256 gameId, uint256 chunkIndex) external {
+        Game storage g = _move(gameId, Phase.NameOutput);
+        // INVARIANT: openings are bounded, so a challenger cannot keep the solver answering forever.
+        if (g.chunkRequests >= MAX_CHUNK_REQUESTS) revert TooManyChunkRequests(g.chunkRequests, MAX_CHUNK_REQUESTS);
+        if (chunkIndex > type(uint64).max) revert PositionOutOfRange(chunkIndex, 0, type(uint64).max);
+        ++g.chunkRequests;
+        g.flatIndex = uint64(chunkIndex); // the request, until nameOutput names the element
+        g.phase = Phase.OpenChunk;
+        emit ChunkRequested(gameId, g.logSize, chunkIndex);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function openChunk(uint256 gameId, ChunkOpening calldata o) external {
+        Game storage g = _move(gameId, Phase.OpenChunk);
+        // INVARIANT: the chunk is the solver's disputed output's (the one entry the op appended), as
+        // committed in the disputed log: what the challenger reads from it is what level 4 will use.
+        BisectionLinks.checkChunk(g.nextLogRoot, g.nextLogSize, g.logSize, g.flatIndex, o);
+        g.phase = Phase.NameOutput;
+        emit ChunkOpened(gameId, g.flatIndex, o.dtype, o.shape, o.chunk, o.chunkProof);
     }
 
     /// @inheritdoc IDisputeGame

@@ -196,9 +196,9 @@ class Solver:
             if initial_root(spec) != bytes(t.initialStateRoot):
                 self.log.warning(logfmt(event="skip", task=tid, reason="initial state root differs from the spec's"))
                 return None
-            from protocol.dispute.graph import op_graph_root
+            from protocol.dispute.layout import task_graph_root
 
-            if op_graph_root(spec) != bytes(t.opGraphRoot):
+            if task_graph_root(spec) != bytes(t.opGraphRoot):
                 self.log.warning(logfmt(event="skip", task=tid, reason="op graph root differs from the spec's"))
                 return None
         except VerigradError as exc:

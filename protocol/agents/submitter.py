@@ -36,7 +36,7 @@ class Verified:
 def post(m: Market, spec_ref: str, payment: int, required_stake: int, bid_bond: int, windows: dict[str, int],
          steps: int | None = None) -> int:
     from protocol.agents.solver import initial_root, resolve_spec
-    from protocol.dispute.graph import op_graph_root
+    from protocol.dispute.layout import task_graph_root
     from protocol.spec import spec_hash
 
     uri = spec_ref if ":" in spec_ref and not spec_ref.startswith("/") else f"builtin:{spec_ref}"
@@ -46,7 +46,7 @@ def post(m: Market, spec_ref: str, payment: int, required_stake: int, bid_bond: 
     params = TaskParams(
         spec_hash=bytes.fromhex(spec_hash(spec).removeprefix("0x")),
         initial_state_root=initial_root(spec),
-        op_graph_root=op_graph_root(spec),
+        op_graph_root=task_graph_root(spec),
         spec_uri=uri,
         required_stake=required_stake,
         bid_bond=bid_bond,

@@ -44,6 +44,7 @@ class Phase(enum.IntEnum):
     COMMIT_SCALAR = 8
     STEP = 9
     RESOLVE = 10
+    OPEN_CHUNK = 11
 
 
 class Party(enum.IntEnum):
@@ -55,7 +56,7 @@ class Party(enum.IntEnum):
 
 
 SOLVER_PHASES = frozenset({Phase.DEFEND_TRACE, Phase.REVEAL, Phase.COMMIT_STEPS, Phase.COMMIT_OPS, Phase.OPEN_OP,
-                           Phase.COMMIT_SCALAR})
+                           Phase.COMMIT_SCALAR, Phase.OPEN_CHUNK})
 CHALLENGER_PHASES = frozenset({Phase.CHOOSE, Phase.NAME_OUTPUT, Phase.STEP})
 
 
@@ -70,14 +71,18 @@ def turn(phase: Phase) -> Party:
 
 @dataclass(frozen=True)
 class OpsCommitment:
-    """``IDisputeGame.OpsCommitment``: level 3's root and the links of its ends to S_t and S_t+1."""
+    """``IDisputeGame.OpsCommitment``: level 3's root and the links of its ends to S_t and S_t+1, with the
+    opening of the task's op graph commitment (descriptors' root and step layout, ``protocol.dispute.layout``)."""
 
     root: bytes
     size: int
-    first_log_root: bytes
-    first_log_size: int
+    graph_root: bytes
+    inputs_root: bytes
     state_size: int
-    state_consistency: list[bytes]
+    state_border: list[bytes]
+    input_ids: list[bytes]
+    inputs_rows: int
+    inputs_proof: list[bytes]
     first_proof: list[bytes]
     last_log_root: bytes
     last_log_size: int
@@ -87,9 +92,25 @@ class OpsCommitment:
     designated_proofs: list[list[bytes]]
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return (self.root, self.size, self.first_log_root, self.first_log_size, self.state_size,
-                self.state_consistency, self.first_proof, self.last_log_root, self.last_log_size, self.last_proof,
-                self.designated, self.designated_ids, self.designated_proofs)
+        return (self.root, self.size, self.graph_root, self.inputs_root, self.state_size, self.state_border,
+                self.input_ids, self.inputs_rows, self.inputs_proof, self.first_proof, self.last_log_root,
+                self.last_log_size, self.last_proof, self.designated, self.designated_ids, self.designated_proofs)
+
+
+@dataclass(frozen=True)
+class ChunkOpening:
+    """``IDisputeGame.ChunkOpening``: a chunk of the disputed output, opened against the disputed log."""
+
+    tensor_id: bytes
+    id_proof: list[bytes]
+    dtype: int
+    shape: list[int]
+    chunk_root: bytes
+    chunk: bytes
+    chunk_proof: list[bytes]
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.tensor_id, self.id_proof, self.dtype, self.shape, self.chunk_root, self.chunk, self.chunk_proof)
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,9 @@ class DisputeGame:
     def commit_scalar(self, gid: int, c: ScalarCommitment) -> TxReceipt:
         return self._tx(self.game.functions.commitScalar(gid, c.as_tuple()))
 
+    def open_chunk(self, gid: int, o: ChunkOpening) -> TxReceipt:
+        return self._tx(self.game.functions.openChunk(gid, o.as_tuple()))
+
     def reject_output(self, gid: int, output_tensor_id: bytes, output_proof: Sequence[bytes], dtype: int,
                       shape: Sequence[int], chunk_root: bytes) -> TxReceipt:
         return self._tx(self.game.functions.rejectOutput(gid, output_tensor_id, list(output_proof), dtype,
@@ -169,6 +193,9 @@ class DisputeGame:
 
     def name_output(self, gid: int, entry: int, flat_index: int) -> TxReceipt:
         return self._tx(self.game.functions.nameOutput(gid, entry, flat_index))
+
+    def request_chunk(self, gid: int, chunk_index: int) -> TxReceipt:
+        return self._tx(self.game.functions.requestChunk(gid, chunk_index))
 
     def step(self, gid: int, proof: bytes) -> TxReceipt:
         return self._tx(self.game.functions.step(gid, proof))

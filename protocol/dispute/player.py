@@ -34,6 +34,7 @@ from eth_utils import keccak
 from protocol.agents.common import logfmt, send_once
 from protocol.agents.db import AgentDB
 from protocol.chain.dispute import (
+    ChunkOpening,
     DisputeGame,
     GameStatus,
     OpsCommitment,
@@ -42,7 +43,10 @@ from protocol.chain.dispute import (
     ScalarCommitment,
     turn,
 )
-from protocol.commit import OpLog, SequenceTree, TensorCommitment
+from protocol.commit import CHUNK_BYTES, OpLog, SequenceTree, TensorCommitment
+from protocol.commit.tensor import DTYPES
+from protocol.dispute import availability
+from protocol.dispute.layout import StepLayout, border, task_commitment
 from protocol.errors import VerigradError
 from protocol.trace import OpTrace, Replayer
 
@@ -166,6 +170,14 @@ class TraceSource:
     interval_: int
     _levels2: dict[int, SequenceTree] = field(default_factory=dict)
     _levels3: dict[int, Level3] = field(default_factory=dict)
+    _task: tuple[bytes, StepLayout] | None = None
+
+    def task(self) -> tuple[bytes, StepLayout]:
+        """The task's op descriptors' root and step layout, from an honest replay of the spec (what
+        the task's ``opGraphRoot`` commits, whatever this run did)."""
+        if self._task is None:
+            self._task = task_commitment(self.replayer.spec)
+        return self._task
 
     def level1(self) -> SequenceTree:
         # The trace root is the same RFC 9162 tree as TraceTree's (what the solver committed).
@@ -318,7 +330,26 @@ class SolverPlayer(GamePlayer):
             return "openOp"
         if phase == Phase.COMMIT_SCALAR:
             return self._commit_scalar(g)
+        if phase == Phase.OPEN_CHUNK:
+            o = self.chunk_opening(g)
+            self._send(g, f"openChunk{int(g.chunkRequests)}", lambda: self.game.open_chunk(gid, o),
+                       chunk=int(g.flatIndex))
+            return "openChunk"
         return None
+
+    def chunk_opening(self, g: Any) -> ChunkOpening:
+        """The requested chunk (``g.flatIndex`` while the phase is OpenChunk) of the disputed output,
+        with its path and the tensor's id proven in the disputed log; only the header when the tensor
+        has no such chunk."""
+        l3 = self.own.level3(int(g.trainingStep))
+        entry, post_size, j = int(g.logSize), int(g.nextLogSize), int(g.flatIndex)
+        tc = TensorCommitment(l3.trace.records[int(g.op) - 1].output.detach().cpu())
+        chunk, path = b"", []
+        if j < tc.num_chunks:
+            chunk = tc.chunk(j)
+            path = list(tc.element_proof(j * CHUNK_BYTES // DTYPES[tc.dtype][1]).siblings)
+        return ChunkOpening(l3.trace.log_ids[entry], list(l3.log.inclusion_proof(entry, post_size).siblings),
+                            DTYPES[tc.dtype][0], list(tc.shape), tc.root, chunk, path)
 
     def ops_commitment(self, step: int) -> OpsCommitment:
         """Level 3 of ``step`` with the links of its ends to S_t (consistency) and S_t+1 (designation)."""
@@ -327,11 +358,12 @@ class SolverPlayer(GamePlayer):
         n = tree.size
         first_size, last_size = l3.sizes[0], l3.sizes[-1]
         designated = [pos for _, pos in tr.next_state]
+        graph_root, layout = self.own.task()
         return OpsCommitment(
-            root=tree.root, size=n,
-            first_log_root=log.root_at(first_size), first_log_size=first_size,
-            state_size=tr.state_size,
-            state_consistency=list(log.consistency_proof(tr.state_size, first_size).path),
+            root=tree.root, size=n, graph_root=graph_root, inputs_root=layout.inputs_root,
+            state_size=tr.state_size, state_border=border(tr.log_ids, tr.state_size),
+            input_ids=list(tr.log_ids[tr.state_size:first_size]), inputs_rows=len(layout.rows),
+            inputs_proof=layout.row_proof(step),
             first_proof=list(tree.inclusion_proof(0).siblings),
             last_log_root=log.root_at(last_size), last_log_size=last_size,
             last_proof=list(tree.inclusion_proof(n - 1).siblings),
@@ -410,6 +442,7 @@ class ChallengerPlayer(GamePlayer):
         self.solver_output = solver_output
         self.liar = liar
         self.name_override = name
+        self.max_chunk_requests = int(self.game.chain.call(self.game.game.functions.MAX_CHUNK_REQUESTS()))
 
     # -- opinions ------------------------------------------------------------------------------------------
     def agrees(self, g: Any, position: int, leaf: bytes) -> bool:
@@ -450,6 +483,11 @@ class ChallengerPlayer(GamePlayer):
                        positions=positions)
             return "choose"
         if phase == Phase.NAME_OUTPUT:
+            request = self.chunk_request(g)
+            if request is not None:
+                self._send(g, f"requestChunk{int(g.chunkRequests)}", lambda: self.game.request_chunk(gid, request),
+                           chunk=request)
+                return "requestChunk"
             entry, flat = self.disputed_element(g)
             self._send(g, "nameOutput", lambda: self.game.name_output(gid, entry, flat), entry=entry, element=flat)
             return "nameOutput"
@@ -468,21 +506,47 @@ class ChallengerPlayer(GamePlayer):
         lo, hi, p = int(g.lo), int(g.hi), int(g.pin)
         return [x for x in (p, p + 1) if lo < x < hi]
 
+    def _theirs(self, g: Any) -> torch.Tensor | None:
+        """The solver's disputed output from its artifacts, if they serve it."""
+        return self.solver_output(int(g.trainingStep), int(g.op)) if self.solver_output is not None else None
+
+    def _openings_move(self, g: Any) -> availability.Move:
+        mine = self.honest.level3(int(g.trainingStep)).trace.records[int(g.op) - 1].output.detach().cpu()
+        openings = [availability.Opening.of_event(e) for e in self.game.events(self.gid, "ChunkOpened")]
+        left = self.max_chunk_requests - int(g.chunkRequests)
+        return availability.next_move(TensorCommitment(mine), openings, left)
+
+    def chunk_request(self, g: Any) -> int | None:
+        """The chunk of the disputed output to have the solver open on chain, or None to name now.
+
+        Only when the solver's artifacts do not serve its output (``solver_output`` gives None): then
+        each opening's path leads to a differing chunk (:mod:`protocol.dispute.availability`)."""
+        if self.name_override is not None or self._theirs(g) is not None:
+            return None
+        move = self._openings_move(g)
+        return move.value if move.kind == "request" else None
+
     def disputed_element(self, g: Any) -> tuple[int, int]:
         """The log entry and the first element where the solver's output differs from the honest one.
 
         The solver's tensor comes from its artifacts (``solver_output``), checked against the disputed
-        log entry's id; without it the challenger can only guess element 0.
+        log entry's id; without it, from the chunks the solver opened on chain (``requestChunk``).
         """
         op = int(g.op)
         entry = int(g.logSize)  # every op of a step appends exactly one output
         if self.name_override is not None:
             return entry, self.name_override(op)
         mine = self.honest.level3(int(g.trainingStep)).trace.records[op - 1].output.detach().cpu()
-        theirs = self.solver_output(int(g.trainingStep), op) if self.solver_output is not None else None
-        if theirs is None or tuple(theirs.shape) != tuple(mine.shape):
+        theirs = self._theirs(g)
+        if theirs is None:
+            move = self._openings_move(g)
+            if move.guess:
+                self.log.warning(logfmt(event="guess_element", game=self.gid, op=op,
+                                        reason="no differing element among the opened chunks"))
+            return entry, move.value
+        if tuple(theirs.shape) != tuple(mine.shape):
             self.log.warning(logfmt(event="guess_element", game=self.gid, op=op,
-                                    reason="the solver's output is unavailable"))
+                                    reason="the solver's output has another shape"))
             return entry, 0
         a = mine.reshape(-1)
         b = theirs.detach().cpu().reshape(-1)

@@ -42,7 +42,8 @@ interface IDisputeGame {
         NameOutput, // challenger: name the output element it disputes
         CommitScalar, // solver: commit level 4 and link it to the op log and the named element
         Step, // challenger (or anyone): have the one-step verifier decide
-        Resolve // decided (`solverLost`); anyone settles with the market and the bond
+        Resolve, // decided (`solverLost`); anyone settles with the market and the bond
+        OpenChunk // solver: open the chunk of the disputed output the challenger asked for
     }
 
     /// @notice Who must move. Zero means nobody.
@@ -73,6 +74,8 @@ interface IDisputeGame {
         // slot 2
         address challenger;
         uint64 taskId;
+        uint24 firstLogSize; // entries of the step's first log (S_t's tensors and the step's inputs)
+        uint8 chunkRequests; // chunks of the disputed output the challenger has asked to open
         // slot 3
         uint64 disputeId; // the market's id
         uint64 checkpointInterval; // c: level 2 has c + 1 leaves
@@ -81,11 +84,12 @@ interface IDisputeGame {
         // slot 4
         uint48 op; // the disputed op, once level 3 is done
         uint48 outputEntry; // the named output's log entry
-        uint64 flatIndex; // the named element
+        uint64 flatIndex; // the named element (the requested chunk while the phase is OpenChunk)
         uint48 logSize; // entries of the agreed log (after op `op - 1`)
         uint48 nextLogSize; // entries of the disputed log (after op `op`)
         bytes32 specHash;
-        bytes32 opGraphRoot; // the task's op graph root, passed to the verifier
+        bytes32 opGraphRoot; // the task's opGraphRoot; from commitOps on, the op descriptors' root it
+        // commits (`OpsCommitment.graphRoot`), which is what the verifier reads
         bytes32 root; // the solver's root over the current level's sequence
         bytes32 leafLo; // leaf `lo`: the challenger agrees
         bytes32 leafHi; // leaf `hi`: the challenger disagrees
@@ -93,21 +97,39 @@ interface IDisputeGame {
         bytes32 nextLogRoot; // disputed op log (after op `op`)
     }
 
-    /// @notice The solver's level 3 commitment and the links of its ends to S_t and S_t+1.
+    /// @notice The solver's level 3 commitment and the links of its ends to S_t and S_t+1, checked
+    ///         against the task's `opGraphRoot` = keccak256(abi.encode(graphRoot, layoutHash)) with
+    ///         layoutHash = keccak256(abi.encode(uint256 size - 1, uint256 stateSize, uint64[] designated,
+    ///         bytes32 inputsRoot)): the op count, S_t's size, S_t+1's entries and the step-input table
+    ///         are the task's, not the solver's (docs/DISPUTE.md, "The step layout").
     struct OpsCommitment {
         bytes32 root; // root over the op-log leaves L_0 .. L_n
-        uint64 size; // n + 1 (at least 2: a step has at least one op)
-        bytes32 firstLogRoot; // L_0 = opLeaf(firstLogRoot, firstLogSize): S_t's ids, then the batch's
-        uint64 firstLogSize;
+        uint64 size; // n + 1, n the task's op count (at least 1)
+        bytes32 graphRoot; // root over the op descriptors (the verifier's)
+        bytes32 inputsRoot; // root of the step-input table: row t = abi.encode(uint256 t, bytes32[] ids)
         uint64 stateSize; // number of tensors in S_t
-        bytes32[] stateConsistency; // RFC 9162 consistency proof (stateSize, S_t) -> (firstLogSize, firstLogRoot)
-        bytes32[] firstProof; // inclusion of L_0 at 0
+        bytes32[] stateBorder; // roots of S_t's complete subtrees, largest (leftmost) first
+        bytes32[] inputIds; // row t of the table: the first log's entries after S_t (the batch, constants)
+        uint64 inputsRows; // rows of the table (one per training step)
+        bytes32[] inputsProof; // inclusion of row t in inputsRoot
+        bytes32[] firstProof; // inclusion of L_0 at 0 (L_0 is computed: S_t's ids, then inputIds)
         bytes32 lastLogRoot; // L_n = opLeaf(lastLogRoot, lastLogSize)
-        uint64 lastLogSize;
+        uint64 lastLogSize; // first log's size + n: every op appends exactly one entry
         bytes32[] lastProof; // inclusion of L_n at n
         uint64[] designated; // entries of the last log holding S_t+1's tensors, in S_t+1's order
         bytes32[] designatedIds; // the ids at those entries
         bytes32[][] designatedProofs; // inclusion of each id in the last log
+    }
+
+    /// @notice The solver's opening of a chunk of the disputed output (`openChunk`).
+    struct ChunkOpening {
+        bytes32 tensorId; // id at the disputed output's entry of the disputed log
+        bytes32[] idProof; // its inclusion in the disputed log
+        uint8 dtype; // TensorCommit dtype code
+        uint32[] shape;
+        bytes32 chunkRoot; // tensorId = TensorCommit.tensorId(dtype, shape, chunkRoot)
+        bytes chunk; // the requested chunk (empty when it does not exist)
+        bytes32[] chunkProof; // its inclusion in chunkRoot (the solver's chunk tree nodes along the path)
     }
 
     /// @notice The solver's level 4 commitment and its links.
@@ -171,6 +193,18 @@ interface IDisputeGame {
     error ElementExists(uint256 flatIndex, uint256 numel);
     /// @notice The tensor's id does not match its claimed shape and chunk root.
     error TensorIdMismatch(bytes32 expected, bytes32 computed);
+    /// @notice The opened op graph root and step layout commit to `computed`, not the task's `expected`.
+    error GraphMismatch(bytes32 expected, bytes32 computed);
+    /// @notice `given` border nodes were sent; S_t's size has `expected` complete subtrees.
+    error WrongBorderLength(uint256 given, uint256 expected);
+    /// @notice S_t's border nodes fold to `computed`, not the agreed state root `expected`.
+    error BorderMismatch(bytes32 expected, bytes32 computed);
+    /// @notice A log of `actual` entries where the step's layout fixes `expected`.
+    error LogSizeMismatch(uint256 expected, uint256 actual);
+    /// @notice The challenger has asked for `made` chunks of this game's output, the most it may.
+    error TooManyChunkRequests(uint256 made, uint256 max);
+    /// @notice Chunk `chunkIndex` has `length` bytes; the tensor's chunk of that index has `expected`.
+    error ChunkLengthMismatch(uint256 chunkIndex, uint256 expected, uint256 length);
     /// @notice Task `taskId` is `status`, not Failed: its games must be played out.
     error TaskNotFailed(uint256 taskId, IDisputeHook.TaskStatus status);
     /// @notice `account` has nothing to withdraw.
@@ -202,6 +236,18 @@ interface IDisputeGame {
     );
     /// @notice The challenger disputes element `flatIndex` of the tensor at log entry `entry`.
     event OutputNamed(uint256 indexed gameId, uint256 entry, uint256 flatIndex);
+    /// @notice The challenger asks the solver to open chunk `chunkIndex` of the tensor at log entry `entry`.
+    event ChunkRequested(uint256 indexed gameId, uint256 entry, uint256 chunkIndex);
+    /// @notice The solver opened chunk `chunkIndex` of its output (`dtype`, `shape`): `chunk` (empty when
+    ///         the tensor has no such chunk) with its path `chunkProof` in the tensor's chunk tree.
+    event ChunkOpened(
+        uint256 indexed gameId,
+        uint256 chunkIndex,
+        uint8 dtype,
+        uint32[] shape,
+        bytes chunk,
+        bytes32[] chunkProof
+    );
     /// @notice The verifier computed `computed` from leaf `step`; the solver claimed `claimed`.
     event OneStepChecked(uint256 indexed gameId, uint256 step, bytes32 computed, bytes32 claimed);
     /// @notice The solver proved the named element does not exist (`numel` elements).
@@ -255,6 +301,10 @@ interface IDisputeGame {
         bytes32[] calldata consistency
     ) external;
 
+    /// @notice After `requestChunk`: opens the requested chunk of the disputed output against the
+    ///         disputed log (or, when the tensor has no such chunk, only its dtype and shape).
+    function openChunk(uint256 gameId, ChunkOpening calldata o) external;
+
     /// @notice Level 4: commits the scalar states of the named element's program and links them.
     function commitScalar(uint256 gameId, ScalarCommitment calldata c) external;
 
@@ -287,6 +337,11 @@ interface IDisputeGame {
     /// @notice After level 3: the challenger names output element `flatIndex` of the tensor at log
     ///         entry `entry` (an output of the disputed op).
     function nameOutput(uint256 gameId, uint256 entry, uint256 flatIndex) external;
+
+    /// @notice Instead of `nameOutput`: asks the solver to open chunk `chunkIndex` of the disputed
+    ///         output on chain (at most MAX_CHUNK_REQUESTS per game), for a challenger the solver's
+    ///         artifacts were withheld from. A solver that cannot open it loses on time.
+    function requestChunk(uint256 gameId, uint256 chunkIndex) external;
 
     /// @notice At the bottom: the verifier executes one step from the agreed leaf; a result other
     ///         than the solver's next leaf decides the game against the solver, an equal one against

@@ -69,6 +69,17 @@ library Bisection {
         }
     }
 
+    /// @notice The task's `opGraphRoot`: the op descriptors' root together with the step layout's
+    ///         hash. keccak256(abi.encode(graphRoot, layoutHash)).
+    function graphCommitment(bytes32 graphRoot, bytes32 layoutHash) internal pure returns (bytes32 c) {
+        assembly ("memory-safe") {
+            // Scratch space 0x00..0x3f holds the two words; nothing else lives there between statements.
+            mstore(0x00, graphRoot)
+            mstore(0x20, layoutHash)
+            c := keccak256(0x00, 0x40)
+        }
+    }
+
     /// @notice RFC 9162 root over 32-byte values (each hashed as a leaf), e.g. a state root over
     ///         ordered tensor ids. Overwrites `values` with intermediate hashes.
     /// @dev In-place bottom-up reduction. Pairing neighbours left to right and promoting an odd last

@@ -36,6 +36,8 @@ abstract contract DisputeFixture is MarketFixture {
     uint256 internal constant STATE_SIZE = 2;
     uint256 internal constant LOG0_SIZE = 3;
     bytes32 internal constant W_ID = keccak256("W");
+    /// @dev The toy's op descriptors' root (the toy verifier reads none).
+    bytes32 internal constant TOY_GRAPH = keccak256("toy op graph");
     uint256 internal constant NO_PIN = type(uint256).max;
 
     struct Lie {
@@ -173,6 +175,36 @@ abstract contract DisputeFixture is MarketFixture {
         }
     }
 
+    /// @dev Entries of S_t+1 in the last log: X_t+1 (op 3's output) and W.
+    function _designated() internal pure returns (uint64[] memory d) {
+        d = new uint64[](2);
+        d[0] = uint64(LOG0_SIZE + N_OPS - 1);
+        d[1] = 1;
+    }
+
+    /// @dev Step t's inputs: the first log's entries after S_t.
+    function _inputIds(uint256 t) internal pure returns (bytes32[] memory ids) {
+        ids = new bytes32[](LOG0_SIZE - STATE_SIZE);
+        ids[0] = keccak256(abi.encode("batch", t));
+    }
+
+    /// @dev Leaf hashes of the step-input table: row t = abi.encode(t, ids of step t).
+    function _inputRows() internal pure returns (bytes32[] memory h) {
+        h = new bytes32[](W_STEPS);
+        for (uint256 t; t < W_STEPS; ++t) {
+            h[t] = MerkleLog.hashLeaf(abi.encode(t, _inputIds(t)));
+        }
+    }
+
+    function _layoutHash() internal pure returns (bytes32) {
+        return keccak256(abi.encode(N_OPS, STATE_SIZE, _designated(), MerkleBuilder.rootOfHashes(_inputRows())));
+    }
+
+    /// @dev The task's opGraphRoot: the toy graph with the toy step layout.
+    function _opGraphRoot() internal pure returns (bytes32) {
+        return Bisection.graphCommitment(TOY_GRAPH, _layoutHash());
+    }
+
     /// @dev The current level's sequence in the solver's (`lying`) or the honest run.
     function _seq(uint256 gameId, bool lying) internal view returns (bytes32[] memory) {
         IDisputeGame.Game memory g = dg.getGame(gameId);
@@ -189,6 +221,7 @@ abstract contract DisputeFixture is MarketFixture {
         p.steps = W_STEPS;
         p.checkpointInterval = W_INTERVAL;
         p.initialStateRoot = _state(0, false);
+        p.opGraphRoot = _opGraphRoot();
     }
 
     /// @dev A task delivered by alice with the trace of the honest or the lying run.
@@ -246,6 +279,8 @@ abstract contract DisputeFixture is MarketFixture {
                 pre + 1,
                 MerkleBuilder.consistency(entries, pre, pre + 1)
             );
+        } else if (p == IDisputeGame.Phase.OpenChunk) {
+            dg.openChunk(gameId, _chunkOpening(g, lying));
         } else if (p == IDisputeGame.Phase.CommitScalar) {
             if (g.flatIndex >= VEC) _rejectOutput(gameId, g, lying);
             else dg.commitScalar(gameId, _scalarCommitment(g, lying));
@@ -272,19 +307,21 @@ abstract contract DisputeFixture is MarketFixture {
         bytes32[] memory s = _l3(t, lying);
         bytes32[] memory entries = _log(t, lying);
         uint256 lastSize = LOG0_SIZE + N_OPS;
+        bytes32[] memory rows = _inputRows();
         c.root = MerkleBuilder.root(s);
         c.size = uint64(s.length);
-        c.firstLogRoot = MerkleBuilder.rootAt(entries, LOG0_SIZE);
-        c.firstLogSize = uint64(LOG0_SIZE);
+        c.graphRoot = TOY_GRAPH;
+        c.inputsRoot = MerkleBuilder.rootOfHashes(rows);
         c.stateSize = uint64(STATE_SIZE);
-        c.stateConsistency = MerkleBuilder.consistency(entries, STATE_SIZE, LOG0_SIZE);
+        c.stateBorder = MerkleBuilder.border(entries, STATE_SIZE);
+        c.inputIds = _inputIds(t);
+        c.inputsRows = uint64(rows.length);
+        c.inputsProof = MerkleBuilder.proofOfHashes(rows, t);
         c.firstProof = MerkleBuilder.proof(s, 0);
         c.lastLogRoot = MerkleBuilder.root(entries);
         c.lastLogSize = uint64(lastSize);
         c.lastProof = MerkleBuilder.proof(s, s.length - 1);
-        c.designated = new uint64[](2);
-        c.designated[0] = uint64(lastSize - 1);
-        c.designated[1] = 1;
+        c.designated = _designated();
         c.designatedIds = new bytes32[](2);
         c.designatedIds[0] = entries[lastSize - 1];
         c.designatedIds[1] = entries[1];
@@ -311,6 +348,22 @@ abstract contract DisputeFixture is MarketFixture {
             _acc(g.trainingStep, VEC, g.outputEntry, g.flatIndex, lying),
             abi.encode(_shape(), _chunk(out), new bytes32[](0))
         );
+    }
+
+    /// @dev The solver's opening of the requested chunk (g.flatIndex while OpenChunk) of its output.
+    function _chunkOpening(IDisputeGame.Game memory g, bool lying)
+        internal
+        view
+        returns (IDisputeGame.ChunkOpening memory o)
+    {
+        bytes32[] memory entries = _log(g.trainingStep, lying);
+        bytes memory chunk = _chunk(_opOut(g.trainingStep, g.op, lying));
+        o.tensorId = entries[g.logSize];
+        o.idProof = MerkleBuilder.proof(entries, g.logSize, g.nextLogSize);
+        o.dtype = TensorCommit.DTYPE_INT32;
+        o.shape = _shape();
+        o.chunkRoot = MerkleLog.hashLeaf(chunk);
+        if (g.flatIndex == 0) o.chunk = chunk; // a 4-vector of int32 is one chunk
     }
 
     function _rejectOutput(uint256 gameId, IDisputeGame.Game memory g, bool lying) internal {

@@ -9,6 +9,7 @@ import {IDisputeHook} from "../../src/interfaces/IDisputeHook.sol";
 import {IOneStepVerifier} from "../../src/interfaces/IOneStepVerifier.sol";
 import {ITaskMarket} from "../../src/interfaces/ITaskMarket.sol";
 import {Bisection} from "../../src/libraries/Bisection.sol";
+import {BisectionLinks} from "../../src/libraries/BisectionLinks.sol";
 import {MerkleLog} from "../../src/merkle/MerkleLog.sol";
 import {TensorCommit} from "../../src/merkle/TensorCommit.sol";
 import {ToyStepVerifier} from "../../src/verifiers/ToyStepVerifier.sol";
@@ -426,39 +427,185 @@ contract DisputeGameTest is DisputeFixture {
         dg.commitOps(gameId, c);
     }
 
-    function test_commitOps_logNotStartingWithState_reverts() public {
-        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
-        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
-        c.stateSize = 1; // S_t has two tensors: the prefix of one is not S_t
-        c.stateConsistency = MerkleBuilder.consistency(_log(5, true), 1, LOG0_SIZE);
+    function _commitOpsReverts(IDisputeGame.OpsCommitment memory c, bytes memory err) internal {
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotConsistent.selector, 1, LOG0_SIZE));
+        vm.expectRevert(err);
         dg.commitOps(gameId, c);
     }
 
-    function test_commitOps_wrongDesignation_reverts() public {
+    function _committedAs(IDisputeGame.OpsCommitment memory c) internal pure returns (bytes32) {
+        bytes32 layoutHash = keccak256(abi.encode(uint256(c.size - 1), uint256(c.stateSize), c.designated, c.inputsRoot));
+        return Bisection.graphCommitment(c.graphRoot, layoutHash);
+    }
+
+    function test_commitOps_checksLayout_succeeds() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        assertEq(g.opGraphRoot, _opGraphRoot()); // the task's commitment until level 3
+        _solverMove(gameId, true);
+        g = dg.getGame(gameId);
+        assertEq(g.firstLogSize, LOG0_SIZE);
+        assertEq(g.opGraphRoot, TOY_GRAPH); // the descriptors' root, for the verifier
+    }
+
+    function test_commitOps_wrongGraphRoot_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.graphRoot = keccak256("another graph");
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.GraphMismatch.selector, _opGraphRoot(), _committedAs(c))
+        );
+    }
+
+    function test_commitOps_wrongOpCount_reverts() public {
+        // A solver that adds an op to the step (size 5: four ops where the task's graph has three).
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        bytes32[] memory s = new bytes32[](N_OPS + 2);
+        bytes32[] memory l3 = _l3(5, true);
+        for (uint256 i; i <= N_OPS; ++i) {
+            s[i] = l3[i];
+        }
+        s[N_OPS + 1] = l3[N_OPS];
+        c.root = MerkleBuilder.root(s);
+        c.size = uint64(s.length);
+        c.firstProof = MerkleBuilder.proof(s, 0);
+        c.lastProof = MerkleBuilder.proof(s, s.length - 1);
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.GraphMismatch.selector, _opGraphRoot(), _committedAs(c))
+        );
+    }
+
+    function test_commitOps_wrongStateSize_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.stateSize = 1;
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.GraphMismatch.selector, _opGraphRoot(), _committedAs(c))
+        );
+    }
+
+    function test_commitOps_chosenDesignation_reverts() public {
+        // Entries the solver picks itself (W's old entry for X_t+1 too) are not the task's layout,
+        // even before the ids are compared with S_t+1.
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.designated[0] = 0;
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.GraphMismatch.selector, _opGraphRoot(), _committedAs(c))
+        );
+    }
+
+    function test_commitOps_batchOfAnotherStep_reverts() public {
+        // The solver's first log holds step 6's batch at step 5.
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.inputIds = _inputIds(6);
+        bytes32 row = MerkleLog.hashLeaf(abi.encode(uint256(5), c.inputIds));
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.NotInTree.selector, c.inputsRoot, 5, W_STEPS, row)
+        );
+    }
+
+    function test_commitOps_rowOfAnotherStep_reverts() public {
+        // Row 6 with its own valid proof does not pass as row 5: the leaf carries its step.
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.inputIds = _inputIds(6);
+        c.inputsProof = MerkleBuilder.proofOfHashes(_inputRows(), 6);
+        bytes32 row = MerkleLog.hashLeaf(abi.encode(uint256(5), c.inputIds));
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.NotInTree.selector, c.inputsRoot, 5, W_STEPS, row)
+        );
+    }
+
+    function test_commitOps_firstLogWithOtherInputs_reverts() public {
+        // Level 3 whose first leaf is a log with another batch entry: the computed first leaf is
+        // not the solver's leaf 0.
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        bytes32[] memory s = _l3(5, true);
+        bytes32[] memory entries = _log(5, true);
+        entries[STATE_SIZE] = keccak256("another batch");
+        s[0] = Bisection.opLeaf(MerkleBuilder.rootAt(entries, LOG0_SIZE), LOG0_SIZE);
+        c.root = MerkleBuilder.root(s);
+        c.firstProof = MerkleBuilder.proof(s, 0);
+        c.lastProof = MerkleBuilder.proof(s, s.length - 1);
+        bytes32 first = Bisection.opLeaf(MerkleBuilder.rootAt(_log(5, true), LOG0_SIZE), LOG0_SIZE);
+        _commitOpsReverts(c, abi.encodeWithSelector(IDisputeGame.NotInTree.selector, c.root, 0, N_OPS + 1, first));
+    }
+
+    function test_commitOps_wrongBorderLength_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.stateBorder = new bytes32[](2); // S_t has two tensors: one complete subtree
+        _commitOpsReverts(c, abi.encodeWithSelector(IDisputeGame.WrongBorderLength.selector, 2, 1));
+    }
+
+    function test_commitOps_borderNotOfState_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.stateBorder[0] = keccak256("another state");
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.BorderMismatch.selector, g.leafLo, keccak256("another state"))
+        );
+    }
+
+    function test_commitOps_wrongLastLogSize_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
+        IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
+        c.lastLogSize = uint64(LOG0_SIZE + N_OPS + 1);
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.LogSizeMismatch.selector, LOG0_SIZE + N_OPS, LOG0_SIZE + N_OPS + 1)
+        );
+    }
+
+    function testFuzz_extendRoot_matchesBuilder(uint8 stateSize, uint8 extra) public view {
+        uint256 n = bound(stateSize, 1, 100);
+        uint256 m = bound(extra, 0, 40);
+        bytes32[] memory all = new bytes32[](n + m);
+        for (uint256 i; i < n + m; ++i) {
+            all[i] = keccak256(abi.encode(i, stateSize));
+        }
+        bytes32[] memory values = new bytes32[](m);
+        for (uint256 i; i < m; ++i) {
+            values[i] = all[n + i];
+        }
+        (bytes32 root, uint256 size) =
+            this.extendRootOf(MerkleBuilder.rootAt(all, n), n, MerkleBuilder.border(all, n), values);
+        assertEq(size, n + m);
+        assertEq(root, MerkleBuilder.root(all));
+    }
+
+    function extendRootOf(bytes32 root, uint256 size, bytes32[] calldata border, bytes32[] calldata values)
+        external
+        pure
+        returns (bytes32, uint256)
+    {
+        return BisectionLinks.extendRoot(root, size, border, values);
+    }
+
+    function test_commitOps_wrongDesignatedId_reverts() public {
         IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
         IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
         bytes32[] memory entries = _log(5, true);
-        // Designate entry 0 (X_t, the old state) instead of the last op's output.
-        c.designated[0] = 0;
-        c.designatedIds[0] = entries[0];
-        c.designatedProofs[0] = MerkleBuilder.proof(entries, 0);
-        bytes32[] memory ids = new bytes32[](2);
-        ids[0] = entries[0];
-        ids[1] = entries[1];
-        vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.StateMismatch.selector, g.leafHi, MerkleBuilder.root(ids)));
-        dg.commitOps(gameId, c);
+        // The task's entries, but the id of entry 5 proven at entry 1's place.
+        c.designatedIds[1] = entries[5];
+        c.designatedProofs[1] = MerkleBuilder.proof(entries, 5);
+        _commitOpsReverts(
+            c,
+            abi.encodeWithSelector(IDisputeGame.NotInTree.selector, c.lastLogRoot, 1, LOG0_SIZE + N_OPS, entries[5])
+        );
     }
 
     function test_commitOps_emptyDesignation_reverts() public {
+        // The empty designation with a layout that commits it (a task posted with it): the state
+        // link still needs one entry per tensor.
         IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.CommitOps, 2);
         IDisputeGame.OpsCommitment memory c = _opsCommitment(g.checkpoint * W_INTERVAL + g.lo, true);
         c.designated = new uint64[](0);
-        vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.BadDesignation.selector, 0, 2, 2));
-        dg.commitOps(gameId, c);
+        _commitOpsReverts(
+            c, abi.encodeWithSelector(IDisputeGame.GraphMismatch.selector, _opGraphRoot(), _committedAs(c))
+        );
     }
 
     // ─────────────────────────────────────────────── openOp and nameOutput
@@ -478,14 +625,34 @@ contract DisputeGameTest is DisputeFixture {
         IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.OpenOp, 3);
         bytes32[] memory entries = _log(5, true);
         uint256 pre = LOG0_SIZE + g.lo;
-        bytes32 preRoot = MerkleBuilder.rootAt(entries, pre);
+        bytes32 preRoot = MerkleBuilder.rootAt(entries, pre - 1);
         vm.prank(alice);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IDisputeGame.LeafPreimageMismatch.selector, g.leafLo, Bisection.opLeaf(preRoot, pre + 1)
-            )
+            abi.encodeWithSelector(IDisputeGame.LeafPreimageMismatch.selector, g.leafLo, Bisection.opLeaf(preRoot, pre))
         );
-        dg.openOp(gameId, preRoot, uint64(pre + 1), MerkleBuilder.root(entries), pre + 1, new bytes32[](0));
+        dg.openOp(gameId, preRoot, pre, MerkleBuilder.root(entries), pre + 1, new bytes32[](0));
+    }
+
+    function test_openOp_wrongPreSize_reverts() public {
+        // Op j's agreed log has firstLogSize + j - 1 entries, whatever the solver's leaf says.
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.OpenOp, 3);
+        bytes32[] memory entries = _log(5, true);
+        uint256 pre = LOG0_SIZE + g.lo;
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.LogSizeMismatch.selector, pre, pre - 1));
+        dg.openOp(gameId, MerkleBuilder.rootAt(entries, pre - 1), pre - 1, MerkleBuilder.root(entries), pre + 1,
+            new bytes32[](0));
+    }
+
+    function test_openOp_twoOutputs_reverts() public {
+        // An op appends exactly one entry.
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.OpenOp, 3);
+        bytes32[] memory entries = _log(5, true);
+        uint256 pre = LOG0_SIZE + g.lo;
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.LogSizeMismatch.selector, pre + 1, pre + 2));
+        dg.openOp(gameId, MerkleBuilder.rootAt(entries, pre), pre, MerkleBuilder.root(entries), pre + 2,
+            new bytes32[](0));
     }
 
     function test_openOp_inconsistentLogs_reverts() public {
@@ -521,6 +688,160 @@ contract DisputeGameTest is DisputeFixture {
         vm.prank(challenger);
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.EntryOutOfRange.selector, 0, g.logSize, g.nextLogSize));
         dg.nameOutput(gameId, 0, 2);
+    }
+
+    // ─────────────────────────────────────────────── requestChunk and openChunk
+
+    function _request(uint256 chunkIndex) internal returns (IDisputeGame.Game memory) {
+        vm.prank(challenger);
+        dg.requestChunk(gameId, chunkIndex);
+        return dg.getGame(gameId);
+    }
+
+    function _openChunkReverts(IDisputeGame.ChunkOpening memory o, bytes memory err) internal {
+        vm.prank(alice);
+        vm.expectRevert(err);
+        dg.openChunk(gameId, o);
+    }
+
+    function test_requestChunk_asksSolver_succeeds() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.ChunkRequested(gameId, g.logSize, 0);
+        g = _request(0);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.OpenChunk));
+        assertEq(g.chunkRequests, 1);
+        (IDisputeGame.Party party,) = dg.clockOf(gameId);
+        assertEq(uint256(party), uint256(IDisputeGame.Party.Solver));
+    }
+
+    function test_requestChunk_notChallenger_reverts() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotYourMove.selector, gameId, alice, challenger));
+        dg.requestChunk(gameId, 0);
+    }
+
+    function test_requestChunk_wrongPhase_reverts() public {
+        _toPhase(IDisputeGame.Phase.OpenOp, 3);
+        vm.prank(challenger);
+        vm.expectRevert(_wrongPhase(IDisputeGame.Phase.OpenOp, IDisputeGame.Phase.NameOutput));
+        dg.requestChunk(gameId, 0);
+    }
+
+    function test_requestChunk_tooMany_reverts() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        uint256 max = dg.MAX_CHUNK_REQUESTS();
+        for (uint256 i; i < max; ++i) {
+            _request(i % 2);
+            _solverMove(gameId, true);
+        }
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.TooManyChunkRequests.selector, max, max));
+        dg.requestChunk(gameId, 0);
+    }
+
+    function test_openChunk_opensSolversChunk_succeeds() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory g = _request(0);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        // The lying solver's chunk: element 2 is one more than the honest sum.
+        assertTrue(keccak256(o.chunk) != keccak256(_chunk(_opOut(5, N_OPS, false))));
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.ChunkOpened(gameId, 0, TensorCommit.DTYPE_INT32, _shape(), o.chunk, new bytes32[](0));
+        vm.prank(alice);
+        dg.openChunk(gameId, o);
+        g = dg.getGame(gameId);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.NameOutput));
+        // The challenger names the element it read there and the game goes on to level 4.
+        vm.prank(challenger);
+        dg.nameOutput(gameId, g.logSize, 2);
+        assertEq(dg.getGame(gameId).flatIndex, 2);
+    }
+
+    function test_openChunk_absentChunkOpensHeader_succeeds() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory g = _request(1); // a 4-vector of int32 has one chunk
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        assertEq(o.chunk.length, 0);
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.ChunkOpened(gameId, 1, TensorCommit.DTYPE_INT32, _shape(), "", new bytes32[](0));
+        vm.prank(alice);
+        dg.openChunk(gameId, o);
+        assertEq(uint256(dg.getGame(gameId).phase), uint256(IDisputeGame.Phase.NameOutput));
+    }
+
+    function test_openChunk_chunkPastTheEnd_reverts() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory g = _request(1);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        o.chunk = _chunk(_opOut(5, N_OPS, true));
+        _openChunkReverts(o, abi.encodeWithSelector(IDisputeGame.ChunkLengthMismatch.selector, 1, 0, 16));
+    }
+
+    function test_openChunk_shortChunk_reverts() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory g = _request(0);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        o.chunk = hex"00000001";
+        _openChunkReverts(o, abi.encodeWithSelector(IDisputeGame.ChunkLengthMismatch.selector, 0, 16, 4));
+    }
+
+    function test_openChunk_honestChunkForALie_reverts() public {
+        // The lying solver cannot show the honest values: its committed chunk is another.
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory g = _request(0);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        o.chunk = _chunk(_opOut(5, N_OPS, false));
+        bytes32 leaf = MerkleLog.hashLeaf(o.chunk);
+        _openChunkReverts(o, abi.encodeWithSelector(IDisputeGame.NotInTree.selector, o.chunkRoot, 0, 1, leaf));
+    }
+
+    function test_openChunk_notTheOutput_reverts() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory g = _request(0);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        bytes32[] memory entries = _log(5, true);
+        o.tensorId = entries[0]; // X_t, an input, proven at entry 0
+        o.idProof = MerkleBuilder.proof(entries, 0, g.nextLogSize);
+        _openChunkReverts(
+            o, abi.encodeWithSelector(IDisputeGame.NotInTree.selector, g.nextLogRoot, g.logSize, g.nextLogSize, o.tensorId)
+        );
+    }
+
+    function test_openChunk_wrongHeader_reverts() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory g = _request(0);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        o.dtype = TensorCommit.DTYPE_FLOAT32;
+        bytes32 computed = TensorCommit.tensorId(o.dtype, o.shape, o.chunkRoot);
+        _openChunkReverts(o, abi.encodeWithSelector(IDisputeGame.TensorIdMismatch.selector, o.tensorId, computed));
+    }
+
+    function test_openChunk_wrongPhase_reverts() public {
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(g, true);
+        _openChunkReverts(o, _wrongPhase(IDisputeGame.Phase.NameOutput, IDisputeGame.Phase.OpenChunk));
+    }
+
+    function test_openChunk_withholdingSolver_losesOnTime_succeeds() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        IDisputeGame.Game memory asked = _request(0);
+        vm.warp(block.timestamp + CLOCK + 1);
+        IDisputeGame.ChunkOpening memory o = _chunkOpening(asked, true);
+        vm.prank(alice);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeGame.ClockExpired.selector, gameId, IDisputeGame.Party.Solver, CLOCK + 1, asked.solverClock
+            )
+        );
+        dg.openChunk(gameId, o);
+        dg.claimTimeout(gameId);
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertTrue(g.solverLost);
+        dg.resolve(gameId);
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
+        _assertGameSolvent();
     }
 
     // ─────────────────────────────────────────────── commitScalar and rejectOutput

@@ -52,6 +52,38 @@ library MerkleBuilder {
         return _trim(out, n);
     }
 
+    /// @notice MTH over leaf hashes (of leaves that are not 32-byte values).
+    function rootOfHashes(bytes32[] memory h) internal pure returns (bytes32) {
+        if (h.length == 0) return MerkleLog.EMPTY_ROOT;
+        return _mth(h, 0, h.length);
+    }
+
+    /// @notice PATH(index, D[0:n]) over leaf hashes.
+    function proofOfHashes(bytes32[] memory h, uint256 index) internal pure returns (bytes32[] memory) {
+        bytes32[] memory out = new bytes32[](64);
+        uint256 n = _path(h, index, 0, h.length, out, 0);
+        return _trim(out, n);
+    }
+
+    /// @notice The roots of the complete subtrees of the first `size` values, largest (leftmost) first.
+    function border(bytes32[] memory values, uint256 size) internal pure returns (bytes32[] memory out) {
+        bytes32[] memory h = leafHashes(values);
+        uint256 count;
+        for (uint256 s = size; s != 0; s >>= 1) {
+            count += s & 1;
+        }
+        out = new bytes32[](count);
+        uint256 lo;
+        uint256 j;
+        for (uint256 bit = 256; bit > 0; --bit) {
+            uint256 w = uint256(1) << (bit - 1);
+            if (size & w != 0) {
+                out[j++] = _mth(h, lo, lo + w);
+                lo += w;
+            }
+        }
+    }
+
     // ─────────────────────────────────────────────── internal
 
     function _split(uint256 n) private pure returns (uint256 k) {
