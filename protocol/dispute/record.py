@@ -42,7 +42,7 @@ from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
 from protocol.chain.market import Market, SealedBid, TaskParams
 from protocol.commit import LocalStore
-from protocol.dispute.graph import op_graph_root
+from protocol.dispute.layout import task_graph_root
 from protocol.dispute.player import (
     ChallengerPlayer,
     GamePlayer,
@@ -148,7 +148,7 @@ def post_task(chain: Chain, keys: list[str], runs: Runs, params: Params = DEMO_P
     submitter = Market(chain, d, keys[1])
     solver, challenger = submitter.with_key(keys[2]), submitter.with_key(keys[3])
     tp = TaskParams(spec_hash=bytes.fromhex(spec_hash(spec).removeprefix("0x")), initial_state_root=initial_root(spec),
-                    op_graph_root=op_graph_root(spec), spec_uri=f"builtin:{spec.name}", required_stake=STAKE,
+                    op_graph_root=task_graph_root(spec), spec_uri=f"builtin:{spec.name}", required_stake=STAKE,
                     bid_bond=ETH // 100, bid_window=60, reveal_window=60, training_window=3600,
                     challenge_window=3600, steps=spec.steps, checkpoint_interval=spec.checkpoint_interval)
     solver.deposit(STAKE)
