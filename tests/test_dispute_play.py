@@ -352,3 +352,136 @@ def test_dispute_play_phases_follow_the_contract(chain: Chain, runs: dict[str, A
     assert seen[0] == Phase.DEFEND_TRACE and seen[-1] == Phase.COMMIT_SCALAR
     order = [Phase.COMMIT_STEPS, Phase.COMMIT_OPS, Phase.OPEN_OP, Phase.NAME_OUTPUT]
     assert [p for p in seen if p in order] == order
+
+
+def _to_phase(players: list[Any], game: DisputeGame, gid: int, phase: Phase, limit: int = 80) -> None:
+    """Let the players move until the game waits in ``phase``."""
+    for _ in range(limit):
+        if game.phase(gid) == phase:
+            return
+        if not any(p.act() is not None for p in players):
+            raise AssertionError(f"game {gid} stalled before {phase.name}")
+    raise AssertionError(f"game {gid} did not reach {phase.name}")
+
+
+def _forged_level3(l3: Any, first_entries: list[bytes]) -> Any:
+    """Level 3 of a step whose log starts with ``first_entries`` instead and then has the same ops."""
+    from protocol.commit import OpLog, SequenceTree
+    from protocol.dispute.player import Level3, op_leaf
+
+    log = OpLog(first_entries)
+    for op in l3.trace.ops:
+        log.append_op([op.output_id])
+    leaves = [op_leaf(r, s) for r, s in zip(log.op_roots, log.op_sizes, strict=True)]
+    return Level3(l3.trace, log, log.op_sizes, SequenceTree(leaves))
+
+
+def test_dispute_play_step_layout_and_inputs_are_the_tasks(chain: Chain, runs: dict[str, Any]) -> None:
+    """Over the real faulty run, down to level 3 at step 7: the solver cannot commit a log that reads
+    another step's batch, nor an op count or designated entries of its choosing; its true step goes
+    through and the game ends at the one-step check as before."""
+    from dataclasses import replace
+
+    from protocol.chain import errors
+    from protocol.dispute.graph import graph_root as descriptors_root
+    from protocol.dispute.graph import op_graph
+    from protocol.dispute.layout import graph_commitment, input_row_leaf
+
+    a = make_arena(chain, runs, "faulty")
+    own, honest = sources(a)
+    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
+    g_s, g_ch = a.game(a.solver), a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id, anchor)
+    sp = SolverPlayer(g_s, gid, AgentDB(":memory:"), own, a.backend)
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, anchor, solver_output_of(own), a.backend)
+    _to_phase([sp, cp], g_ch, gid, Phase.COMMIT_OPS)
+    step = 7
+    graph, layout = own.task()
+    task_root = graph_commitment(graph, layout.layout_hash)
+    assert bytes(g_ch.get(gid).opGraphRoot) == task_root
+    assert graph == descriptors_root(op_graph(a.spec))
+    # The layout is every step's: the real traces of the disputed interval have it.
+    for t in range(5, 10):
+        layout.check_trace(honest.level3(t).trace)
+    l3 = own.level3(step)
+    n_state, n_first = layout.state_size, l3.sizes[0]
+    assert (layout.num_ops, n_state, n_first) == (len(l3.trace.ops), 13, 16)
+    assert layout.rows[step] != layout.rows[step + 1]  # another step, another batch
+    honest_c = sp.ops_commitment(step)
+
+    # Step 8's batch in step 7's log, claimed as row 7: the table's row 7 is another.
+    first = list(l3.trace.log_ids[:n_state]) + list(layout.rows[step + 1])
+    forged = _forged_level3(l3, first)
+    sp.own._levels3[step] = forged
+    c = replace(sp.ops_commitment(step), input_ids=list(layout.rows[step + 1]))
+    with pytest.raises(errors.NotInTree) as exc:
+        g_s.commit_ops(gid, c)
+    assert exc.value.values == {"root": layout.inputs_root, "position": step, "size": a.spec.steps,
+                                "leaf": input_row_leaf(step, layout.rows[step + 1])}
+    # ... nor as row 8 with row 8's own proof: the leaf carries its step.
+    with pytest.raises(errors.NotInTree):
+        g_s.commit_ops(gid, replace(c, inputs_proof=layout.row_proof(step + 1)))
+    sp.own._levels3[step] = l3
+
+    # Designated entries of the solver's choosing (two moments swapped), or one op fewer.
+    swapped = list(honest_c.designated)
+    swapped[4], swapped[5] = swapped[5], swapped[4]
+    for bad in (replace(honest_c, designated=swapped), replace(honest_c, size=honest_c.size - 1)):
+        with pytest.raises(errors.GraphMismatch) as exc:
+            g_s.commit_ops(gid, bad)
+        assert exc.value.values["expected"] == task_root and exc.value.values["computed"] != task_root
+
+    # The true step: level 3 starts, the verifier gets the descriptors' root.
+    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    game = g_ch.get(gid)
+    assert GameStatus(game.status) == GameStatus.CHALLENGER_WON
+    assert game.firstLogSize == n_first and bytes(game.opGraphRoot) == graph
+    assert game.trainingStep == step and game.op == 7 and game.flatIndex == ELEMENT
+    assert [e["level"] for e in g_ch.events(gid, "LevelCommitted")] == [1, 2, 3, 4]
+    assert_solvent(a)
+
+
+def test_dispute_play_withheld_output_is_opened_on_chain(chain: Chain, runs: dict[str, Any]) -> None:
+    """The solver serves no disputed output: the challenger has chunks of it opened on chain, follows
+    the opened paths to the faulty chunk, names the faulty element and wins at the one-step check."""
+    a = make_arena(chain, runs, "faulty")
+    own, honest = sources(a)
+    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id, anchor)
+    sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, a.backend)
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, anchor, None, a.backend)
+    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    game = g_ch.get(gid)
+    assert GameStatus(game.status) == GameStatus.CHALLENGER_WON
+    assert not g_ch.events(gid, "TimedOut")
+    requested = [e["chunkIndex"] for e in g_ch.events(gid, "ChunkRequested")]
+    opened = g_ch.events(gid, "ChunkOpened")
+    assert requested and [e["chunkIndex"] for e in opened] == requested
+    assert requested[-1] == ELEMENT * 4 // 256  # the chunk holding the faulty element, opened last
+    assert game.chunkRequests == len(requested) and game.flatIndex == ELEMENT
+    (checked,) = g_ch.events(gid, "OneStepChecked")
+    assert checked["computed"] != checked["claimed"]
+    assert_solvent(a)
+
+
+def test_dispute_play_solver_withholding_an_opening_loses_on_time(chain: Chain, runs: dict[str, Any]) -> None:
+    """A solver that does not open the requested chunk on chain is slashed on time."""
+
+    class Withholding(SolverPlayer):
+        def move(self, g: Any, phase: Phase) -> str | None:
+            return None if phase == Phase.OPEN_CHUNK else super().move(g, phase)
+
+    a = make_arena(chain, runs, "faulty")
+    own, honest = sources(a)
+    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id, anchor)
+    sp = Withholding(a.game(a.solver), gid, AgentDB(":memory:"), own, NoScalarBackend())
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, anchor, None, NoScalarBackend())
+    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    assert GameStatus(g_ch.status(gid)) == GameStatus.CHALLENGER_WON
+    assert [e["loser"] for e in g_ch.events(gid, "TimedOut")] == [1]  # Party.Solver
+    assert len(g_ch.events(gid, "ChunkRequested")) == 1 and not g_ch.events(gid, "ChunkOpened")
+    assert a.submitter.status(a.task_id) == TaskStatus.FAILED
+    assert_solvent(a)
