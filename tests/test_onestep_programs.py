@@ -206,14 +206,16 @@ def test_adamw_program_equals_tracer(verifier: Any, digits_spec: Callable[[], An
 
 def test_digits_graph_fully_covered(digits_graph: Callable[[], Any]) -> None:
     assert uncovered(digits_graph()) == []
+    # a template kind without its templates, an optimizer without its step table
     gelu = OpDescriptor(0, "gelu", (), (0,), (1,), ((4,),), (4,), 1)
-    assert uncovered([*digits_graph(), gelu]) == [gelu]
+    sgd = OpDescriptor(0, "sgd", (), (0, 1), (1, 1), ((3,), (3,)), (3,), 2)
+    assert uncovered([*digits_graph(), gelu, sgd]) == [gelu, sgd]
 
 
 def test_unsupported_kind_reverts(verifier: Any, digits_graph: Callable[[], Any]) -> None:
     ce = next(d for d in digits_graph() if d.kind == "cross_entropy")
     adamw = next(d for d in digits_graph() if d.kind == "adamw")
-    # adamw without its step table, cross-entropy without its committed programs, sgd (not covered)
+    # adamw and sgd without their step tables, cross-entropy without its template programs
     sgd = OpDescriptor(0, "sgd", (), (0, 1), (1, 1), ((3,), (3,)), (3,), 2)
     for d in (dataclasses.replace(adamw, program_root=ZERO_ROOT),
               dataclasses.replace(ce, program_root=ZERO_ROOT, program_length=0, program_registers=0), sgd):
@@ -222,8 +224,10 @@ def test_unsupported_kind_reverts(verifier: Any, digits_graph: Callable[[], Any]
             verifier.functions.programShape(d.encode(), 0).call()
 
 
-def test_committed_programs_equal_tracer(verifier: Any, digits_graph: Callable[[], Any]) -> None:
-    """Cross-entropy ops commit their programs: the tree holds the tracer's, the contract reads the
+def test_template_programs_equal_tracer(verifier: Any, digits_graph: Callable[[], Any]) -> None:
+    """Cross-entropy ops commit template programs: relocated, the template is the tracer's program
+    of every sampled element, in Python (every instruction) and on chain (sampled instructions,
+    each template leaf opened against the descriptor's root); the contract reads the program's
     shape from the descriptor and refuses to derive what it must open."""
     committed = [d for d in digits_graph() if d.committed]
     assert {d.kind for d in committed} == {"cross_entropy", "cross_entropy_backward"}
@@ -231,12 +235,40 @@ def test_committed_programs_equal_tracer(verifier: Any, digits_graph: Callable[[
         attrs = {"batch": d.attrs[0]} if d.kind == "cross_entropy_backward" else {}
         tree = committed_program(d, attrs)
         assert tree.root == d.program_root
-        for element in (0, 13):
+        numel = 1
+        for s in d.out_shape:
+            numel *= s
+        for element in (0, 13, numel - 1):
             program, nregs = scalar_program(d.kind, [list(s) for s in d.shapes], attrs, element)
-            assert [tree.instruction(element, m)[0] for m in range(len(program))] == [i.encode() for i in program]
+            pad = tree.padding(element)
+            assert tree.program(element)[pad:] == program
             assert nregs <= d.program_registers
+            for m in {0, pad, len(program) // 2, d.program_length - 1}:
+                got = verifier.functions.instructionWith(d.encode(), element, m, 0, tree.opening(element, m)).call()
+                assert bytes(got) == tree.program(element)[m].encode(), (d.kind, element, m)
             assert tuple(verifier.functions.programShape(d.encode(), element).call()) == (
                 d.program_length, d.program_registers, 0)
         selector = keccak(text="ProgramCommitted(uint256)")[:4].hex()
         with pytest.raises(ContractCustomError, match=selector):
             verifier.functions.programOf(d.encode(), 0).call()
+        # a leaf of another element's class or position does not open this one
+        with pytest.raises(ContractCustomError, match=keccak(text="TemplateNotCommitted(uint256,uint256)")[:4].hex()):
+            verifier.functions.instructionWith(d.encode(), 1, 5, 0, tree.opening(1, 6)).call()
+
+
+def test_sgd_program_equals_tracer(verifier: Any, digits_spec: Callable[[], Any]) -> None:
+    """sgd: its two instructions with the step's learning rate from the op's step table."""
+    spec = digits_spec()
+    table = step_table(spec, {}, "sgd")
+    d = OpDescriptor(0, "sgd", (), (0, 1), (1, 1), ((4, 3), (4, 3)), (4, 3), 2, table.root, 2, 1)
+    for step in (0, 3, spec.steps - 1):
+        lr = learning_rate(spec, step)
+        for element in (0, 7, 11):
+            program, nregs = scalar_program("sgd", [[4, 3], [4, 3]], {"lr": lr}, element)
+            assert (len(program), nregs) == (2, 1)
+            for m in range(2):
+                got = verifier.functions.instructionWith(d.encode(), element, m, step, table.opening(step)).call()
+                assert bytes(got) == program[m].encode(), (step, element, m)
+    assert tuple(verifier.functions.programShape(d.encode(), 11).call()) == (2, 1, 0)
+    with pytest.raises(ContractCustomError, match=keccak(text="StepConstantsNotCommitted(uint256)")[:4].hex()):
+        verifier.functions.instructionWith(d.encode(), 0, 0, 2, table.opening(1)).call()

@@ -77,7 +77,7 @@ def test_graph_is_the_same_every_step(run: dict[str, Any]) -> None:
 @pytest.mark.parametrize("fault", [FAULT, "7:5:3", "7:14:300"])
 def test_step_faulty_element_disagrees_with_faulty_leaf_succeeds(verifier: Any, run: dict[str, Any],
                                                                   fault: str) -> None:
-    """The backward matmul, a cross_entropy_backward element (committed programs) and an adamw
+    """The backward matmul, a cross_entropy_backward element (template programs) and an adamw
     element (step table)."""
     f = Fault.parse(fault)
     trace = run["faulty"] if fault == FAULT else Replayer(run["spec"], fault=f).op_trace(f.step)
@@ -193,15 +193,20 @@ def test_step_wrong_operand_opening_reverts(verifier: Any, run: dict[str, Any]) 
 
 
 def test_step_wrong_program_opening_reverts(verifier: Any, run: dict[str, Any]) -> None:
-    """A committed program's instruction from another position, adamw's constants of another step."""
+    """A template leaf from another position or with a changed coefficient, adamw's constants of
+    another step."""
     from eth_abi import decode, encode
 
     ce = ElementProgram.build(run["faulty"], 5, 3, run["graph"], run["spec"])
     parts = _proof_parts(ce, 10)
-    instr, path = decode(["bytes21", "bytes32[]"], parts[5])
-    other, _ = decode(["bytes21", "bytes32[]"], _proof_parts(ce, 11)[5])
-    parts[5] = encode(["bytes21", "bytes32[]"], [other, path])
-    with pytest.raises(ContractCustomError, match=_selector("InstructionNotCommitted(uint256,uint256)")):
+    leaf, path = decode(["bytes", "bytes32[]"], parts[5])
+    other, _ = decode(["bytes", "bytes32[]"], _proof_parts(ce, 11)[5])
+    for bad_leaf in (other, leaf[:-1] + bytes([leaf[-1] ^ 1])):
+        parts[5] = encode(["bytes", "bytes32[]"], [bad_leaf, path])
+        with pytest.raises(ContractCustomError, match=_selector("TemplateNotCommitted(uint256,uint256)")):
+            _step(verifier, run, ce, 10, proof=_encode(parts))
+    parts[5] = encode(["bytes", "bytes32[]"], [leaf[:-1], path])
+    with pytest.raises(ContractCustomError, match=_selector("BadTemplateLeaf(uint256)")):
         _step(verifier, run, ce, 10, proof=_encode(parts))
     adamw = ElementProgram.build(run["faulty"], 14, 300, run["graph"], run["spec"])
     parts = _proof_parts(adamw, 0)

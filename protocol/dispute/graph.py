@@ -20,35 +20,34 @@ log entries; ``dtypes`` the TensorCommit dtype codes of those entries (1 float32
 binds it to its position: an inclusion proof then needs no trusted tree size.
 
 For most kinds the verifier derives each element's program from these fields. For the kinds in
-:data:`COMMITTED_KINDS` (long row programs: cross-entropy and its backward, built from ``exp``) the
-descriptor commits the programs themselves: ``programRoot`` is the RFC 9162 root over every
-instruction of every element, element-major (leaf ``e * programLength + m`` is the 21-byte
-``Instr.encode`` of instruction m of element e), every element having ``programLength``
-instructions and at most ``programRegisters`` registers (a program using fewer leaves the rest 0),
-its result in register 0. Programs do not depend on the data, so anyone recomputes this root from
-the shapes (``repops.scalar_program``); a solver checks it with the rest of the graph before bidding.
-For derived kinds the three fields are zero.
+:data:`TEMPLATE_KINDS` (the transformer ops, cross-entropy, GELU, exp, ...: long programs, some
+with immediates that depend on the element) the descriptor commits *template programs*
+(``protocol.dispute.template``): for each class of elements the program of the class's first
+element, with how every operand moves with the element's coordinates; ``programRoot`` is the RFC
+9162 root over those template leaves, ``programLength`` the (padded) length of every element's
+program and ``programRegisters`` the most registers any uses, the result in register 0. Programs do
+not depend on the data, so anyone recomputes this root from the shapes; a solver checks it with the
+rest of the graph before bidding. For derived kinds the three fields are zero.
 
-``adamw`` reads four values that change by step (the learning rate, Adam's bias corrections and
-lr * weight decay; RepOps immediates). Its descriptor's ``programRoot`` commits them for every
-step of the task instead: leaf t = ``abi.encode(uint256 t, uint32 lr, uint32 bc1, uint32 bc2,
-uint32 lrwd)`` (binary32 bits, as ``optim.adam_constants`` computes them for Adam step t + 1 and
-``spec.learning_rate(t)``), so the graph is still the same for every step; ``programLength`` and
-``programRegisters`` are its program's (44, 10).
+``adamw`` and ``sgd`` read values that change by step (the learning rate; for adamw also Adam's
+bias corrections and lr * weight decay; RepOps immediates). Their descriptor's ``programRoot``
+commits them for every step of the task instead: for adamw leaf t = ``abi.encode(uint256 t, uint32
+lr, uint32 bc1, uint32 bc2, uint32 lrwd)`` (binary32 bits, as ``optim.adam_constants`` computes them
+for Adam step t + 1 and ``spec.learning_rate(t)``), for sgd leaf t = ``abi.encode(uint256 t, uint32
+lr)``, so the graph is still the same for every step; ``programLength`` and ``programRegisters`` are
+its program's (adamw 44 and 10, sgd 2 and 1).
 
 The root is the RFC 9162 keccak Merkle root (``MerkleLog``-compatible) over the descriptors as leaf
 data: ``leaf_j = keccak256(0x00 || descriptor_j)``.
 
 Attributes that vary by step (``lr`` and ``step`` of the optimizer ops: the learning-rate schedule
-and Adam's bias corrections) are left out of the descriptor, so the root is the same for every step.
-Ops that read them (``adamw``, ``sgd``) are therefore not covered by the on-chain verifier until
-those values reach the op as a tensor of the log (see docs/DISPUTE.md, "The soft-float verifier").
+and Adam's bias corrections) are left out of the descriptor, so the root is the same for every step;
+the step tables above carry them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +66,7 @@ from protocol.commit.merkle import (
     tree_levels,
 )
 from protocol.commit.tensor import DTYPES
+from protocol.dispute.template import TEMPLATE_KINDS, TemplateProgram, template_program
 from protocol.errors import VerigradError
 from protocol.repops.ops import scalar_program
 from protocol.repops.policy import f32_bits
@@ -85,13 +85,13 @@ KIND_IDS: dict[str, int] = {
     "attn_dprobs": 37, "attn_dqkv": 38,
 }  # fmt: skip
 
-#: Kinds whose descriptors commit their elements' programs instead of the verifier deriving them.
-COMMITTED_KINDS = frozenset({"cross_entropy", "cross_entropy_backward"})
+#: Kinds whose descriptors commit template programs instead of the verifier deriving them.
+COMMITTED_KINDS = TEMPLATE_KINDS
 
 ZERO_ROOT = b"\x00" * 32
 
 #: Kinds whose step-varying immediates come from a per-step table in the descriptor.
-STEP_TABLE_KINDS = frozenset({"adamw"})
+STEP_TABLE_KINDS = frozenset({"adamw", "sgd"})
 
 #: Attributes whose value changes from step to step: never part of a descriptor.
 STEP_VARYING_ATTRS = frozenset({"lr", "step"})
@@ -155,46 +155,11 @@ class OpDescriptor:
 
 
 @dataclass(frozen=True)
-class CommittedProgram:
-    """Every element's program of one op (kind, shapes, attributes) as one Merkle tree."""
-
-    length: int
-    registers: int
-    levels: list[list[bytes]]
-    encoded: list[bytes]  # leaf data, element-major
-
-    @property
-    def root(self) -> bytes:
-        return self.levels[-1][0]
-
-    def instruction(self, element: int, m: int) -> tuple[bytes, list[bytes]]:
-        """(21-byte instruction m of element ``element``, its inclusion path)."""
-        index = element * self.length + m
-        return self.encoded[index], inclusion_path_from_levels(self.levels, index)
-
-
-@functools.lru_cache(maxsize=64)
-def _committed_program(kind: str, shapes: tuple[tuple[int, ...], ...], attrs: tuple[tuple[str, Any], ...],
-                       numel: int) -> CommittedProgram:
-    encoded: list[bytes] = []
-    length = registers = 0
-    for e in range(numel):
-        program, nregs = scalar_program(kind, [list(s) for s in shapes], dict(attrs), e)
-        if e == 0:
-            length = len(program)
-        if len(program) != length or program[-1].dst != 0:
-            raise GraphError(f"{kind} {shapes}: element {e}'s program has {len(program)} instructions "
-                             f"(element 0: {length}) or its result outside register 0; it cannot be committed")
-        registers = max(registers, nregs)
-        encoded.extend(ins.encode() for ins in program)
-    return CommittedProgram(length, registers, tree_levels([leaf_hash(b) for b in encoded]), encoded)
-
-
-@dataclass(frozen=True)
 class StepTable:
-    """adamw's step-varying immediates for every step of a task, as a Merkle tree (see the module doc)."""
+    """An optimizer op's step-varying immediates for every step of a task, as a Merkle tree (see the
+    module doc): adamw rows are (lr, bc1, bc2, lrwd) bits, sgd rows (lr,)."""
 
-    rows: list[tuple[int, int, int, int]]  # (lr, bc1, bc2, lrwd) bits per training step
+    rows: list[tuple[int, ...]]  # bits per training step
     levels: list[list[bytes]]
 
     @property
@@ -204,8 +169,8 @@ class StepTable:
     def opening(self, step: int) -> bytes:
         """``programOpening`` of a step proof at training step ``step``."""
         path = inclusion_path_from_levels(self.levels, step)
-        return abi_encode(["uint32", "uint32", "uint32", "uint32", "uint256", "bytes32[]"],
-                          [*self.rows[step], len(self.rows), path])
+        row = self.rows[step]
+        return abi_encode(["uint32"] * len(row) + ["uint256", "bytes32[]"], [*row, len(self.rows), path])
 
 
 def step_row(spec: TaskSpec, attrs: dict[str, Any], step: int) -> tuple[int, int, int, int]:
@@ -218,24 +183,26 @@ def step_row(spec: TaskSpec, attrs: dict[str, Any], step: int) -> tuple[int, int
     return f32_bits(lr), f32_bits(c["bc1"]), f32_bits(c["bc2"]), f32_bits(c["lrwd"])
 
 
-def _table_leaf(step: int, row: tuple[int, int, int, int]) -> bytes:
-    return leaf_hash(abi_encode(["uint256", "uint32", "uint32", "uint32", "uint32"], [step, *row]))
+def _table_leaf(step: int, row: tuple[int, ...]) -> bytes:
+    return leaf_hash(abi_encode(["uint256"] + ["uint32"] * len(row), [step, *row]))
 
 
-def step_table(spec: TaskSpec, attrs: dict[str, Any]) -> StepTable:
-    """The step table of an adamw op with (step-invariant) attributes ``attrs``."""
-    rows = [step_row(spec, attrs, t) for t in range(spec.steps)]
+def step_table(spec: TaskSpec, attrs: dict[str, Any], kind: str = "adamw") -> StepTable:
+    """The step table of an adamw (or sgd) op with (step-invariant) attributes ``attrs``."""
+    from protocol.spec import learning_rate
+
+    if kind == "sgd":
+        rows: list[tuple[int, ...]] = [(f32_bits(learning_rate(spec, t)),) for t in range(spec.steps)]
+    else:
+        rows = [step_row(spec, attrs, t) for t in range(spec.steps)]
     return StepTable(rows, tree_levels([_table_leaf(t, r) for t, r in enumerate(rows)]))
 
 
-def committed_program(d: OpDescriptor, attrs: dict[str, Any]) -> CommittedProgram:
-    """The program tree of a descriptor of a :data:`COMMITTED_KINDS` kind (cached per op shape).
+def committed_program(d: OpDescriptor, attrs: dict[str, Any]) -> TemplateProgram:
+    """The template tree of a descriptor of a :data:`TEMPLATE_KINDS` kind (cached per op shape).
 
     ``attrs`` are the op's full attributes (what its kernel reads)."""
-    numel = 1
-    for s in d.out_shape:
-        numel *= s
-    return _committed_program(d.kind, d.shapes, tuple(sorted(attrs.items())), numel)
+    return template_program(d.kind, d.shapes, attrs)
 
 
 def attr_words(attrs: dict[str, Any]) -> tuple[int, ...]:
@@ -277,19 +244,24 @@ def graph_of_trace(trace: Any, spec: TaskSpec) -> list[OpDescriptor]:
             shapes=tuple(tuple(int(d) for d in t.shape) for t in rec.inputs),
             out_shape=tuple(int(d) for d in rec.output.shape), output=entry.output,
         )  # fmt: skip
-        if rec.op in COMMITTED_KINDS:
+        if rec.op in TEMPLATE_KINDS:
             if any(k in STEP_VARYING_ATTRS for k in rec.attrs):
                 raise GraphError(f"op {entry.index} ({rec.op}) reads step-varying attributes; its programs differ by step")
             prog = committed_program(d, dict(rec.attrs))
             d = dataclasses.replace(d, program_root=prog.root, program_length=prog.length,
                                     program_registers=prog.registers)
         elif rec.op in STEP_TABLE_KINDS:
-            table = step_table(spec, dict(rec.attrs))
-            from protocol.repops.optim import adam_constants
+            table = step_table(spec, dict(rec.attrs), rec.op)
+            if rec.op == "adamw":
+                from protocol.repops.optim import adam_constants
 
-            c = adam_constants(dict(rec.attrs))
-            recorded = (f32_bits(rec.attrs["lr"]), f32_bits(c["bc1"]), f32_bits(c["bc2"]), f32_bits(c["lrwd"]))
-            if table.rows[trace.step] != recorded or rec.attrs["step"] != trace.step + 1:
+                c = adam_constants(dict(rec.attrs))
+                recorded: tuple[int, ...] = (f32_bits(rec.attrs["lr"]), f32_bits(c["bc1"]), f32_bits(c["bc2"]),
+                                             f32_bits(c["lrwd"]))
+                steps_ok = rec.attrs["step"] == trace.step + 1
+            else:
+                recorded, steps_ok = (f32_bits(rec.attrs["lr"]),), True
+            if table.rows[trace.step] != recorded or not steps_ok:
                 raise GraphError(f"op {entry.index} ({rec.op}): the step's immediates are not the spec's schedule")
             program, nregs = scalar_program(rec.op, [list(s) for s in d.shapes], dict(rec.attrs), 0)
             d = dataclasses.replace(d, program_root=table.root, program_length=len(program), program_registers=nregs)

@@ -11,8 +11,9 @@ bottom of the dispute game, in exactly the contract's encodings:
 * the **step proof** from leaf m: the registers of R_m, the op's descriptor with its proof against
   the task's ``opGraphRoot`` (``protocol.dispute.graph``), for every input element instruction m
   reads, its tensor id proven at the descriptor's entry of the agreed log and its chunk and path,
-  and, for an op whose descriptor commits its programs, instruction m with its path (for adamw,
-  the step's learning rate and bias corrections with their path in the op's step table);
+  and, for an op whose descriptor commits template programs, the template leaf of instruction m
+  with its path (for adamw and sgd, the step's learning rate and bias corrections with their path
+  in the op's step table);
 * the **output opening** for ``commitScalar``: the final registers and the output element's chunk;
 * the **registration** arguments of the op (``registerOp``), which must precede ``commitScalar``
   (``programLength`` and ``initialState`` only see the game's context).
@@ -44,6 +45,8 @@ from protocol.commit import OpLog, SequenceTree, TensorCommitment
 from protocol.commit.hashing import hash_bytes
 from protocol.dispute.graph import (
     STEP_TABLE_KINDS,
+    TEMPLATE_KINDS,
+    ZERO_ROOT,
     OpDescriptor,
     committed_program,
     descriptor_proof,
@@ -55,18 +58,22 @@ from protocol.errors import VerigradError
 from protocol.repops import isa
 from protocol.repops.isa import In, Instr, Opcode
 
-#: Op kinds whose programs the deployed ScalarStepVerifier derives (others revert UnsupportedOp).
-SUPPORTED_KINDS = frozenset({"matmul", "linear", "linear_nobias", "sum_rows", "mean", "relu", "relu_backward", "add",
-                             "sub", "mul", "scale", "adam_m", "adam_v", "cross_entropy", "cross_entropy_backward",
-                             "adamw"})
+#: Op kinds whose programs the ScalarStepVerifier derives from the descriptor.
+DERIVED_KINDS = frozenset({"matmul", "linear", "linear_nobias", "sum_rows", "mean", "relu", "relu_backward", "add",
+                           "sub", "mul", "scale", "adam_m", "adam_v"})
+
+#: Op kinds the deployed ScalarStepVerifier covers (others revert UnsupportedOp): derived programs,
+#: template programs (``protocol.dispute.template``) and the optimizers with a step table. Every
+#: kind of ``graph.KIND_IDS``.
+SUPPORTED_KINDS = DERIVED_KINDS | TEMPLATE_KINDS | STEP_TABLE_KINDS
 
 OPENING_TYPE = "(bytes32,bytes32[],bytes,bytes32[])"
 """ABI type of ``ScalarStepVerifier.Opening``: tensorId, logProof, chunk, chunkProof."""
 
 STEP_PROOF_TYPES = ["uint32[]", "bytes", "uint256", "bytes32[]", OPENING_TYPE + "[]", "bytes"]
 """ABI types of a ``step`` proof: registers, descriptor, graph size, graph proof, input openings, and the
-program opening: a committed program's instruction with its path, adamw's step constants with theirs,
-or nothing for derived programs."""
+program opening: a template leaf with its path, an optimizer's step constants with theirs, or nothing
+for derived programs."""
 
 
 class OneStepError(VerigradError):
@@ -83,11 +90,19 @@ def supported(kind: str) -> bool:
     return kind in SUPPORTED_KINDS
 
 
+def covered(d: OpDescriptor) -> bool:
+    """Whether the verifier can check op ``d``: a supported kind, with its template programs or its
+    step table committed where the kind needs them."""
+    if not supported(d.kind):
+        return False
+    return d.kind not in TEMPLATE_KINDS | STEP_TABLE_KINDS or d.program_root != ZERO_ROOT
+
+
 def uncovered(graph: Sequence[OpDescriptor]) -> list[OpDescriptor]:
     """The ops of a graph the verifier cannot check. A dishonest challenger can steer a game onto
     any op, and on one of these the solver could not commit level 4: a solver should bid only on a
     task whose graph has none (docs/DISPUTE.md, "What an uncovered op means")."""
-    return [d for d in graph if not supported(d.kind)]
+    return [d for d in graph if not covered(d)]
 
 
 @dataclass
@@ -118,11 +133,22 @@ class ElementProgram:
         st = rec.scalar_trace(element)
         # A committed program's state has the op's register count (registers it never writes stay 0).
         width = max(st.nregs, graph[op].program_registers)
+        program = list(st.program)
         states = [[0] * width] + [list(s) + [0] * (width - len(s)) for s in st.states]
+        d = graph[op]
+        if d.kind in TEMPLATE_KINDS:
+            # The element's program is its class's template, relocated; a shorter class's is padded
+            # at the front with no-ops (states stay all zero). It must be exactly the kernel's.
+            tp = committed_program(d, dict(rec.attrs))
+            pad = tp.padding(element)
+            if tp.program(element)[pad:] != program:
+                raise OneStepError(f"op {op} ({d.kind}) element {element}: the template is not the kernel's program")
+            program = tp.program(element)
+            states = [[0] * width] * pad + states
         claimed = st.expected if st.expected is not None else st.result
         n_start = len(trace.start_names)
         log = OpLog(trace.log_ids[: n_start + op])
-        return cls(trace, op, element, list(st.program), states, claimed, graph, log, spec=spec)
+        return cls(trace, op, element, program, states, claimed, graph, log, spec=spec)
 
     # -- the game's view ---------------------------------------------------------------------------
 
@@ -225,12 +251,9 @@ class ElementProgram:
         if d.kind in STEP_TABLE_KINDS:
             if self.spec is None:
                 raise OneStepError(f"op {self.op} ({d.kind}): its step proofs need the task spec (step table)")
-            return step_table(self.spec, attrs).opening(self.trace.step)
+            return step_table(self.spec, attrs, d.kind).opening(self.trace.step)
         if d.committed:
-            instr, path = committed_program(d, attrs).instruction(self.element, m)
-            if instr != self.program[m].encode():
-                raise OneStepError(f"op {self.op}: the committed instruction {m} is not the traced one")
-            return abi_encode(["bytes21", "bytes32[]"], [instr, path])
+            return committed_program(d, attrs).opening(self.element, m)
         return b""
 
     def output_opening(self) -> bytes:

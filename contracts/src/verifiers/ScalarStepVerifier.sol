@@ -9,6 +9,8 @@ import {AdamwProgram} from "./programs/AdamwProgram.sol";
 import {ElementwiseProgram} from "./programs/ElementwiseProgram.sol";
 import {OpDescriptor} from "./programs/OpDescriptor.sol";
 import {ReductionProgram} from "./programs/ReductionProgram.sol";
+import {SgdProgram} from "./programs/SgdProgram.sol";
+import {TemplateProgram} from "./programs/TemplateProgram.sol";
 
 /// @title ScalarStepVerifier
 /// @notice The soft-float one-step verifier: executes one instruction of the canonical scalar
@@ -26,11 +28,15 @@ import {ReductionProgram} from "./programs/ReductionProgram.sol";
 ///         `programLength` and `initialState` get only the game's context, so the op must first be
 ///         registered (`registerOp`, permissionless: the descriptor is proven against the graph
 ///         root). A registration serves every game of every task with that op graph.
-/// @dev Op kinds covered: matmul (ta, tb), linear, linear_nobias, sum_rows, mean (ReductionProgram);
-///      relu, relu_backward, add, sub, mul, scale, adam_m, adam_v (ElementwiseProgram); adamw
-///      (AdamwProgram, step constants from the descriptor's step table); any op whose descriptor
-///      commits its programs (cross_entropy and its backward: protocol/dispute/graph.py
-///      COMMITTED_KINDS). Others revert UnsupportedOp (sgd, the transformer kinds).
+/// @dev Op kinds covered (every kind of protocol/dispute/graph.py KIND_IDS): matmul (ta, tb), linear,
+///      linear_nobias, sum_rows, mean (ReductionProgram); relu, relu_backward, add, sub, mul, scale,
+///      adam_m, adam_v (ElementwiseProgram); adamw (AdamwProgram) and sgd (SgdProgram), step
+///      constants from the descriptor's step table; every op whose descriptor commits template
+///      programs (TemplateProgram: cross_entropy and its backward, exp, log, sqrt, tanh, erf, gelu,
+///      gelu_backward, the softmax and log-softmax families, the four layer-norm kinds, embedding
+///      and its backward, attn_scores, attn_apply, attn_dprobs, attn_dqkv: graph.py TEMPLATE_KINDS).
+///      A descriptor of another kind, or of a template kind without its template root, reverts
+///      UnsupportedOp.
 contract ScalarStepVerifier is IOneStepVerifier {
     /// @notice An input element opened for an operand: the tensor id at the descriptor's log entry
     ///         (proven against the agreed log) and the element's chunk with its path.
@@ -73,9 +79,7 @@ contract ScalarStepVerifier is IOneStepVerifier {
     error OpeningCountMismatch(uint256 expected, uint256 actual);
     /// @notice An operand names a register or input slot the program does not have.
     error OperandOutOfRange(uint8 kind, uint256 value);
-    /// @notice The instruction is not instruction `m` of element `element` of the op's committed programs.
-    error InstructionNotCommitted(uint256 element, uint256 m);
-    /// @notice The op's programs are read from proofs (committed programs, adamw's step table), not derived.
+    /// @notice The op's programs are read from proofs (template programs, a step table), not derived.
     error ProgramCommitted(uint256 kind);
     /// @notice The element is not an element of the op's output.
     error ElementOutOfRange(uint256 element, uint256 numel);
@@ -138,8 +142,9 @@ contract ScalarStepVerifier is IOneStepVerifier {
     ///      Opening[] openings, bytes programOpening): the pre-state's registers, the disputed op's
     ///      descriptor with its proof against ctx.opGraphRoot, one opening per input operand of the
     ///      instruction, in operand order (a LOAD's element last), and what the program is read from
-    ///      besides the descriptor: for committed programs abi.encode(bytes21 instr, bytes32[] path),
-    ///      for adamw abi.encode(uint32 lr, uint32 bc1, uint32 bc2, uint32 lrwd, uint256 tableSize,
+    ///      besides the descriptor: for template programs abi.encode(bytes leaf, bytes32[] path) (see
+    ///      TemplateProgram), for adamw abi.encode(uint32 lr, uint32 bc1, uint32 bc2, uint32 lrwd,
+    ///      uint256 tableSize, bytes32[] path) and for sgd abi.encode(uint32 lr, uint256 tableSize,
     ///      bytes32[] path) (the step table's leaf ctx.trainingStep), else empty.
     function step(StepContext calldata ctx, bytes32 preState, bytes calldata proof)
         external
@@ -204,12 +209,8 @@ contract ScalarStepVerifier is IOneStepVerifier {
 
     /// @notice Instruction `m` of element `element`'s program, in the 21-byte encoding of
     ///         protocol/repops/isa.py `Instr.encode` (what the off-chain tracer must produce).
-    function instructionAt(bytes calldata descriptor, uint256 element, uint256 m) external pure returns (bytes21) {
-        return _encode(_instructionAt(OpDescriptor.decode(descriptor), element, m));
-    }
-
-    /// @notice `instructionAt` for any covered op: programs read from a proof take the step proof's
-    ///         `programOpening` (and, for adamw, the training step).
+    ///         Programs read from a proof take the step proof's `programOpening` (and, for adamw and
+    ///         sgd, the training step); derived programs take an empty one.
     function instructionWith(
         bytes calldata descriptor,
         uint256 element,
@@ -250,11 +251,16 @@ contract ScalarStepVerifier is IOneStepVerifier {
             AdamwProgram.check(op, element);
             return (AdamwProgram.LENGTH, AdamwProgram.REGISTERS, 0);
         }
+        if (op.kind == SgdProgram.KIND) {
+            if (op.programRoot == bytes32(0)) revert UnsupportedOp(op.kind); // no step table
+            SgdProgram.check(op, element);
+            return (SgdProgram.LENGTH, SgdProgram.REGISTERS, 0);
+        }
         if (op.programRoot != bytes32(0)) {
             uint256 numel = OpDescriptor.outputNumel(op);
             if (element >= numel) revert ElementOutOfRange(element, numel);
             if (op.programLength == 0) revert UnsupportedOp(op.kind);
-            return (op.programLength, op.programRegisters, 0); // committed programs end in register 0
+            return (op.programLength, op.programRegisters, 0); // template programs end in register 0
         }
         if (_isReduction(op.kind)) {
             ReductionProgram.Dot memory d = ReductionProgram.dot(op, element);
@@ -273,14 +279,16 @@ contract ScalarStepVerifier is IOneStepVerifier {
         pure
         returns (RepOpsISA.Instr memory)
     {
-        if (op.programRoot != bytes32(0) || op.kind == AdamwProgram.KIND) revert ProgramCommitted(op.kind);
+        if (op.programRoot != bytes32(0) || op.kind == AdamwProgram.KIND || op.kind == SgdProgram.KIND) {
+            revert ProgramCommitted(op.kind);
+        }
         if (_isReduction(op.kind)) return ReductionProgram.instructionAt(ReductionProgram.dot(op, element), m);
         if (ElementwiseProgram.covers(op.kind)) return ElementwiseProgram.instructionAt(op, element, m);
         revert UnsupportedOp(op.kind);
     }
 
     /// @dev Instruction m of `element`: derived from the descriptor, or read from `opening` (a
-    ///      committed program's instruction, or adamw's step constants) against its programRoot.
+    ///      template leaf, or an optimizer's step constants) against its programRoot.
     function _instruction(
         OpDescriptor.Op memory op,
         uint256 element,
@@ -291,16 +299,21 @@ contract ScalarStepVerifier is IOneStepVerifier {
         if (op.kind == AdamwProgram.KIND) {
             return AdamwProgram.instructionAt(op, element, m, _stepConstants(op.programRoot, trainingStep, opening));
         }
-        if (op.programRoot == bytes32(0)) return _instructionAt(op, element, m);
-        (bytes21 instr, bytes32[] memory path) = abi.decode(opening, (bytes21, bytes32[]));
-        uint256 len = op.programLength;
-        uint256 size = OpDescriptor.outputNumel(op) * len;
-        if (!MerkleLog.verifyInclusion(
-                op.programRoot, MerkleLog.hashLeaf(abi.encodePacked(instr)), element * len + m, size, path
-            )) {
-            revert InstructionNotCommitted(element, m);
+        if (op.kind == SgdProgram.KIND) {
+            return SgdProgram.instructionAt(element, m, _learningRate(op.programRoot, trainingStep, opening));
         }
-        return RepOpsISA.decode(instr);
+        if (op.programRoot == bytes32(0)) return _instructionAt(op, element, m);
+        return TemplateProgram.instructionAt(op, element, m, opening);
+    }
+
+    /// @dev sgd's learning rate at `trainingStep`: leaf `abi.encode(trainingStep, lr)` of its step table.
+    function _learningRate(bytes32 root, uint256 trainingStep, bytes memory opening) private pure returns (uint32 lr) {
+        uint256 size;
+        bytes32[] memory path;
+        (lr, size, path) = abi.decode(opening, (uint32, uint256, bytes32[]));
+        if (!MerkleLog.verifyInclusion(root, MerkleLog.hashLeaf(abi.encode(trainingStep, lr)), trainingStep, size, path)) {
+            revert StepConstantsNotCommitted(trainingStep);
+        }
     }
 
     /// @dev Leaf `trainingStep` of the op's step table, opened by `opening`; the step inside the

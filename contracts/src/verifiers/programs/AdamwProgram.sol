@@ -70,14 +70,14 @@ library AdamwProgram {
         if (element >= numel) revert ElementOutOfRange(element, numel);
     }
 
-    /// @notice Instruction `m` of element `element` at a step with immediates `c`.
+    /// @notice Instruction `m` of element `element` at a step with immediates `c` (the caller has
+    ///         checked the descriptor and the element with `check`).
     function instructionAt(OpDescriptor.Op memory op, uint256 element, uint256 m, StepConstants memory c)
         internal
         pure
         returns (RepOpsISA.Instr memory ins)
     {
         if (m >= LENGTH) revert InstructionOutOfRange(m, LENGTH);
-        check(op, element);
         bytes memory t = TEMPLATE;
         bytes21 word;
         assembly ("memory-safe") {

@@ -1,0 +1,182 @@
+"""The ScalarStepVerifier on every op kind of a real tiny-gpt training step.
+
+A tiny-gpt task shrunk to test size (2 steps, batch 2, d_model 16; the reference block size and
+vocabulary, so the dataset commitment holds) is replayed honestly and with a fault in a GELU and in
+a softmax element of step 1. Its op graph has no uncovered op. For every template op the relocated
+templates equal the RepOps tracer's programs (every instruction, in Python) and the contract's
+relocation of the committed leaves equals Python's (sampled instructions). For one op of every kind
+of the step the contract's ``step`` from sampled leaves of an honest element reproduces the next
+leaf computed by the RepOps evaluator (bit-exact differential test), and the worst gas per kind is
+measured. A faulty element's last step gives the honest leaf, not the solver's.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.dispute.graph import graph_of_trace
+from protocol.dispute.onestep import ElementProgram, uncovered
+from protocol.dispute.template import TEMPLATE_KINDS, template_program
+from protocol.repops.isa import Imm, Opcode
+from protocol.repops.ops import scalar_program
+from protocol.spec import load_spec, spec_hash
+from protocol.trace import Replayer
+from protocol.train import Fault
+
+REPO = Path(__file__).resolve().parents[1]
+# Step 1: op 14 is the block's GELU (64 x 64 elements), op 7 the attention softmax (2 x 2 x 32 x 32);
+# softmax element 163 is (batch 0, head 0, query 5, key 3), kept by the causal mask.
+FAULTS = {"gelu": "1:14:37", "softmax": "1:7:163"}
+TRANSFORMER_KINDS = {"embedding", "layernorm_stats", "layernorm_apply", "attn_scores", "softmax", "attn_apply",
+                     "gelu", "cross_entropy", "cross_entropy_backward", "layernorm_backward", "layernorm_dgamma",
+                     "gelu_backward", "attn_dprobs", "softmax_backward", "attn_dqkv", "embedding_backward"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    text = (REPO / "protocol" / "specs" / "tiny-gpt.toml").read_text()
+    for key, value in (("steps", 2), ("checkpoint_interval", 1), ("batch_size", 2), ("d_model", 16)):
+        text = re.sub(rf"(?m)^{key} = \d+", f"{key} = {value}", text)
+    path = tmp_path_factory.mktemp("spec") / "tiny-gpt-small.toml"
+    path.write_text(text)
+    spec = load_spec(path)
+    replayer = Replayer(spec)
+    honest = replayer.op_trace(1)
+    faulty = {name: Replayer(spec, fault=Fault.parse(f)).op_trace(1) for name, f in FAULTS.items()}
+    return {"spec": spec, "spec_hash": bytes.fromhex(spec_hash(spec)[2:]), "honest": honest, "faulty": faulty,
+            "first": replayer.op_trace(0), "graph": graph_of_trace(honest, spec)}
+
+
+def _one_op_per_kind(graph: list[Any]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for d in graph:
+        seen.setdefault(d.kind, d)
+    return list(seen.values())
+
+
+@pytest.fixture(scope="module")
+def verifier(anvil_chain: Any, run: dict[str, Any]) -> Any:
+    """A verifier with one op of every kind of the step registered (and the faulty ops)."""
+    v = anvil_chain.deploy("ScalarStepVerifier", key=anvil_chain.dev_keys[0])
+    ops = {d.index for d in _one_op_per_kind(run["graph"])} | {int(f.split(":")[1]) for f in FAULTS.values()}
+    for op in sorted(ops):
+        p = ElementProgram.build(run["honest"], op, 0, run["graph"], run["spec"])
+        anvil_chain.transact(v.functions.registerOp(*p.register_args()), key=anvil_chain.dev_keys[0])
+    return v
+
+
+def _numel(d: Any) -> int:
+    n = 1
+    for s in d.out_shape:
+        n *= s
+    return n
+
+
+def _attrs(run: dict[str, Any], d: Any) -> dict[str, Any]:
+    return dict(run["honest"].records[d.index].attrs)
+
+
+def test_tiny_gpt_graph_fully_covered(run: dict[str, Any]) -> None:
+    graph = run["graph"]
+    assert uncovered(graph) == []
+    assert TRANSFORMER_KINDS <= {d.kind for d in graph}
+    assert graph_of_trace(run["first"], run["spec"]) == graph  # the same graph every step
+
+
+def test_templates_equal_tracer(run: dict[str, Any]) -> None:
+    """Every template op of the step: the first and last element of the first, second and last
+    class, and random elements, relocated from their class's template, are the tracer's programs."""
+    rng = random.Random(11)
+    done = set()
+    for d in run["graph"]:
+        if d.kind not in TEMPLATE_KINDS or (d.kind, d.shapes, d.attrs) in done:
+            continue
+        done.add((d.kind, d.shapes, d.attrs))
+        attrs = _attrs(run, d)
+        tp = template_program(d.kind, d.shapes, attrs)
+        assert (tp.root, tp.length, tp.registers) == (d.program_root, d.program_length, d.program_registers)
+        numel = _numel(d)
+        firsts: dict[int, int] = {}
+        lasts: dict[int, int] = {}
+        for e in range(numel):
+            c = tp.element_class(e)
+            firsts.setdefault(c, e)
+            lasts[c] = e
+        wanted = {c for c in (0, 1, tp.classes - 1) if c in firsts}
+        elements = {firsts[c] for c in wanted} | {lasts[c] for c in wanted} | {rng.randrange(numel) for _ in range(2)}
+        for e in sorted(elements):
+            program, nregs = scalar_program(d.kind, [list(s) for s in d.shapes], attrs, e)
+            assert tp.program(e)[tp.padding(e):] == program, (d.index, d.kind, e)
+            assert tp.padding(e) + len(program) == tp.length and nregs <= tp.registers
+
+
+def test_template_leaves_relocate_on_chain(verifier: Any, run: dict[str, Any]) -> None:
+    """The contract relocates each committed leaf exactly as Python does (instructions that move an
+    input or an immediate, the first, the middle and the last), for two elements of every template op."""
+    rng = random.Random(12)
+    done = set()
+    for d in run["graph"]:
+        if d.kind not in TEMPLATE_KINDS or (d.kind, d.shapes, d.attrs) in done:
+            continue
+        done.add((d.kind, d.shapes, d.attrs))
+        tp = template_program(d.kind, d.shapes, _attrs(run, d))
+        for e in (rng.randrange(_numel(d)), _numel(d) - 1):
+            c = tp.element_class(e)
+            moving = [m for m in range(tp.length) if tp.coefs[c][m].any()]
+            imms = [m for m in moving if any(isinstance(s, Imm) for s in tp.templates[c][m].srcs)]
+            for m in sorted({0, tp.length // 2, tp.length - 1, *moving[:2], *imms[:2]}):
+                got = verifier.functions.instructionWith(d.encode(), e, m, 0, tp.opening(e, m)).call()
+                assert bytes(got) == tp.program(e)[m].encode(), (d.index, d.kind, e, m)
+
+
+def _step(verifier: Any, run: dict[str, Any], p: ElementProgram, m: int) -> bytes:
+    ctx = p.step_context(run["spec_hash"], m=m)
+    return bytes(verifier.functions.step(ctx, p.leaves[m], p.step_proof(m)).call())
+
+
+def test_every_kind_steps_bit_exact(verifier: Any, run: dict[str, Any]) -> None:
+    """One op of every kind of the step, an honest element: every sampled step of the contract gives
+    the next leaf of the RepOps evaluator. Gas is measured over the sample."""
+    rng = random.Random(13)
+    worst: dict[str, tuple[int, int]] = {}
+    for d in _one_op_per_kind(run["graph"]):
+        element = rng.randrange(_numel(d))
+        p = ElementProgram.build(run["honest"], d.index, element, run["graph"], run["spec"])
+        assert p.leaves == p.honest_leaves
+        reads = [m for m in range(p.length) if p.program[m].op == Opcode.LOAD or len(p.reads(m)) > 1]
+        ms = range(p.length) if p.length <= 24 else sorted(
+            {0, p.length // 2, p.length - 1, *reads[:3], *rng.sample(range(p.length), 6)})
+        for m in ms:
+            assert _step(verifier, run, p, m) == p.leaves[m + 1], (d.index, d.kind, element, m)
+            ctx = p.step_context(run["spec_hash"], m=m)
+            gas = verifier.functions.step(ctx, p.leaves[m], p.step_proof(m)).estimate_gas()
+            if gas > worst.get(d.kind, (0, 0))[0]:
+                worst[d.kind] = (gas, m)
+    print("worst step gas by op kind (eth_estimateGas, 21000 base and calldata included; kind: (gas, step)):")
+    for kind, (gas, m) in sorted(worst.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {kind}: {gas} (step {m})")
+    assert max(g for g, _ in worst.values()) <= 250_000
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_faulty_element_last_step_gives_honest_leaf(verifier: Any, run: dict[str, Any], name: str) -> None:
+    """A solver whose GELU or softmax element is wrong commits leaves that end at its own element
+    (else outputMatches rejects them); the contract's step from the agreed leaf M - 1 gives the
+    honest leaf, so the solver loses the one-step check."""
+    f = Fault.parse(FAULTS[name])
+    faulty = ElementProgram.build(run["faulty"][name], f.op, f.element, run["graph"], run["spec"])
+    honest = ElementProgram.build(run["honest"], f.op, f.element, run["graph"], run["spec"])
+    assert faulty.descriptor().kind == name
+    m = faulty.length - 1
+    assert faulty.leaves[: m + 1] == honest.leaves[: m + 1]
+    assert faulty.leaves[m + 1] != honest.leaves[m + 1]
+    post = _step(verifier, run, faulty, m)
+    assert post == honest.leaves[m + 1] != faulty.leaves[m + 1]
+    ctx = faulty.step_context(run["spec_hash"])
+    out_id = run["faulty"][name].log_ids[faulty.output_entry]
+    assert verifier.functions.outputMatches(ctx, faulty.leaves[-1], out_id, faulty.output_opening()).call()
