@@ -119,6 +119,8 @@ class ElementProgram:
     log: OpLog  # the agreed log: the step's log before the op
     spec: Any = None  # the task spec (adamw's step table needs its schedule)
     _inputs: dict[int, TensorCommitment] = field(default_factory=dict, repr=False)
+    _graph_proof: Any = field(default=None, repr=False)
+    _root: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, trace: Any, op: int, element: int, graph: list[OpDescriptor], spec: Any = None) -> ElementProgram:
@@ -141,9 +143,10 @@ class ElementProgram:
             # at the front with no-ops (states stay all zero). It must be exactly the kernel's.
             tp = committed_program(d, dict(rec.attrs))
             pad = tp.padding(element)
-            if tp.program(element)[pad:] != program:
+            relocated = tp.program(element)
+            if relocated[pad:] != program:
                 raise OneStepError(f"op {op} ({d.kind}) element {element}: the template is not the kernel's program")
-            program = tp.program(element)
+            program = relocated
             states = [[0] * width] * pad + states
         claimed = st.expected if st.expected is not None else st.result
         n_start = len(trace.start_names)
@@ -193,7 +196,7 @@ class ElementProgram:
 
     def step_context(self, spec_hash: bytes, op_graph_root: bytes | None = None, m: int = 0) -> tuple[Any, ...]:
         """``IOneStepVerifier.StepContext`` for a direct call of the verifier, as a web3 tuple."""
-        return (spec_hash, op_graph_root if op_graph_root is not None else graph_root(self.graph),
+        return (spec_hash, op_graph_root if op_graph_root is not None else self.graph_root,
                 self.trace.step, self.log.root, self.log_size, self.game_op, self.output_entry, self.element, m)
 
     # -- proofs ------------------------------------------------------------------------------------
@@ -201,10 +204,23 @@ class ElementProgram:
     def descriptor(self) -> OpDescriptor:
         return self.graph[self.op]
 
+    @property
+    def graph_root(self) -> bytes:
+        """The task's ``opGraphRoot`` (computed once)."""
+        if self._root is None:
+            self._root = graph_root(self.graph)
+        return self._root
+
+    def _descriptor_proof(self) -> Any:
+        """The descriptor's proof against the graph root (computed once: it hashes the whole graph)."""
+        if self._graph_proof is None:
+            self._graph_proof = descriptor_proof(self.graph, self.op)
+        return self._graph_proof
+
     def register_args(self) -> tuple[bytes, bytes, int, list[bytes]]:
         """``ScalarStepVerifier.registerOp(opGraphRoot, descriptor, graphSize, proof)`` arguments."""
-        proof = descriptor_proof(self.graph, self.op)
-        return graph_root(self.graph), self.descriptor().encode(), proof.size, list(proof.siblings)
+        proof = self._descriptor_proof()
+        return self.graph_root, self.descriptor().encode(), proof.size, list(proof.siblings)
 
     def _input(self, slot: int) -> TensorCommitment:
         tc = self._inputs.get(slot)
@@ -236,7 +252,7 @@ class ElementProgram:
         """The ``step`` proof from leaf m (0 <= m < M)."""
         if not 0 <= m < self.length:
             raise OneStepError(f"the program has {self.length} steps, no step {m}")
-        proof = descriptor_proof(self.graph, self.op)
+        proof = self._descriptor_proof()
         openings = [self._opening(slot, flat) for slot, flat in self.reads(m)]
         d = self.descriptor()
         return abi_encode(
