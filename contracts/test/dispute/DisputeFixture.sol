@@ -438,8 +438,9 @@ abstract contract DisputeFixture is MarketFixture {
         vm.stopPrank();
     }
 
-    /// @dev A challenger who picks at random (seeded): any sub-interval, any output element (some
-    ///      of them out of range), then brings the step proof.
+    /// @dev A challenger who picks at random (seeded): any sub-interval, chunk openings (some of
+    ///      chunks that do not exist), any output element (some of them out of range), then brings
+    ///      the step proof.
     function _randomMove(uint256 gameId, address who, uint256 seed) internal {
         IDisputeGame.Game memory g = dg.getGame(gameId);
         vm.startPrank(who);
@@ -455,7 +456,11 @@ abstract contract DisputeFixture is MarketFixture {
                 dg.choose(gameId, index);
             }
         } else if (g.phase == IDisputeGame.Phase.NameOutput) {
-            dg.nameOutput(gameId, g.logSize, (seed >> 24) % (VEC + 2));
+            if ((seed >> 40) % 3 == 0 && g.chunkRequests < 2) {
+                dg.requestChunk(gameId, (seed >> 48) % 3); // chunk 0 exists, 1 and 2 do not
+            } else {
+                dg.nameOutput(gameId, g.logSize, (seed >> 24) % (VEC + 2));
+            }
         } else if (g.phase == IDisputeGame.Phase.Step) {
             dg.step(gameId, _stepProof(g));
         } else {

@@ -729,6 +729,14 @@ contract DisputeGameTest is DisputeFixture {
         dg.requestChunk(gameId, 0);
     }
 
+    function test_requestChunk_indexTooLarge_reverts() public {
+        _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        uint256 index = uint256(type(uint64).max) + 1;
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.PositionOutOfRange.selector, index, 0, type(uint64).max));
+        dg.requestChunk(gameId, index);
+    }
+
     function test_requestChunk_tooMany_reverts() public {
         _toPhase(IDisputeGame.Phase.NameOutput, 3);
         uint256 max = dg.MAX_CHUNK_REQUESTS();
