@@ -14,6 +14,7 @@ from eth_account import Account
 from protocol.chain.client import Chain, key_from_env
 from protocol.chain.deploy import DEPLOYMENTS_DIR, Deployment, Params, deploy_all, load_params
 from protocol.chain.devnet import Anvil
+from protocol.chain.dispute import DisputeGame, GameStatus, Party, Phase
 from protocol.chain.market import Market, TaskStatus
 
 ETH = 10**18
@@ -98,13 +99,18 @@ def run_deploy(args: argparse.Namespace) -> int:
 def add_status_parser(sub: Any) -> None:
     p = sub.add_parser(
         "status",
-        help="tasks and balances as a table",
-        description="Show every task of the deployment and the balances of the given addresses.",
-        epilog="example: verigrad status --rpc http://127.0.0.1:8545 --address 0xabc...",
+        help="tasks, dispute games and balances as tables",
+        description="Show every task of the deployment, every dispute game (task, challenger, solver, level, "
+        "whose turn, clocks left, bond, result) and the balances of everyone who took part (submitters, "
+        "solvers, challengers) and of any --address, then the solvency of every contract.",
+        epilog="examples:\n  verigrad status --rpc http://127.0.0.1:8545\n"
+        "  verigrad status --deployments runs/demo/deployments --address 0xabc...",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--rpc", default=os.environ.get("VERIGRAD_RPC", "http://127.0.0.1:8545"))
-    p.add_argument("--address", action="append", default=[], help="an account to show (repeatable)")
-    p.add_argument("--deployments", default=str(DEPLOYMENTS_DIR))
+    p.add_argument("--rpc", default=os.environ.get("VERIGRAD_RPC", "http://127.0.0.1:8545"),
+                   help="JSON-RPC URL (default $VERIGRAD_RPC or http://127.0.0.1:8545)")
+    p.add_argument("--address", action="append", default=[], help="another account to show (repeatable)")
+    p.add_argument("--deployments", default=str(DEPLOYMENTS_DIR), help="directory of deployment files")
     p.set_defaults(func=run_status)
 
 
@@ -119,27 +125,116 @@ def task_table(m: Market) -> list[str]:
     return rows
 
 
-def balance_table(m: Market, labelled: list[tuple[str, str]]) -> list[str]:
-    rows = [f"{'who':<12} {'address':<42} {'wallet ETH':>16} {'free stake':>12} {'locked':>10} "
-            f"{'payable':>10} {'proceeds':>10}"]
-    for label, addr in labelled:
+_LEVELS = {1: "checkpoints", 2: "steps", 3: "ops", 4: "scalar"}
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def game_table(game: DisputeGame, names: dict[str, str] | None = None) -> list[str]:
+    """One row per dispute game: who plays it, where it stands, whose clock runs and how it ended.
+
+    Clocks are what each party has left now: the party to move is charged the time since the last
+    move (``clockOf``), the other's clock stands still. The bond is the one posted when the game
+    was opened (``GameCreated``).
+    """
+    names = names or {}
+    created = {int(e["args"]["gameId"]): e["args"]
+               for e in game.game.events.GameCreated().get_logs(from_block=0)}
+    rows = [f"{'game':>4} {'task':>4}  {'challenger':<12} {'solver':<12} {'level':<15} {'turn':<10} "
+            f"{'solver clock':>12} {'chall. clock':>12} {'bond':>10}  result"]
+    for gid in range(1, game.game_count() + 1):
+        g = game.get(gid)
+        status = GameStatus(g.status)
+        party, left = game.clock_of(gid)
+        solver_left = left if party == Party.SOLVER else int(g.solverClock)
+        challenger_left = left if party == Party.CHALLENGER else int(g.challengerClock)
+        if status == GameStatus.IN_PROGRESS:
+            result = f"in progress ({Phase(g.phase).name.lower()})"
+        else:
+            result = status.name
+        level = f"{int(g.level)} {_LEVELS.get(int(g.level), '?')}"
+        bond = int(created[gid]["bond"]) if gid in created else 0
         rows.append(
-            f"{label:<12} {addr:<42} {fmt_eth(m.chain.balance(addr)):>16} {fmt_eth(m.free_stake(addr)):>12} "
-            f"{fmt_eth(m.locked_stake(addr)):>10} {fmt_eth(m.payments(addr)):>10} {fmt_eth(m.proceeds(addr)):>10}"
+            f"{gid:>4} {int(g.taskId):>4}  {_who(g.challenger, names):<12} {_who(g.solver, names):<12} {level:<15} "
+            f"{(party.name.lower() if party != Party.NONE else '-'):<10} {_clock(solver_left):>12} "
+            f"{_clock(challenger_left):>12} {fmt_eth(bond):>10}  {result}"
         )
     return rows
+
+
+def _who(address: str, names: dict[str, str]) -> str:
+    return names.get(address, f"{address[:6]}…{address[-4:]}")
+
+
+def participants(m: Market, game: DisputeGame | None = None) -> list[tuple[str, str]]:
+    """(roles, address) of every submitter, winning solver and challenger, in order of appearance."""
+    roles: dict[str, list[str]] = {}
+
+    def add(address: str, role: str) -> None:
+        if int(address, 16) != 0 and role not in roles.setdefault(address, []):
+            roles[address].append(role)
+
+    for tid in range(1, m.task_count() + 1):
+        t = m.task(tid)
+        add(t.submitter, "submitter")
+        add(t.solver, "solver")
+    if game is not None:
+        for gid in range(1, game.game_count() + 1):
+            add(game.get(gid).challenger, "challenger")
+    return [("+".join(r), a) for a, r in roles.items()]
+
+
+def balance_table(m: Market, labelled: list[tuple[str, str]], game: DisputeGame | None = None) -> list[str]:
+    """Wallets and every balance the contracts keep for each account (``game``: its bond credits too)."""
+    extra = f" {'game credit':>12}" if game is not None else ""
+    rows = [f"{'who':<20} {'address':<42} {'wallet ETH':>16} {'free stake':>12} {'locked':>10} "
+            f"{'payable':>10} {'proceeds':>10}" + extra]
+    for label, addr in labelled:
+        credit = f" {fmt_eth(game.credit_of(addr)):>12}" if game is not None else ""
+        rows.append(
+            f"{label:<20} {addr:<42} {fmt_eth(m.chain.balance(addr)):>16} {fmt_eth(m.free_stake(addr)):>12} "
+            f"{fmt_eth(m.locked_stake(addr)):>10} {fmt_eth(m.payments(addr)):>10} {fmt_eth(m.proceeds(addr)):>10}"
+            + credit
+        )
+    return rows
+
+
+def solvency_lines(m: Market, game: DisputeGame | None = None) -> tuple[list[str], bool]:
+    """Each contract's balance next to what it accounts for; True when every one matches to the wei."""
+    acct = m.accounted()
+    checks = [("StakeManager", acct["stake_manager_balance"], acct["stake_manager_accounted"],
+               "free + locked + unbonding + proceeds + sink"),
+              ("TaskMarket", acct["market_balance"], acct["market_accounted"], "escrow + bid bonds + payable")]
+    if game is not None:
+        bonds, credits = game.totals()
+        checks.append(("DisputeGame", m.chain.balance(game.game.address), bonds + credits, "bonds + credits"))
+    lines = [f"solvency: {name:<12} holds {fmt_eth(held):>14} ETH, accounts for {fmt_eth(owed):>14} ({what}) "
+             f"-> {'OK' if held == owed else 'MISMATCH'}" for name, held, owed, what in checks]
+    return lines, all(held == owed for _, held, owed, _ in checks)
 
 
 def run_status(args: argparse.Namespace) -> int:
     chain = Chain.connect(args.rpc)
     d = Deployment.load(chain.chain_id, Path(args.deployments))
-    m = Market(chain, d, "0x" + "11" * 32)  # read-only: the key never signs here
-    print(f"chain {d.chain_id} at {args.rpc}; TaskMarket {d.task_market}")
+    reader = "0x" + "11" * 32  # read-only: the key never signs here
+    m = Market(chain, d, reader)
+    game = DisputeGame(chain, d.dispute_game, reader) if d.dispute_game else None
+    print(f"chain {d.chain_id} at {args.rpc}; TaskMarket {d.task_market}"
+          + (f"; DisputeGame {d.dispute_game}" if game is not None else ""))
+    print("\ntasks")
     print("\n".join(task_table(m)))
-    if args.address:
-        print("\n".join(balance_table(m, [(f"#{i}", a) for i, a in enumerate(args.address)])))
-    acct = m.accounted()
-    print(f"solvency: StakeManager holds {fmt_eth(acct['stake_manager_balance'])} ETH, accounts for "
-          f"{fmt_eth(acct['stake_manager_accounted'])}; TaskMarket holds {fmt_eth(acct['market_balance'])}, "
-          f"accounts for {fmt_eth(acct['market_accounted'])}")
+    labelled = participants(m, game)
+    if game is not None:
+        print("\ngames")
+        print("\n".join(game_table(game)))
+    known = {a.lower() for _, a in labelled}
+    labelled += [("address", a) for a in args.address if a.lower() not in known]
+    if labelled:
+        print("\nbalances")
+        print("\n".join(balance_table(m, labelled, game)))
+    lines, _ = solvency_lines(m, game)
+    print()
+    print("\n".join(lines))
     return 0
