@@ -21,7 +21,9 @@ of the step, level 4's scalar program of the element, built by each party from i
 transactions and their receipts, the op registration, the one-step check, ``resolve`` (slash, refund,
 bond) and the withdrawals of the bond, the slash share and the submitter's refund, and the reads of
 the chain this record makes after each move. Training and the search for the wrong interval come
-before the challenge and are not included. ``gas_total``: the sum of the receipts' ``gasUsed`` of
+before the challenge and are not included. ``wall_split_s`` divides it: ``rpc``, the parties'
+JSON-RPC requests (anvil executing and mining their transactions, their reads of the game);
+``local``, their own work (replays, leaves and proofs, signing); ``record``, this record's reads. ``gas_total``: the sum of the receipts' ``gasUsed`` of
 every transaction of the two parties over the same span (the submitter's refund withdrawal is not
 theirs and is left out). ``moves``: the parties' actions in that span (a move may send two
 transactions: the op's registration and ``commitScalar``).
@@ -98,14 +100,15 @@ def main() -> None:
             records[(steps, interval)] = rec
 
     head = (f"{'steps':>5} {'every':>5} {'L1':>4} {'L2':>4} {'L3':>4} {'L4':>4} {'moves':>5} {'gas_total':>10} "
-            f"{'wall_s':>7} {'train_s':>7} {'reexec_s':>8} {'detect_s':>8} {'wall/train':>10} {'wall/reexec':>11}")
+            f"{'wall_s':>7} {'rpc_s':>6} {'local_s':>7} {'train_s':>7} {'reexec_s':>8} {'detect_s':>8} {'wall/train':>10} {'wall/reexec':>11}")
     print(head)
     for (steps, interval), rec in records.items():
         s = rec.summary()
         lv = list(s["leaves"].values())
         mark = "  <- default demo spec" if (steps, interval) == default else ""
         print(f"{steps:>5} {interval:>5} {lv[0]:>4} {lv[1]:>4} {lv[2]:>4} {lv[3]:>4} {s['moves']:>5} "
-              f"{s['gas_total']:>10,d} {s['wall_s']:>7.2f} {s['train_s']:>7.2f} {s['reexec_s']:>8.2f} "
+              f"{s['gas_total']:>10,d} {s['wall_s']:>7.2f} {s['wall_split_s']['rpc']:>6.2f} {s['wall_split_s']['local']:>7.2f} "
+              f"{s['train_s']:>7.2f} {s['reexec_s']:>8.2f} "
               f"{s['detect_s']:>8.2f} {s['wall_over_train']:>10.2f} {s['wall_over_reexec']:>11.2f}{mark}")
     main_rec = records.get(default) or next(iter(records.values()))
     print_moves(main_rec)
@@ -114,6 +117,7 @@ def main() -> None:
         "spec": f"{DEFAULT_SPEC} {main_rec.spec.steps} steps, checkpoint every {main_rec.spec.checkpoint_interval}",
         "wall_s": s["wall_s"],
         "gas_total": s["gas_total"],
+        "wall_split_s": s["wall_split_s"],
         "moves": s["moves"],
         "transactions": s["transactions"],
         "gas_solver": s["gas_solver"],

@@ -32,6 +32,7 @@ from typing import Any, cast
 
 from eth_utils import function_abi_to_4byte_selector
 from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from protocol.agents.db import AgentDB
@@ -239,6 +240,8 @@ class DisputeRecord:
     reexec_s: float  # re-executing the disputed checkpoint interval once
     anchor: int  # the last checkpoint the verifier accepts (the game is pinned there)
     wall_s: float  # from the challenge to the last withdrawal (see :func:`record_dispute`)
+    rpc_s: float  # of wall_s: the parties' JSON-RPC requests (the node executing and mining included)
+    record_s: float  # of wall_s: this record's own reads after each move (receipts, the game)
     moves: list[Move]
     levels: list[Level]
     status: GameStatus
@@ -252,6 +255,11 @@ class DisputeRecord:
     checked_step: int  # the program step the contract executed
     computed: bytes
     claimed: bytes
+
+    @property
+    def local_s(self) -> float:
+        """Of wall_s: the parties' own work: replaying their runs, building leaves and proofs, signing."""
+        return self.wall_s - self.rpc_s - self.record_s
 
     def party_moves(self, *parties: str) -> list[Move]:
         return [m for m in self.moves if m.party in parties]
@@ -276,6 +284,8 @@ class DisputeRecord:
             "gas_solver": self.gas_of("solver"), "gas_challenger": self.gas_of("challenger"),
             "gas_max_move": max(m.gas for m in parties),
             "wall_s": round(self.wall_s, 2),
+            "wall_split_s": {"rpc": round(self.rpc_s, 2), "local": round(self.local_s, 2),
+                             "record": round(self.record_s, 2)},
             "train_s": round(self.train_s, 2), "reexec_s": round(self.reexec_s, 2),
             "detect_s": round(self.detect_s, 2),
             "wall_over_train": round(self.wall_s / self.train_s, 2),
@@ -284,6 +294,19 @@ class DisputeRecord:
             "decided_at": {"step": self.training_step, "op": self.op, "op_name": self.op_name,
                            "element": self.element, "program_step": self.checked_step},
         }
+
+
+class _TimedProvider(HTTPProvider):
+    """JSON-RPC over HTTP, adding up the time of every request (the node's work and the round trip)."""
+
+    rpc_s = 0.0
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return super().make_request(method, params)
+        finally:
+            self.rpc_s += time.perf_counter() - t
 
 
 class _Receipts:
@@ -351,30 +374,52 @@ def record_dispute(task: Task) -> DisputeRecord:
     reexec_s = time.perf_counter() - t0
 
     receipts = _Receipts(chain, task.deployment)
-    game_c = task.game(task.challenger)
+    # The parties' own connection: every JSON-RPC request they make (transactions, receipts, reads of
+    # the game and of its events) is timed; the rest of their time is their own work.
+    provider = _TimedProvider(chain.url, request_kwargs={"timeout": 30})
+    parties = Chain(Web3(provider), chain.url, chain.dev_keys)
+    game_address = task.deployment.dispute_game
+    game_c = DisputeGame(parties, game_address, task.challenger.key)
+    view = DisputeGame(chain, game_address, task.challenger.key)  # this record's own reads
     moves: list[Move] = []
+    record_s = 0.0
 
-    def timed(party: str, name: str, level: int, phase: str, action: Any) -> Any:
+    def snapshot() -> Any:
+        nonlocal record_s
+        t = time.perf_counter()
+        g = view.get(gid)
+        record_s += time.perf_counter() - t
+        return g
+
+    def since(block: int) -> tuple[list[Tx], list[int]]:
+        nonlocal record_s
+        t = time.perf_counter()
+        out = receipts.since(block)
+        record_s += time.perf_counter() - t
+        return out
+
+    def timed(party: str, name: str, action: Any) -> Any:
         block, t = receipts.block(), time.perf_counter()
         out = action()
         seconds = time.perf_counter() - t
-        txs, positions = receipts.since(block)
-        moves.append(Move(party, name, txs, seconds, level, phase, positions=positions))
+        txs, positions = since(block)
+        moves.append(Move(party, name, txs, seconds, 0, "NONE" if name == "challenge" else "ENDED",
+                          positions=positions))
         return out
 
     start = time.perf_counter()
-    gid = timed("challenger", "challenge", 0, "NONE", lambda: game_c.challenge(task.task_id, anchor))
+    gid = timed("challenger", "challenge", lambda: game_c.challenge(task.task_id, anchor))
     own = TraceSource(replayer(runs.fault), roots, c)
     honest = TraceSource(replayer(), roots, c)
     players: list[tuple[str, GamePlayer]] = [
-        ("solver", SolverPlayer(task.game(task.solver), gid, AgentDB(":memory:"), own)),
+        ("solver", SolverPlayer(game_c.with_key(task.solver.key), gid, AgentDB(":memory:"), own)),
         ("challenger", ChallengerPlayer(game_c, gid, AgentDB(":memory:"), honest, anchor,
                                         lambda step, op: own.level3(step).trace.records[op - 1].output)),
     ]
     while not all(p.done() for _, p in players):
         moved = False
         for party, p in players:
-            g = game_c.get(gid)
+            g = snapshot()
             level = int(g.level)
             phase = Phase(g.phase).name if GameStatus(g.status) == GameStatus.IN_PROGRESS else "ENDED"
             block, t = receipts.block(), time.perf_counter()
@@ -382,19 +427,19 @@ def record_dispute(task: Task) -> DisputeRecord:
             if name is None:
                 continue
             seconds = time.perf_counter() - t
-            txs, positions = receipts.since(block)
+            txs, positions = since(block)
             if not txs:
                 raise PlayError(f"game {gid}: the {party}'s {name} sent nothing (reverted)")
-            after = game_c.get(gid)
+            after = snapshot()
             moves.append(Move(party, name, txs, seconds, level, phase, int(after.lo), int(after.hi), positions))
             moved = True
         if not moved:
             raise PlayError(f"game {gid}: neither party can move")
-    for party, m, name in (("challenger", task.challenger, "claimProceeds"), ("submitter", task.submitter, "refund")):
-        if name == "claimProceeds" and m.proceeds() > 0:
-            timed(party, name, 0, "ENDED", m.claim_proceeds)
-        if name == "refund" and m.payments() > 0:
-            timed(party, name, 0, "ENDED", m.withdraw_payments)
+    challenger, submitter = (Market(parties, task.deployment, m.key) for m in (task.challenger, task.submitter))
+    if challenger.proceeds() > 0:
+        timed("challenger", "claimProceeds", challenger.claim_proceeds)
+    if submitter.payments() > 0:
+        timed("submitter", "refund", submitter.withdraw_payments)
     wall_s = time.perf_counter() - start
 
     g = game_c.get(gid)
@@ -405,6 +450,7 @@ def record_dispute(task: Task) -> DisputeRecord:
     return DisputeRecord(
         spec=spec, fault=runs.fault, losses_honest=list(runs.honest.losses), losses_faulty=list(runs.faulty.losses),
         train_s=runs.honest.seconds, detect_s=detect_s, reexec_s=reexec_s, anchor=anchor, wall_s=wall_s,
+        rpc_s=provider.rpc_s, record_s=record_s,
         moves=moves, levels=levels_of(game_c, gid), status=GameStatus(g.status), checkpoint=int(g.checkpoint),
         training_step=step, op=op, op_name=trace.ops[op - 1].name, element=element,
         op_names=[o.name for o in trace.ops], program=[str(i) for i in program],
