@@ -130,10 +130,10 @@ library TemplateProgram {
         }
     }
 
-    /// @dev The big-endian uint32 at byte `at` of `data` (in bounds: the caller checked the length).
-    function _word(bytes memory data, uint256 at) private pure returns (uint256 w) {
+    /// @dev The big-endian uint32 at byte `offset` of `data` (in bounds: the caller checked the length).
+    function _word(bytes memory data, uint256 offset) private pure returns (uint256 w) {
         assembly ("memory-safe") {
-            w := shr(224, mload(add(add(data, 32), at)))
+            w := shr(224, mload(add(add(data, 32), offset)))
         }
     }
 }
