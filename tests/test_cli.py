@@ -103,3 +103,44 @@ def test_deploy_params_file_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     bad.write_text('unbonding_delay = "soon"\n')
     assert main(["deploy", "--rpc", "http://127.0.0.1:9", "--params", str(bad)]) == 2
     assert "unbonding_delay must be an integer" in capsys.readouterr().err
+
+
+def test_status_lists_a_game_in_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result challenged on chain: `verigrad status` shows the game (task, challenger, solver, level,
+    whose turn, both clocks, the bond, where it stands) and the balances of everyone in it."""
+    from protocol.chain.client import Chain
+    from protocol.chain.deploy import Params, deploy_all
+    from protocol.chain.dispute import DisputeGame
+    from protocol.chain.market import Market, SealedBid, TaskParams
+
+    eth = 10**18
+    with Anvil() as node:
+        chain = Chain.connect(node.rpc_url)
+        d = deploy_all(chain, node.keys[0], Params(unbonding_delay=3600, dispute_clock=600, dispute_bond=eth // 10))
+        d.save(tmp_path)
+        submitter, solver = Market(chain, d, node.keys[1]), Market(chain, d, node.keys[2])
+        solver.deposit(eth)
+        tid = submitter.post_task(TaskParams(
+            spec_hash=b"\x11" * 32, initial_state_root=b"\x22" * 32, op_graph_root=b"\x33" * 32,
+            spec_uri="builtin:digits-mlp", required_stake=eth // 2, bid_bond=eth // 100, bid_window=100,
+            reveal_window=100, challenge_window=100, steps=100, checkpoint_interval=10), eth)
+        bid = SealedBid.new(tid, eth // 2)
+        solver.commit_bid(bid)
+        chain.advance(100)
+        solver.reveal_bid(bid)
+        chain.advance(100)
+        solver.close_auction(tid)
+        solver.submit_result(tid, b"\x02" * 32, 100, b"\x03" * 32, "file:///nowhere")
+        gid = DisputeGame(chain, d.dispute_game, node.keys[3]).challenge(tid)
+        assert main(["status", "--rpc", node.rpc_url, "--deployments", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    head = next(line for line in out.splitlines() if line.split()[:2] == ["game", "task"])
+    assert all(w in head for w in ("challenger", "solver", "level", "turn", "clock", "bond", "result"))
+    row = next(line for line in out.splitlines() if line.split()[:2] == [str(gid), str(tid)])
+    challenger, solver_addr = node.accounts[3], node.accounts[2]
+    short = lambda a: f"{a[:6]}…{a[-4:]}"  # noqa: E731
+    assert short(challenger) in row and short(solver_addr) in row
+    assert "1 checkpoints" in row and " solver " in row  # level 1; the solver must defend its trace first
+    assert "10:00" in row and "0.100000" in row and "in progress (defend_trace)" in row
+    balances = out[out.index("balances"):]
+    assert "challenger" in balances and challenger in balances and node.accounts[1] in balances
