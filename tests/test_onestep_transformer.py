@@ -183,3 +183,31 @@ def test_faulty_element_last_step_gives_honest_leaf(verifier: Any, run: dict[str
     ctx = faulty.step_context(run["spec_hash"])
     out_id = run["faulty"][name].log_ids[faulty.output_entry]
     assert verifier.functions.outputMatches(ctx, faulty.leaves[-1], out_id, faulty.output_opening()).call()
+
+
+@pytest.mark.parametrize(("kind", "shapes", "attrs"), [
+    ("exp", [(3, 5)], {}), ("log", [(7,)], {}), ("sqrt", [(2, 3)], {}), ("tanh", [(4, 2)], {}), ("erf", [(5,)], {}),
+    ("log_softmax", [(3, 6)], {}), ("log_softmax_backward", [(3, 6), (3, 6)], {}), ("softmax", [(2, 3, 5)], {}),
+    ("layernorm_stats", [(3, 9)], {"eps": 1e-5}),
+])  # fmt: skip
+def test_other_template_kinds_equal_tracer(verifier: Any, kind: str, shapes: list[tuple[int, ...]],
+                                           attrs: dict[str, Any]) -> None:
+    """Template kinds no reference model runs (the stand-alone math ops, log-softmax) and other
+    shapes: every element's relocated template is the tracer's program, and the contract relocates
+    sampled leaves as Python does."""
+    from protocol.dispute.graph import OpDescriptor, attr_words
+
+    tp = template_program(kind, shapes, attrs)
+    numel = 1
+    for s in tp.domain:
+        numel *= s
+    d = OpDescriptor(0, kind, attr_words(attrs), tuple(range(len(shapes))), tuple(1 for _ in shapes),
+                     tuple(shapes), tp.domain, len(shapes), tp.root, tp.length, tp.registers)
+    for e in range(numel):
+        program, nregs = scalar_program(kind, [list(s) for s in shapes], attrs, e)
+        assert tp.program(e)[tp.padding(e):] == program, (kind, e)
+        assert nregs <= tp.registers
+    for e in {0, numel // 2, numel - 1}:
+        for m in {0, tp.padding(e), tp.length // 2, tp.length - 1}:
+            got = verifier.functions.instructionWith(d.encode(), e, m, 0, tp.opening(e, m)).call()
+            assert bytes(got) == tp.program(e)[m].encode(), (kind, e, m)
