@@ -169,6 +169,7 @@ class Cast:
                 yield d.name, line
 
     def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to every daemon still running (each finishes its tick and exits), SIGKILL after ``timeout``."""
         for d in self.daemons:
             if d.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -212,15 +213,15 @@ class Story:
         kind = self.op_kinds[index - 1] if 0 < index <= len(self.op_kinds) else "?"
         return f"op {index} ({kind})"
 
-    def describe(self, name: str, a: dict[str, Any]) -> str | None:
-        """One line for one contract event, or None for the bookkeeping ones."""
+    def describe(self, name: str, a: dict[str, Any], at: int = 0) -> str | None:
+        """One line for one contract event (``at``: its block's timestamp), or None for bookkeeping."""
         e, w = fmt_eth, self.who
         if name == "StakeDeposited":
             return f"{w(a['account'])} stakes {e(a['amount'])} ETH"
         if name == "TaskPosted":
             return (f"{w(a['submitter'])} posts task {a['taskId']}: {e(a['payment'])} ETH in escrow, "
-                    f"{e(a['requiredStake'])} ETH of stake required; sealed bids until the chain's clock "
-                    f"reaches {a['commitDeadline']}, reveals until {a['revealDeadline']}")
+                    f"{e(a['requiredStake'])} ETH of stake required; sealed bids for {a['commitDeadline'] - at} s, "
+                    f"then {a['revealDeadline'] - a['commitDeadline']} s to reveal them")
         if name == "BidCommitted":
             return f"{w(a['bidder'])} commits a sealed bid on task {a['taskId']} (bond {e(a['bond'])})"
         if name == "BidRevealed":
@@ -237,7 +238,7 @@ class Story:
         if name == "ResultSubmitted":
             return (f"task {a['taskId']}: result submitted, trace root 0x{bytes(a['traceRoot']).hex()[:16]}… over "
                     f"{a['numSteps']} steps, artifacts at {a['artifactURI'].partition('#')[0]}; open to challenges "
-                    f"until {a['challengeDeadline']}")
+                    f"for {a['challengeDeadline'] - at} s")
         if name == "TaskCompleted":
             return (f"task {a['taskId']} COMPLETED: {e(a['paid'])} ETH credited to {w(a['solver'])}, "
                     f"{e(a['refund'])} ETH back to the submitter, the stake unlocked")
@@ -250,7 +251,7 @@ class Story:
         if name == "ProceedsClaimed":
             return f"{w(a['account'])} claims {e(a['amount'])} ETH of slash proceeds"
         if name == "SinkFlushed":
-            return f"the sink's share, {e(a['amount'])} ETH, is sent to the sink {w(a['sink'])}"
+            return f"the sink's share of the slash, {e(a['amount'])} ETH, leaves the StakeManager for the sink"
         if name == "PaymentWithdrawn":
             return f"{w(a['account'])} withdraws {e(a['amount'])} ETH from the market"
         if name == "Withdrawn":
@@ -459,7 +460,9 @@ def run_demo(args: argparse.Namespace, node: Anvil | None = None) -> int:
         try:
             return play(args, node, cast, run_dir, started)
         finally:
-            cast.stop()
+            # After an error or Ctrl-C: a daemon busy in a long tick gets a few seconds, then SIGKILL
+            # (each resumes safely from its database; the demo's run is over anyway).
+            cast.stop(timeout=5.0)
 
 
 def play(args: argparse.Namespace, node: Anvil, cast: Cast, run_dir: Path, started: float) -> int:
@@ -519,7 +522,8 @@ def play(args: argparse.Namespace, node: Anvil, cast: Cast, run_dir: Path, start
     def narrate() -> None:
         cast.check()
         for ev in watcher.poll():
-            line = story.describe(ev.name, ev.args)
+            at = chain.w3.eth.get_block(ev.block)["timestamp"] if ev.name in ("TaskPosted", "ResultSubmitted") else 0
+            line = story.describe(ev.name, ev.args, int(at))
             if line is not None:
                 say(line)
         watcher.commit()
