@@ -2,9 +2,11 @@
 
 For each reference spec, in the same process and on the same device:
 
-* ``repops_step_ms``: median wall time of one ``protocol.train.run_step`` (RepOps ops: fixed-order
-  reductions, own exp/log/sqrt, explicit backward, AdamW; no tape, as in training); on CPU with the
-  fused C++ fast path (protocol/repops/fastcpu.py) when it is built;
+* ``repops_step_ms``: median wall time of one training step as ``protocol.train.train`` runs it
+  (RepOps ops: fixed-order reductions, own exp/log/sqrt, explicit backward, AdamW; no tape): on CPU
+  ``run_step`` with the fused C++ fast path (protocol/repops/fastcpu.py) when it is built; on CUDA a
+  replay of the captured step (``CudaGraphSteps``; ``VERIGRAD_CUDA_GRAPHS=0``: ``run_step`` op by op)
+  with the CUDA fast path (protocol/repops/fastcuda.py; ``VERIGRAD_REPOPS_FASTCUDA=0``: off);
 * ``torch_kernels_step_ms`` (CPU): the same step with the fast path off, every op on its vectorised
   torch kernel (the same bits), measured in the same run, and its ``torch_kernels_ratio``;
 * ``torch_step_ms``: median wall time of the same model step in plain torch float32 (default kernels:
@@ -43,12 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from protocol.commit import LocalStore, TraceTree  # noqa: E402
 from protocol.models import build_model  # noqa: E402
 from protocol.models.reference import reference_loss  # noqa: E402
-from protocol.repops import fastcpu  # noqa: E402
+from protocol.repops import fastcpu, fastcuda  # noqa: E402
 from protocol.spec import SHIPPED_SPECS, load_spec, open_dataset  # noqa: E402
 from protocol.train import (  # noqa: E402
     CheckpointCommitter,
+    CudaGraphSteps,
     StepContext,
     commit_state,
+    cuda_graphs_enabled,
     initial_state,
     run_step,
 )
@@ -147,10 +151,17 @@ def bench_model(name: str, device: torch.device, repeat: int, rounds: int = 5) -
     batches = [ctx.batch(t) for t in range(4)]
     counter = {"t": 0}
 
-    def repops_step() -> None:
+    graphs = CudaGraphSteps(ctx) if device.type == "cuda" and cuda_graphs_enabled() else None
+
+    def repops_step() -> None:  # as protocol.train.train runs a step: on CUDA, a replayed graph
         nonlocal state
         t = counter["t"]
-        state = run_step(ctx, state, t).state
+        if graphs is None:
+            state = run_step(ctx, state, t).state
+        elif graphs.graph is None:
+            state = graphs.start(state, t).state
+        else:
+            state = graphs.run(t).state
         counter["t"] += 1
 
     params = {n: t.detach().clone().requires_grad_(True) for n, t in model.init_params().items()}
@@ -255,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         "models": results,
         ("cpu_ratio" if device.type == "cpu" else "gpu_ratio"): worst,
         "fastcpu": device.type == "cpu" and fastcpu.available(),
+        "cuda_graphs": device.type == "cuda" and cuda_graphs_enabled(),
+        "fastcuda": device.type == "cuda" and fastcuda.available(),
         "commit_overhead": max(r["commit_overhead"] for r in results.values()),
         "commit_overhead_inline": max(r["commit_overhead_inline"] for r in results.values()),
     }

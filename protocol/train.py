@@ -19,8 +19,10 @@ losses) is saved there too and, for convenience, as ``manifest.json`` in the out
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +37,7 @@ from protocol.commit import LocalStore, TraceTree, state_commitment
 from protocol.data import Dataset
 from protocol.errors import VerigradError
 from protocol.models import Model, build_model
+from protocol.repops.optim import adamw_step_constants
 from protocol.spec import (
     TaskSpec,
     batch_indices,
@@ -129,10 +132,11 @@ class StepContext:
     dataset: Dataset
     device: torch.device
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The batch of step ``step`` (0-based), decoded from the committed samples."""
+    def batch(self, step: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+        """The batch of step ``step`` (0-based), decoded from the committed samples (on ``device``,
+        by default the run's)."""
         samples = [self.dataset.samples[i] for i in batch_indices(self.spec, step)]
-        return self.model.batch(samples, self.device)
+        return self.model.batch(samples, self.device if device is None else device)
 
 
 @dataclass
@@ -144,13 +148,15 @@ class StepResult:
     start: list[tuple[str, torch.Tensor]]
 
 
-def run_step(ctx: StepContext, state: State, step: int) -> StepResult:
+def run_step(ctx: StepContext, state: State, step: int, batch: dict[str, torch.Tensor] | None = None) -> StepResult:
     """Train step ``step``: S_step -> S_{step+1}, as RepOps ops on whatever tape is active.
 
     Canonical op order: the model's forward and backward ops, then for each parameter in state order
     ``adam_m``, ``adam_v``, ``adamw``, then ``add`` of the step counter and ``const.one``.
+    ``batch``: the step's batch, if the caller has it already (default: ``ctx.batch(step)``).
     """
-    batch = ctx.batch(step)
+    if batch is None:
+        batch = ctx.batch(step)
     one = torch.ones((), dtype=torch.float32, device=ctx.device)
     start = [*state.items(), *(("batch." + k, v) for k, v in batch.items()), ("const.one", one)]
     params = {n: state[n] for n, _ in ctx.model.param_shapes()}
@@ -179,6 +185,95 @@ def run_step_with_fault(ctx: StepContext, state: State, step: int, fault: Fault 
     if fault.op >= tape.count:
         raise TrainError(f"--inject: step {step} has {tape.count} ops, no op {fault.op}")
     return result
+
+
+def step_constant_values(ctx: StepContext, step: int) -> dict[str, float]:
+    """The constants of step ``step`` that change from step to step (AdamW's learning rate and bias
+    corrections), by the names the ``adamw`` kernel gives them: what :func:`run_step` passes."""
+    opt = ctx.spec.optimizer
+    attrs = {
+        "lr": float(learning_rate(ctx.spec, step)), "beta1": float(opt.beta1), "beta2": float(opt.beta2),
+        "eps": float(opt.eps), "weight_decay": float(opt.weight_decay), "step": step + 1,
+    }  # fmt: skip
+    return adamw_step_constants(attrs)
+
+
+def cuda_graphs_enabled() -> bool:
+    """Whether CUDA training replays captured steps (``VERIGRAD_CUDA_GRAPHS=0`` turns it off)."""
+    return os.environ.get("VERIGRAD_CUDA_GRAPHS", "1") not in ("0", "false", "no", "off")
+
+
+class CudaGraphSteps:
+    """Training steps on a GPU replayed from one captured CUDA graph: the same ops and kernels as
+    :func:`run_step`, launched by one call instead of thousands.
+
+    A step differs from the next only in its batch and in AdamW's step constants (learning rate,
+    bias corrections). :meth:`start` runs step t eagerly (recording those constants and filling the
+    constant caches), captures step t with the constants read from a device buffer
+    (``repops.StepConstants``) and the state and batch in fixed buffers, replays it, and checks that
+    the replay gives exactly the eager step's bits (state and loss); if not, it raises
+    :class:`TrainError` and the caller keeps the eager path. :meth:`run` then trains step s by
+    writing s's batch and constants into the buffers and replaying. The state it returns lives in
+    those buffers: the next :meth:`run` overwrites it, so a caller that keeps a state copies it (a
+    checkpoint commit does).
+    """
+
+    def __init__(self, ctx: StepContext) -> None:
+        if ctx.device.type != "cuda":
+            raise TrainError("CUDA graphs need a CUDA device")
+        self.ctx = ctx
+        self.consts = R.StepConstants()
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.state: State = {}
+        self.batch: dict[str, torch.Tensor] = {}
+        self.loss: torch.Tensor | None = None
+
+    def start(self, state: State, step: int) -> StepResult:
+        """Train step ``step`` from ``state`` (not modified) through a freshly captured graph."""
+        ctx = self.ctx
+        with R.step_constants(self.consts):
+            self.consts.begin_step()
+            eager = run_step(ctx, state, step)
+        expected = {n: R.f32_bits(v) for n, v in step_constant_values(ctx, step).items()}
+        if self.consts.bits != expected:
+            raise TrainError(f"step constants {self.consts.bits} are not the expected {expected}")
+        self.state = {n: t.detach().clone() for n, t in state.items()}
+        self.batch = {k: v.clone() for k, v in ctx.batch(step).items()}
+        self.consts.bind(ctx.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), R.step_constants(self.consts):
+            for _ in range(2):  # warm-up on a side stream before capture, as torch.cuda.graph asks
+                self.consts.begin_step()
+                run_step(ctx, self.state, step, batch=self.batch)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with R.step_constants(self.consts):
+            self.consts.begin_step()
+            with torch.cuda.graph(graph):
+                res = run_step(ctx, self.state, step, batch=self.batch)
+                for n, t in res.state.items():
+                    self.state[n].copy_(t)
+                self.loss = res.loss
+        self.graph = graph
+        for n, t in state.items():  # the warm-ups trained the buffers: back to S_step
+            self.state[n].copy_(t)
+        out = self.run(step)
+        same = all(torch.equal(out.state[n].view(torch.int32), eager.state[n].view(torch.int32))
+                   for n in eager.state)
+        if not same or not torch.equal(out.loss.view(torch.int32), eager.loss.view(torch.int32)):
+            raise TrainError("a replayed CUDA graph step differs from the eager step")
+        return out
+
+    def run(self, step: int) -> StepResult:
+        """Train step ``step`` from the state in the buffers (the last step's output)."""
+        if self.graph is None or self.loss is None:
+            raise TrainError("CudaGraphSteps.run before start")
+        self.consts.fill(step_constant_values(self.ctx, step))
+        for k, v in self.ctx.batch(step, torch.device("cpu")).items():
+            self.batch[k].copy_(v)
+        self.graph.replay()
+        return StepResult(self.state, self.loss, [])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,11 +449,22 @@ def train(spec: TaskSpec, *, out_dir: str | Path | None = None, device: str | to
     wanted = set(checkpoint_steps(spec))
     losses: list[float] = []
 
+    graphs = CudaGraphSteps(ctx) if dev.type == "cuda" and fault is None and cuda_graphs_enabled() else None
     with CheckpointCommitter(store, trace, checkpoints, on_checkpoint) as committer:
         committer.submit(0, state)
         bar = _progress(spec.steps, progress)
         for step in range(spec.steps):
-            res = run_step_with_fault(ctx, state, step, fault)
+            if graphs is not None and graphs.graph is not None:
+                res = graphs.run(step)
+            elif graphs is not None and step >= 1:  # step 0 eagerly: lazy initialisation, first uses
+                try:
+                    res = graphs.start(state, step)
+                except (RuntimeError, R.RepOpsError, TrainError) as err:
+                    warnings.warn(f"CUDA graphs off for this run ({err}); training op by op", stacklevel=2)
+                    graphs = None
+                    res = run_step(ctx, state, step)
+            else:
+                res = run_step_with_fault(ctx, state, step, fault)
             state = res.state
             losses.append(float(res.loss.item()))
             if step + 1 in wanted:

@@ -21,7 +21,7 @@ rather than silently converted: a commitment must be to exactly the bits the nex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,36 @@ def chunk_leaf_hashes(data: bytes) -> list[bytes]:
     keccak = sha3.keccak_256
     prefix = LEAF_PREFIX
     return [keccak(prefix + mv[i : i + CHUNK_BYTES]).digest() for i in range(0, len(data), CHUNK_BYTES)]
+
+
+_NATIVE: dict[str, Any] = {}
+
+
+def native_chunk_root() -> Callable[[bytes, int], bytes] | None:
+    """The C++ chunk root of the RepOps CPU extension (``protocol/repops/csrc/fastcpu.cpp``), when
+    torch is importable and the extension is built: the same leaves, nodes and root as
+    ``merkle_root(chunk_leaf_hashes(data))``, without Python's per-hash overhead, and with the GIL
+    released, so a checkpoint committed on a worker thread overlaps training. None otherwise (then
+    the pysha3 path runs; ``VERIGRAD_REPOPS_FASTCPU=0`` turns both fast paths off)."""
+    if "fn" not in _NATIVE:
+        fn = None
+        try:
+            from protocol.repops import fastcpu
+
+            mod = fastcpu.load()
+            fn = getattr(mod, "chunk_root", None) if mod is not None else None
+        except ImportError:
+            fn = None
+        _NATIVE["fn"] = fn
+    return _NATIVE["fn"]
+
+
+def data_chunk_root(data: bytes) -> bytes:
+    """RFC 9162 root over the ``CHUNK_BYTES`` chunk leaves of a committed byte string."""
+    native = native_chunk_root()
+    if native is not None:
+        return native(data, CHUNK_BYTES)
+    return merkle_root(chunk_leaf_hashes(data))
 
 
 def tensor_id_from_root(dtype: str, shape: Sequence[int], chunk_root: bytes) -> bytes:
@@ -276,13 +306,13 @@ class TensorCommitment:
 def chunk_root(t: Any) -> bytes:
     """RFC 9162 root over the chunk leaves of a tensor."""
     data, _, _ = tensor_bytes(t)
-    return merkle_root(chunk_leaf_hashes(data))
+    return data_chunk_root(data)
 
 
 def tensor_id(t: Any) -> bytes:
     """The 32-byte id of a tensor (torch or numpy): ``H(0x02 || dtype || ndim || dims || chunk_root)``."""
     data, dtype, shape = tensor_bytes(t)
-    return tensor_id_from_root(dtype, shape, merkle_root(chunk_leaf_hashes(data)))
+    return tensor_id_from_root(dtype, shape, data_chunk_root(data))
 
 
 def dtype_from_code(code: int) -> str:

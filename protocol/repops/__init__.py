@@ -31,6 +31,7 @@ Public pieces:
   embedding, causal attention and their backward passes, sgd_step, adamw_step, sqrt/exp/log/tanh/erf.
 """
 
+from protocol.repops.backend import StepConstants, step_constants
 from protocol.repops.functional import (
     adamw_step,
     add,
@@ -73,6 +74,7 @@ from protocol.repops.policy import (
     RepOpsError,
     canonicalize,
     check_policy,
+    f32_bits,
     is_canonical,
 )
 from protocol.repops.tape import Fault, OpRecord, Tape, apply, corrupt, current_tape
@@ -82,9 +84,9 @@ VERSION = "repops-1"
 
 __all__ = [
     "CANONICAL_NAN_BITS", "OPS", "VERSION", "Fault", "Imm", "In", "Instr", "OpRecord", "Opcode", "PolicyError",
-    "Reg", "RepOpsError", "ScalarTrace", "Tape", "adamw_step", "add", "apply", "attention", "attention_backward", "canonicalize", "check_policy",
-    "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "embedding", "embedding_backward", "erf", "exp", "gelu",
+    "Reg", "RepOpsError", "ScalarTrace", "StepConstants", "Tape", "adamw_step", "add", "apply", "attention", "attention_backward", "canonicalize", "check_policy",
+    "compute", "corrupt", "cross_entropy", "cross_entropy_backward", "current_tape", "embedding", "embedding_backward", "erf", "exp", "f32_bits", "gelu",
     "gelu_backward", "is_canonical", "layernorm", "layernorm_backward", "linear", "linear_backward", "log", "log_softmax", "log_softmax_backward", "matmul", "mean", "mul",
-    "relu", "relu_backward", "run", "scalar_program", "scale", "sgd_step", "softmax", "softmax_backward", "sqrt", "step", "sub",
+    "relu", "relu_backward", "run", "scalar_program", "scale", "sgd_step", "softmax", "softmax_backward", "sqrt", "step", "step_constants", "sub",
     "sum_rows", "tanh", "trace",
 ]  # fmt: skip

@@ -19,8 +19,10 @@ because no float instruction's non-NaN result depends on a NaN payload.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,71 @@ def _s32(n: int) -> int:
     """A uint32 value as the int32 with the same bits."""
     n &= MASK32
     return n - _TWO32 if n & 0x80000000 else n
+
+
+class StepConstants:
+    """Constants that change from step to step (AdamW's learning rate and bias corrections) held in
+    device memory, so that a CUDA graph captured at one step replays every step.
+
+    Kernels ask for them with ``k.step_const(name, x)``. With no ``StepConstants`` active that is
+    ``k.const(x)``. While one is active (:func:`step_constants`), it records each name's value for
+    the current step (one value per name and step, checked), and once :meth:`bind` has given it a
+    device buffer it hands out 0-dim views of that buffer instead of cached constants: a capture then
+    reads the constants from the buffer, and :meth:`fill` writes the next step's values there before
+    each replay. The arithmetic is the same either way: a 0-dim float32 tensor operand on the device,
+    holding the same bits.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.bits: dict[str, int] = {}
+        self.buffer: torch.Tensor | None = None
+
+    def begin_step(self) -> None:
+        """Forget the last step's values (names and buffer stay)."""
+        self.bits = {}
+
+    def lookup(self, k: TorchBackend, name: str, x: float) -> torch.Tensor:
+        bits = f32_bits(x)
+        if self.bits.setdefault(name, bits) != bits:
+            raise RepOpsError(f"step constant {name!r} has two values in one step")
+        if self.buffer is None:
+            if name not in self.names:
+                self.names.append(name)
+            return k.const_bits(bits)
+        if name not in self.names:
+            raise RepOpsError(f"step constant {name!r} was not seen before the buffer was bound")
+        return self.buffer[self.names.index(name)]
+
+    def bind(self, device: torch.device) -> None:
+        """Allocate the device buffer (one float32 per name seen so far) and fill it with this step's values."""
+        self.buffer = torch.zeros(len(self.names), dtype=torch.float32, device=device)
+        self.fill({n: self.bits[n] for n in self.names}, as_bits=True)
+
+    def fill(self, values: dict[str, Any], as_bits: bool = False) -> None:
+        """Write one step's values (floats, rounded to binary32; or their bits) into the buffer."""
+        if self.buffer is None:
+            raise RepOpsError("step constants: no buffer bound")
+        if set(values) != set(self.names):
+            raise RepOpsError(f"step constants: expected {sorted(self.names)}, got {sorted(values)}")
+        bits = [int(values[n]) if as_bits else f32_bits(values[n]) for n in self.names]
+        host = torch.tensor([_s32(b) for b in bits], dtype=torch.int32).view(torch.float32)
+        self.buffer.copy_(host)
+        self.bits = {n: b & MASK32 for n, b in zip(self.names, bits, strict=True)}
+
+
+_STEP_CONSTANTS: contextvars.ContextVar[StepConstants | None] = contextvars.ContextVar(
+    "repops_step_constants", default=None)
+
+
+@contextlib.contextmanager
+def step_constants(slots: StepConstants) -> Iterator[StepConstants]:
+    """Route ``k.step_const`` through ``slots`` within the block (see :class:`StepConstants`)."""
+    token = _STEP_CONSTANTS.set(slots)
+    try:
+        yield slots
+    finally:
+        _STEP_CONSTANTS.reset(token)
 
 
 class TorchBackend:
@@ -97,6 +164,21 @@ class TorchBackend:
             if x == x:
                 _F32_BITS[key] = bits
         return self.const_bits(bits)
+
+    def step_const(self, name: str, x: float) -> torch.Tensor:
+        """A float32 constant that changes from step to step (:class:`StepConstants`); ``const(x)``
+        unless step constants are active."""
+        slots = _STEP_CONSTANTS.get()
+        return self.const(x) if slots is None else slots.lookup(self, name, x)
+
+    def int_const(self, n: int) -> torch.Tensor:
+        """An int32 constant (0-dim, on the device, cached like the float constants)."""
+        return self.const_bits(n & MASK32).view(torch.int32)
+
+    @property
+    def capturing(self) -> bool:
+        """True while a CUDA graph is being captured: nothing may read device values on the host."""
+        return self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
     def imm(self, n: int) -> int:
         """An integer immediate (its bits as a Python int32)."""
@@ -189,9 +271,9 @@ class TorchBackend:
         if c.dtype != torch.bool:
             c = c != 0
         if not isinstance(a, torch.Tensor):
-            a = torch.tensor(_s32(a), dtype=torch.int32, device=self.device)
+            a = self.int_const(a)
         if not isinstance(b, torch.Tensor):
-            b = torch.tensor(_s32(b), dtype=torch.int32, device=self.device)
+            b = self.int_const(b)
         if self.device.type != "cpu" or max(a.numel(), b.numel(), c.numel()) < _BITWISE_SELECT_MIN:
             return torch.where(c, a, b)
         is_float = a.dtype == torch.float32
@@ -207,7 +289,7 @@ class TorchBackend:
         r = torch.round(x)  # round half to even: exact, so identical on every device
         r = self.select(r != r, self.const(0.0), r)
         v = r.clamp(-2147483648.0, 2147483520.0).to(torch.int32)
-        return self.select(r >= 2147483648.0, torch.tensor(0x7FFFFFFF, dtype=torch.int32, device=r.device), v)
+        return self.select(r >= 2147483648.0, self.int_const(0x7FFFFFFF), v)
 
     # integer arithmetic on bit patterns -------------------------------------------------------------
     def _i(self, a):
@@ -345,6 +427,11 @@ class TraceBackend:
 
     def const(self, x: float) -> TArr:
         return self.const_bits(f32_bits(x))
+
+    def step_const(self, name: str, x: float) -> TArr:
+        return self.const(x)
+
+    capturing = False
 
     def imm(self, n: int) -> TArr:
         return self.const_bits(n & MASK32)

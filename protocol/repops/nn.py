@@ -204,7 +204,7 @@ def _emb_domain(shapes, attrs):
 def _emb_kernel(k, v, attrs):
     ids, w = v
     n_rows, dim = w.shape
-    if not k.tracing and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n_rows):
+    if not k.tracing and not k.capturing and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n_rows):
         raise RepOpsError(
             f"embedding: ids must lie in [0, {n_rows}), got [{int(ids.min())}, {int(ids.max())}]"
         )
@@ -239,6 +239,8 @@ def _emb_bwd_torch(k, v, attrs):
     """The same sums, skipping the SELECTs that keep acc (exact identities): for each table row, the
     dy rows of its occurrences are added in increasing position order, one occurrence rank at a time."""
     ids, dy = v
+    if k.capturing:  # no host reads while a CUDA graph is captured: the canonical loop itself
+        return _emb_bwd_kernel(k, v, attrs)
     n_rows = int(attrs["num_embeddings"])
     dim = dy.shape[1]
     acc = torch.zeros((n_rows, dim), dtype=torch.float32, device=dy.device)

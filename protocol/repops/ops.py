@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from protocol.repops import fastcpu, isa
+from protocol.repops import fastcpu, fastcuda, isa
 from protocol.repops.backend import TArr, TorchBackend, TraceBackend
 from protocol.repops.isa import Instr
 from protocol.repops.policy import MASK32, RepOpsError, bits_f32, f32_bits
@@ -149,6 +149,10 @@ def compute(name: str, inputs: Sequence[torch.Tensor], attrs: Attrs | None = Non
     if k.device.type == "cpu" and name in fastcpu.KERNELS:
         fast = fastcpu.compute(name, views, attrs, k.out_numel)
         if fast is not None:  # the same bits as the kernel below, one fused C++ loop (fastcpu.py)
+            return fast.reshape(oshape)
+    elif k.device.type == "cuda" and name in fastcuda.KERNELS:
+        fast = fastcuda.compute(name, views, attrs, k.out_numel)
+        if fast is not None:  # the same bits as the kernel below, one CUDA kernel (fastcuda.py)
             return fast.reshape(oshape)
     fn = op.torch_kernel or op.kernel
     out = fn(k, views, attrs)

@@ -22,7 +22,7 @@ from protocol.repops.policy import RepOpsError
 
 def _sgd_kernel(k, v, attrs):
     p, g = v
-    return k.sub(p, k.mul(k.const(attrs["lr"]), g))
+    return k.sub(p, k.mul(k.step_const("sgd.lr", attrs["lr"]), g))
 
 
 def _adam_m_kernel(k, v, attrs):
@@ -64,14 +64,21 @@ def adam_constants(attrs: Attrs) -> dict[str, float]:
     return {"bc1": bc1, "bc2": bc2, "lrwd": lrwd}
 
 
+def adamw_step_constants(attrs: Attrs) -> dict[str, float]:
+    """The constants of the ``adamw`` update that change from step to step, by the names its kernel
+    gives them (``k.step_const``): what a replayed CUDA graph must be given for step ``attrs['step']``."""
+    c = adam_constants(attrs)
+    return {"adamw.bc1": c["bc1"], "adamw.bc2": c["bc2"], "adamw.lrwd": c["lrwd"], "adamw.lr": attrs["lr"]}
+
+
 def _adamw_kernel(k, v, attrs):
     p, m, vv = v
-    c = adam_constants(attrs)
-    mhat = k.div(m, k.const(c["bc1"]))
-    vhat = k.div(vv, k.const(c["bc2"]))
+    c = adamw_step_constants(attrs)
+    mhat = k.div(m, k.step_const("adamw.bc1", c["adamw.bc1"]))
+    vhat = k.div(vv, k.step_const("adamw.bc2", c["adamw.bc2"]))
     upd = k.div(mhat, k.add(fmath.sqrt(k, vhat), k.const(attrs["eps"])))
-    decayed = k.sub(p, k.mul(k.const(c["lrwd"]), p))
-    return k.sub(decayed, k.mul(k.const(attrs["lr"]), upd))
+    decayed = k.sub(p, k.mul(k.step_const("adamw.lrwd", c["adamw.lrwd"]), p))
+    return k.sub(decayed, k.mul(k.step_const("adamw.lr", c["adamw.lr"]), upd))
 
 
 def _all_same_domain(shapes, attrs):

@@ -881,6 +881,184 @@ at::Tensor embedding(const at::Tensor& ids, const at::Tensor& table) {
   return out;
 }
 
+// ----------------------------------------------------------------------------------------------------
+// keccak-256 chunk roots for the commitment layer (protocol/commit/tensor.py): not RepOps arithmetic,
+// but the hashing of every checkpoint, done here without the GIL so that it overlaps training.
+// keccak-256 is Ethereum's (Keccak padding 0x01 ... 0x80, rate 136 bytes), the hash of pysha3's
+// keccak_256; tests/test_commit_native.py checks both functions against pysha3 and the Python tree.
+// ----------------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr uint64_t kKeccakRC[24] = {
+    0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL, 0x8000000080008000ULL,
+    0x000000000000808bULL, 0x0000000080000001ULL, 0x8000000080008081ULL, 0x8000000000008009ULL,
+    0x000000000000008aULL, 0x0000000000000088ULL, 0x0000000080008009ULL, 0x000000008000000aULL,
+    0x000000008000808bULL, 0x800000000000008bULL, 0x8000000000008089ULL, 0x8000000000008003ULL,
+    0x8000000000008002ULL, 0x8000000000000080ULL, 0x000000000000800aULL, 0x800000008000000aULL,
+    0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL};
+constexpr size_t kKeccakRate = 136;
+
+inline uint64_t rotl64(uint64_t x, int n) { return (x << n) | (x >> (64 - n)); }
+
+// The Keccak-f[1600] permutation, unrolled (lane (x, y) is st[x + 5y]): theta, rho and pi, chi, iota.
+void keccak_f(uint64_t st[25]) {
+  uint64_t a00 = st[0], a10 = st[1], a20 = st[2], a30 = st[3], a40 = st[4],
+           a01 = st[5], a11 = st[6], a21 = st[7], a31 = st[8], a41 = st[9],
+           a02 = st[10], a12 = st[11], a22 = st[12], a32 = st[13], a42 = st[14],
+           a03 = st[15], a13 = st[16], a23 = st[17], a33 = st[18], a43 = st[19],
+           a04 = st[20], a14 = st[21], a24 = st[22], a34 = st[23], a44 = st[24];
+  for (int round = 0; round < 24; ++round) {
+    const uint64_t c0 = a00 ^ a01 ^ a02 ^ a03 ^ a04;
+    const uint64_t c1 = a10 ^ a11 ^ a12 ^ a13 ^ a14;
+    const uint64_t c2 = a20 ^ a21 ^ a22 ^ a23 ^ a24;
+    const uint64_t c3 = a30 ^ a31 ^ a32 ^ a33 ^ a34;
+    const uint64_t c4 = a40 ^ a41 ^ a42 ^ a43 ^ a44;
+    const uint64_t d0 = c4 ^ rotl64(c1, 1);
+    const uint64_t d1 = c0 ^ rotl64(c2, 1);
+    const uint64_t d2 = c1 ^ rotl64(c3, 1);
+    const uint64_t d3 = c2 ^ rotl64(c4, 1);
+    const uint64_t d4 = c3 ^ rotl64(c0, 1);
+    a00 ^= d0; a10 ^= d1; a20 ^= d2; a30 ^= d3; a40 ^= d4;
+    a01 ^= d0; a11 ^= d1; a21 ^= d2; a31 ^= d3; a41 ^= d4;
+    a02 ^= d0; a12 ^= d1; a22 ^= d2; a32 ^= d3; a42 ^= d4;
+    a03 ^= d0; a13 ^= d1; a23 ^= d2; a33 ^= d3; a43 ^= d4;
+    a04 ^= d0; a14 ^= d1; a24 ^= d2; a34 ^= d3; a44 ^= d4;
+    const uint64_t b00 = a00;
+    const uint64_t b13 = rotl64(a01, 36);
+    const uint64_t b21 = rotl64(a02, 3);
+    const uint64_t b34 = rotl64(a03, 41);
+    const uint64_t b42 = rotl64(a04, 18);
+    const uint64_t b02 = rotl64(a10, 1);
+    const uint64_t b10 = rotl64(a11, 44);
+    const uint64_t b23 = rotl64(a12, 10);
+    const uint64_t b31 = rotl64(a13, 45);
+    const uint64_t b44 = rotl64(a14, 2);
+    const uint64_t b04 = rotl64(a20, 62);
+    const uint64_t b12 = rotl64(a21, 6);
+    const uint64_t b20 = rotl64(a22, 43);
+    const uint64_t b33 = rotl64(a23, 15);
+    const uint64_t b41 = rotl64(a24, 61);
+    const uint64_t b01 = rotl64(a30, 28);
+    const uint64_t b14 = rotl64(a31, 55);
+    const uint64_t b22 = rotl64(a32, 25);
+    const uint64_t b30 = rotl64(a33, 21);
+    const uint64_t b43 = rotl64(a34, 56);
+    const uint64_t b03 = rotl64(a40, 27);
+    const uint64_t b11 = rotl64(a41, 20);
+    const uint64_t b24 = rotl64(a42, 39);
+    const uint64_t b32 = rotl64(a43, 8);
+    const uint64_t b40 = rotl64(a44, 14);
+    a00 = b00 ^ (~b10 & b20);
+    a10 = b10 ^ (~b20 & b30);
+    a20 = b20 ^ (~b30 & b40);
+    a30 = b30 ^ (~b40 & b00);
+    a40 = b40 ^ (~b00 & b10);
+    a01 = b01 ^ (~b11 & b21);
+    a11 = b11 ^ (~b21 & b31);
+    a21 = b21 ^ (~b31 & b41);
+    a31 = b31 ^ (~b41 & b01);
+    a41 = b41 ^ (~b01 & b11);
+    a02 = b02 ^ (~b12 & b22);
+    a12 = b12 ^ (~b22 & b32);
+    a22 = b22 ^ (~b32 & b42);
+    a32 = b32 ^ (~b42 & b02);
+    a42 = b42 ^ (~b02 & b12);
+    a03 = b03 ^ (~b13 & b23);
+    a13 = b13 ^ (~b23 & b33);
+    a23 = b23 ^ (~b33 & b43);
+    a33 = b33 ^ (~b43 & b03);
+    a43 = b43 ^ (~b03 & b13);
+    a04 = b04 ^ (~b14 & b24);
+    a14 = b14 ^ (~b24 & b34);
+    a24 = b24 ^ (~b34 & b44);
+    a34 = b34 ^ (~b44 & b04);
+    a44 = b44 ^ (~b04 & b14);
+    a00 ^= kKeccakRC[round];
+  }
+  st[0] = a00; st[1] = a10; st[2] = a20; st[3] = a30; st[4] = a40;
+  st[5] = a01; st[6] = a11; st[7] = a21; st[8] = a31; st[9] = a41;
+  st[10] = a02; st[11] = a12; st[12] = a22; st[13] = a32; st[14] = a42;
+  st[15] = a03; st[16] = a13; st[17] = a23; st[18] = a33; st[19] = a43;
+  st[20] = a04; st[21] = a14; st[22] = a24; st[23] = a34; st[24] = a44;
+}
+
+inline void absorb(uint64_t st[25], const uint8_t* block) {
+  for (size_t i = 0; i < kKeccakRate / 8; ++i) {
+    uint64_t w;
+    std::memcpy(&w, block + 8 * i, 8);  // lanes are little-endian (the supported machines are)
+    st[i] ^= w;
+  }
+  keccak_f(st);
+}
+
+// keccak-256 of prefix (0 or 1 byte) || data.
+void keccak256(int prefix, const uint8_t* data, size_t len, uint8_t out[32]) {
+  uint64_t st[25] = {};
+  uint8_t block[kKeccakRate];
+  size_t fill = 0;
+  if (prefix >= 0) block[fill++] = static_cast<uint8_t>(prefix);
+  while (len > 0) {
+    const size_t take = std::min(len, kKeccakRate - fill);
+    std::memcpy(block + fill, data, take);
+    fill += take;
+    data += take;
+    len -= take;
+    if (fill == kKeccakRate) {
+      absorb(st, block);
+      fill = 0;
+    }
+  }
+  std::memset(block + fill, 0, kKeccakRate - fill);
+  block[fill] ^= 0x01;
+  block[kKeccakRate - 1] ^= 0x80;
+  absorb(st, block);
+  std::memcpy(out, st, 32);
+}
+
+}  // namespace
+
+// keccak-256 of data.
+pybind11::bytes keccak_256(const std::string& data) {
+  uint8_t out[32];
+  {
+    pybind11::gil_scoped_release nogil;
+    keccak256(-1, reinterpret_cast<const uint8_t*>(data.data()), data.size(), out);
+  }
+  return pybind11::bytes(reinterpret_cast<const char*>(out), 32);
+}
+
+// RFC 9162 root over the leaves H(0x00 || chunk) of the chunk_bytes-long chunks of data (the last one
+// shorter), nodes H(0x01 || left || right), an odd last node promoted; H("") when data is empty.
+pybind11::bytes chunk_root(const std::string& data, int64_t chunk_bytes) {
+  TORCH_CHECK(chunk_bytes > 0, "chunk_root: chunk_bytes must be positive");
+  uint8_t root[32];
+  {
+    pybind11::gil_scoped_release nogil;
+    const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+    const size_t n = data.size(), c = static_cast<size_t>(chunk_bytes);
+    size_t count = (n + c - 1) / c;
+    if (count == 0) {
+      keccak256(-1, p, 0, root);
+    } else {
+      std::vector<uint8_t> level(count * 32);
+      for (size_t i = 0; i < count; ++i) keccak256(0x00, p + i * c, std::min(c, n - i * c), &level[32 * i]);
+      uint8_t pair[64];
+      while (count > 1) {
+        const size_t half = count / 2;
+        for (size_t i = 0; i < half; ++i) {
+          std::memcpy(pair, &level[64 * i], 64);
+          keccak256(0x01, pair, 64, &level[32 * i]);
+        }
+        if (count % 2) std::memmove(&level[32 * half], &level[32 * (count - 1)], 32);
+        count = half + count % 2;
+      }
+      std::memcpy(root, level.data(), 32);
+    }
+  }
+  return pybind11::bytes(reinterpret_cast<const char*>(root), 32);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // The loops only touch tensor memory: Python threads (e.g. a checkpoint commit) run meanwhile.
   const auto nogil = py::call_guard<py::gil_scoped_release>();
@@ -905,4 +1083,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("binary", &binary, "add / sub / mul / sgd / relu_backward", nogil);
   m.def("unary", &unary, "scale / relu", nogil);
   m.def("embedding", &embedding, "embedding lookup", nogil);
+  m.def("keccak_256", &keccak_256, "keccak-256 (releases the GIL while hashing)");
+  m.def("chunk_root", &chunk_root, "RFC 9162 root of keccak-256 chunk leaves (releases the GIL)");
 }
