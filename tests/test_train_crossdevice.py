@@ -9,6 +9,7 @@ a protocol change, to be re-measured on the device and announced with a new ``re
 from __future__ import annotations
 
 import pytest
+import torch
 
 from protocol.spec import load_spec
 from protocol.train import train
@@ -28,6 +29,16 @@ H100_ROOTS = {
 @pytest.mark.parametrize(("name", "steps"), sorted(H100_ROOTS))
 def test_train_roots_equal_the_h100_roots(name: str, steps: int) -> None:
     result = train(load_spec(name).with_steps(steps), progress=False)
+    trace_root, final_root = H100_ROOTS[(name, steps)]
+    assert "0x" + result.final_state_root.hex() == final_root
+    assert "0x" + result.trace_root.hex() == trace_root
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("name", "steps"), sorted(H100_ROOTS))
+def test_cuda_train_roots_equal_the_h100_roots(name: str, steps: int) -> None:
+    """On a GPU machine: CUDA training (replayed CUDA graphs, the CUDA fast path) gives these roots."""
+    result = train(load_spec(name).with_steps(steps), device="cuda", progress=False)
     trace_root, final_root = H100_ROOTS[(name, steps)]
     assert "0x" + result.final_state_root.hex() == final_root
     assert "0x" + result.trace_root.hex() == trace_root
