@@ -91,10 +91,11 @@ def add_demo_parser(sub: Any) -> None:
                    help="bob's fault (default: a non-zero element of the backward matmul at a step of "
                    "the second checkpoint interval)")
     p.add_argument("--block-time", type=float, default=0.25, help="anvil's seconds per block (default 0.25)")
-    p.add_argument("--bid-window", type=int, default=20, help="seconds for sealed bids (default 20)")
-    p.add_argument("--reveal-window", type=int, default=8, help="seconds for reveals (default 8)")
-    p.add_argument("--challenge-window", type=int, default=30,
-                   help="seconds a result may be challenged (default 30)")
+    p.add_argument("--bid-window", type=int, default=25,
+                   help="seconds for sealed bids, counted from the moment the daemons start (default 25)")
+    p.add_argument("--reveal-window", type=int, default=6, help="seconds for reveals (default 6)")
+    p.add_argument("--challenge-window", type=int, default=25,
+                   help="seconds a result may be challenged (default 25)")
     p.add_argument("--game-clock", type=int, default=300, help="seconds per party per dispute game (default 300)")
     p.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
     p.set_defaults(func=run_demo)
@@ -540,15 +541,15 @@ def play(args: argparse.Namespace, node: Anvil, cast: Cast, run_dir: Path, start
             time.sleep(0.2)
         narrate()
 
-    wait_until(lambda: submitter.free_stake(address["alice"]) >= STAKE["alice"]
-               and submitter.free_stake(address["bob"]) >= STAKE["bob"], "both solvers' stakes")
+    # Posted at once, while the daemons may still be starting: each deposits its stake before it
+    # looks at any task, and the bid window leaves room for both.
     windows = {"bid_window": args.bid_window, "reveal_window": args.reveal_window, "training_window": 600,
                "challenge_window": args.challenge_window}
     t1 = post(submitter, spec_ref, PAYMENT, STAKE["alice"], BID_BOND, windows)
     # Task 2's auction ends a few seconds after task 1's: task 1 is assigned first, while bob's stake
     # is still free (were task 2 closed first, bob's locked stake would make his bid on task 1 void).
     t2 = post(submitter, spec_ref, PAYMENT, STAKE["bob"], BID_BOND,
-              {**windows, "reveal_window": args.reveal_window + 5})
+              {**windows, "reveal_window": args.reveal_window + 3})
     for tid, winner in ((t1, "alice"), (t2, "bob")):
         wait_until(lambda tid=tid: auction_closed(submitter, tid, say), f"the auction of task {tid}")
         t = submitter.task(tid)
