@@ -13,9 +13,9 @@ separate ``verigrad`` process with its own key, database, artifact store and log
 The narrator posts two tasks at once: task 1 requires 1 ETH of stake, task 2 requires 2 ETH. Alice
 keeps 1 ETH staked, so she bids on task 1 only; bob keeps 2 ETH and bids on both. Alice, cheaper,
 wins task 1; bob wins task 2, the one he alone could take. Alice's result is re-executed by victor,
-matches, and is paid when its challenge window closes. Bob's is re-executed, found wrong, and challenged: the game is
-bisected level by level (checkpoints, steps, ops, the element's scalar program) down to one
-instruction that the contract executes in soft-float. Bob is slashed, victor rewarded, the
+matches, and is paid when its challenge window closes. Bob's is re-executed, found wrong, and
+challenged: the game is bisected level by level (checkpoints, steps, ops, the element's scalar
+program) down to one instruction that the contract executes in soft-float. Bob is slashed, victor rewarded, the
 submitter refunded.
 
 Every line of the story comes from the chain (the contracts' events, followed from the narrator
@@ -352,7 +352,7 @@ def describe_log(name: str, line: str) -> str | None:
     if event == "finding":
         return f"({name}'s log) task {f.get('task')}: {f.get('kind')}: {f.get('detail')}"
     if event == "published_output":
-        return f"({name}'s log) serves its output of the disputed {f.get('op') and 'op ' + f['op']} to the challenger"
+        return f"({name}'s log) serves its output of the disputed op {f.get('op')} to the challenger"
     return f"({name}'s log) {m['rest']}"
 
 
@@ -361,7 +361,8 @@ def prepare_run_dir(out: Path) -> Path:
     """An empty run directory; a previous demo's run in it is cleared (only a directory the demo made)."""
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
-        if not (out / MARKER).is_file():
+        earlier = all(re.fullmatch(r"task-\d+", e.name) for e in out.iterdir())  # an older demo's stores
+        if not (out / MARKER).is_file() and not earlier:
             raise DemoFailed(f"{out} exists and was not made by the demo: choose another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
