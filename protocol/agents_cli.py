@@ -52,7 +52,8 @@ def add_solver_parser(sub: Any) -> None:
         description="A long-running solver. Needs an RPC URL, a key in $VERIGRAD_KEY and an artifact directory; "
         "serves the artifacts over HTTP unless --no-serve.",
         epilog="examples:\n  VERIGRAD_KEY=0x... verigrad solver --store runs/solver --db runs/solver.db\n"
-        "  verigrad solver --inject 3:17:5     (a cheating solver: corrupts one scalar, for dispute drills)",
+        "  verigrad solver --inject 3:17:5     (a cheating solver: corrupts one scalar, for dispute drills)\n"
+        "  verigrad solver --lazy initial      (a lazy one: commits the initial state as its result)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
@@ -64,6 +65,15 @@ def add_solver_parser(sub: Any) -> None:
     p.add_argument("--price-fraction", type=float, default=0.5, help="share of the payment to ask (default 0.5)")
     p.add_argument("--inject", default=None, metavar="STEP:OP:ELEMENT",
                    help="corrupt one scalar of one op at one step (a dishonest solver)")
+    cheat = p.add_argument_group("dishonest modes (for dispute drills; see protocol/agents/dishonest.py)")
+    cheat.add_argument("--corrupt-step", type=int, default=None, metavar="S",
+                       help="alter one scalar of the state after step S (outside any op) and train on from it")
+    cheat.add_argument("--corrupt-checkpoint", type=int, default=None, metavar="N",
+                       help="alter one scalar of the state committed as checkpoint N (1 = after c steps)")
+    cheat.add_argument("--lazy", choices=["skip", "initial"], default=None,
+                       help="skip every odd step, or do no step and commit the initial state as the result")
+    cheat.add_argument("--withhold", action="store_true",
+                       help="commit as usual but serve none of the artifacts (an empty store answers)")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between ticks")
     p.set_defaults(func=run_solver)
 
@@ -81,16 +91,22 @@ def run_solver(args: argparse.Namespace) -> int:
     log = make_logger("solver", args.verbose)
     chain, deployment, key = _connect(args)
     store = LocalStore(args.store)
+    # A withholding solver points its URIs at a store that stays empty: they answer, with nothing.
+    served = store if not args.withhold else LocalStore(Path(args.store).resolve().parent /
+                                                        (Path(args.store).name + "-withheld"))
     server = None
     if args.no_serve:
-        url = Path(args.store).resolve().as_uri()
+        url = Path(served.root).resolve().as_uri()
     else:
-        server = StoreServer(store, port=args.serve_port).start()
+        server = StoreServer(served, port=args.serve_port).start()
         url = server.url
     cfg = SolverConfig(store_dir=Path(args.store), store_url=url, stake=args.stake,
-                       price_fraction=args.price_fraction, poll_interval=args.poll, fault=fault)
+                       price_fraction=args.price_fraction, poll_interval=args.poll, fault=fault,
+                       corrupt_step=args.corrupt_step, corrupt_checkpoint=args.corrupt_checkpoint, lazy=args.lazy)
     solver = Solver(chain, deployment, key, AgentDB(args.db), cfg, log)
-    log.info(logfmt(event="started", address=solver.me, rpc=args.rpc, artifacts=url, cheating=fault is not None))
+    cheating = fault is not None or args.withhold or args.lazy is not None or args.corrupt_step is not None or (
+        args.corrupt_checkpoint is not None)
+    log.info(logfmt(event="started", address=solver.me, rpc=args.rpc, artifacts=url, cheating=cheating))
     try:
         solver.run(Stopper().install())
     finally:

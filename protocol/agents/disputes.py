@@ -6,7 +6,8 @@ the challenger in the database (kind ``game``), with what the chain cannot tell 
 task, the role and, for a challenger, its anchor (the last checkpoint it accepts). Every tick, each
 unfinished game gets one :class:`protocol.dispute.player.GamePlayer` move: the tracker reads the
 phase from the chain, so a daemon killed at any point resumes where the game is, and its moves are
-``send_once`` keys, so nothing is sent twice.
+``send_once`` keys, so nothing is sent twice. A game whose task already failed through another game
+(two challengers of one result) is closed by its challenger, who gets the bond back.
 
 Naming the disputed element needs the solver's output of the disputed op. The solver publishes it
 when it opens the op: the tensor goes into its artifact store and a pointer ``named/game-<id>-op-<op>``
@@ -27,7 +28,7 @@ from typing import Any
 
 import torch
 
-from protocol.agents.common import logfmt
+from protocol.agents.common import logfmt, send_once
 from protocol.agents.db import AgentDB
 from protocol.chain.client import Chain
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
@@ -92,9 +93,11 @@ class GameDesk:
     """One daemon's games: discovery from events, one player per game, a move per tick."""
 
     def __init__(self, chain: Chain, address: str, key: str, db: AgentDB, log: logging.Logger,
-                 after_move: Callable[[int, dict[str, Any], Any, Any], None] | None = None) -> None:
+                 after_move: Callable[[int, dict[str, Any], Any, Any], None] | None = None,
+                 task_failed: Callable[[int], bool] | None = None) -> None:
         self.chain = chain
         self.after_move = after_move
+        self.task_failed = task_failed
         self.game = DisputeGame(chain, address, key)
         self.me = self.game.address
         self.db = db
@@ -131,6 +134,15 @@ class GameDesk:
             except Exception as exc:  # noqa: BLE001 (one game's trouble never stops the others; retried)
                 self.log.exception(logfmt(event="error", game=gid, error=type(exc).__name__, detail=str(exc)))
 
+    def _close_after_failure(self, gid: int, rec: dict[str, Any], g: Any) -> bool:
+        """A game still undecided when its task failed through another game (the solver is slashed
+        once) is closed and the bond returned: the challenger, who is owed it, closes it."""
+        if self.task_failed is None or not _undecided(g) or not self.task_failed(int(rec["task"])):
+            return False
+        send_once(self.db, f"game:{gid}:closeAfterFailure", lambda: not _undecided(self.game.get(gid)),
+                  lambda: self.game.close_after_failure(gid), self.log, game=gid, task=rec["task"])
+        return True
+
     def _tick_one(self, gid: int, rec: dict[str, Any], make_player: Any) -> None:
         player = self.players.get(gid)
         if player is None:
@@ -139,6 +151,8 @@ class GameDesk:
                 return
             self.players[gid] = player
         before = self.game.get(gid)
+        if rec["role"] == "challenger" and self._close_after_failure(gid, rec, before):
+            return
         move = player.act()
         if move is not None:
             g = self.game.get(gid)
@@ -152,6 +166,10 @@ class GameDesk:
             self.players.pop(gid, None)
             self.log.warning(logfmt(event="game_over", game=gid, task=rec["task"], role=rec["role"],
                                     status=GameStatus(g.status).name, solver_lost=bool(g.solverLost)))
+
+
+def _undecided(g: Any) -> bool:
+    return GameStatus(g.status) == GameStatus.IN_PROGRESS and Phase(g.phase) != Phase.RESOLVE
 
 
 def publish_disputed_output(store_dir: Path, gid: int, game: Any, output: torch.Tensor, siblings: list[bytes]) -> str:

@@ -15,8 +15,9 @@ picks up exactly where the chain is. The moves, in order:
    run from its own checkpoints and answer each move (:mod:`protocol.agents.disputes`), publishing the
    disputed op's output once it is opened, until the game is settled and the bond withdrawn.
 
-A *dishonest* solver is the same daemon with a fault injected into training (``fault``): exactly what
-a cheater would do, and it defends its lie as well as it can.
+A *dishonest* solver is the same daemon with a fault injected into training (``fault``), a state
+altered between steps, steps skipped or its artifacts withheld (:mod:`protocol.agents.dishonest`):
+exactly what a cheater would do, and it defends its lie as well as it can.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class SolverConfig:
     poll_interval: float = 0.5
     confirmations: int = 0
     fault: Any = None  # protocol.train.Fault for a cheating solver
+    # Other ways to cheat (protocol.agents.dishonest): alter the state after a step or at a
+    # checkpoint, skip steps ("skip") or do none ("initial").
+    corrupt_step: int | None = None
+    corrupt_checkpoint: int | None = None
+    lazy: str | None = None
     max_steps: int = 10_000  # tasks longer than this are not bid on (capacity)
 
 
@@ -125,8 +131,29 @@ class Solver:
             if rec.get("state") not in ("done", "skipped"):
                 guarded(self.log, int(tid), partial(self.advance, int(tid), rec))
 
+    def warm_up(self, reference: str = "digits-mlp") -> None:
+        """Load the engine before any task is seen (the CPU fast path, the model and data code, the op
+        graph's tracing) by pricing the reference spec: a bid must fit in its commit window, and a
+        cold process can take longer than the window to check its first spec."""
+        import time
+
+        from protocol.dispute.layout import task_graph_root
+        from protocol.repops import fastcpu
+        from protocol.spec import load_spec
+
+        started = time.perf_counter()
+        fastcpu.available()
+        try:
+            spec = load_spec(reference)
+            initial_root(spec)
+            task_graph_root(spec)
+        except VerigradError as exc:
+            self.log.warning(logfmt(event="warm_up_partial", reference=reference, reason=str(exc)))
+        self.log.info(logfmt(event="warmed_up", seconds=time.perf_counter() - started))
+
     def run(self, stopper: Stopper) -> None:
         resolve_pending(self.db, self.chain, self.me, self.log)  # before anything is sent
+        self.warm_up()
         self.ensure_stake()
         run_loop(self.tick, stopper, self.cfg.poll_interval, self.log)
 
@@ -204,6 +231,11 @@ class Solver:
         except VerigradError as exc:
             self.log.warning(logfmt(event="skip", task=tid, reason=str(exc)))
             return None
+        try:
+            self._tamper(dataclasses.replace(spec, steps=int(t.steps)))
+        except VerigradError as exc:
+            self.log.info(logfmt(event="skip", task=tid, reason=str(exc)))
+            return None
         if self.m.free_stake() < t.requiredStake:
             self.log.info(logfmt(event="skip", task=tid, reason="not enough free stake"))
             return None
@@ -212,6 +244,7 @@ class Solver:
     # ------------------------------------------------------------------ disputes
     def _player(self, gid: int, rec: dict[str, Any]) -> Any:
         """The tracker of game ``gid``: this solver's own run, replayed from its own checkpoints."""
+        from protocol.agents.dishonest import TamperedReplayer
         from protocol.commit import LocalStore
         from protocol.dispute.player import SolverPlayer, TraceSource
         from protocol.trace import Replayer
@@ -225,8 +258,10 @@ class Solver:
         store = LocalStore(self.cfg.store_dir)
         manifest = store.get_json(task["manifest"])
         roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
-        own = TraceSource(Replayer(spec, fault=self.cfg.fault, store=store, manifest=manifest), roots,
-                          spec.checkpoint_interval)
+        tamper = self._tamper(spec)
+        replayer = (Replayer(spec, fault=self.cfg.fault, store=store, manifest=manifest) if tamper is None else
+                    TamperedReplayer(spec, tamper, fault=self.cfg.fault, store=store, manifest=manifest))
+        own = TraceSource(replayer, roots, spec.checkpoint_interval)
         assert self.desk is not None
         return SolverPlayer(self.desk.game, gid, self.db, own, log=self.log)
 
@@ -244,12 +279,20 @@ class Solver:
         self.log.info(logfmt(event="published_output", game=gid, op=int(g.op), digest=digest[:16]))
 
     # ------------------------------------------------------------------ delivery
+    def _tamper(self, spec: Any) -> Any:
+        """The dishonest run's alterations for ``spec`` (None: every step trained as specified)."""
+        from protocol.agents.dishonest import Tamper
+
+        return Tamper.of(spec, self.cfg.corrupt_step, self.cfg.corrupt_checkpoint, self.cfg.lazy)
+
     def _deliver(self, tid: int, t: Any, rec: dict[str, Any]) -> None:
+        from protocol.agents.dishonest import train_dishonest
         from protocol.train import train
 
         spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        tamper = self._tamper(spec)
         self.log.info(logfmt(event="training", task=tid, spec=spec.name, steps=spec.steps,
-                             cheating=self.cfg.fault is not None))
+                             cheating=self.cfg.fault is not None or tamper is not None))
         count = {"n": 0}
 
         def on_checkpoint(cp: Any, trace_root: bytes) -> None:
@@ -263,7 +306,11 @@ class Solver:
                           lambda: self.m.commit_progress(tid, trace_root, n), self.log, task=tid, checkpoints=n)
 
         out = self.cfg.store_dir
-        result = train(spec, out_dir=out, fault=self.cfg.fault, on_checkpoint=on_checkpoint, progress=False)
+        if tamper is None:
+            result = train(spec, out_dir=out, fault=self.cfg.fault, on_checkpoint=on_checkpoint, progress=False)
+        else:
+            result = train_dishonest(spec, out_dir=out, fault=self.cfg.fault, tamper=tamper,
+                                     on_checkpoint=on_checkpoint)
         uri = f"{self.cfg.store_url}#{result.manifest_digest}"
         self.db.update("task", tid, state="submitted", manifest=result.manifest_digest,
                        trace_root=result.trace_root.hex())

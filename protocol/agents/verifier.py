@@ -40,7 +40,10 @@ from protocol.agents.http_store import open_any
 from protocol.agents.watcher import EventWatcher
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment
+from protocol.chain.dispute import NO_PIN
 from protocol.chain.market import Market, TaskStatus
+from protocol.commit import TraceTree
+from protocol.dispute.player import ChallengerPlayer
 from protocol.errors import VerigradError
 
 
@@ -85,7 +88,8 @@ class Verifier:
         self.desk: GameDesk | None = None
         contracts = [self.m.market]
         if deployment.dispute_game:
-            self.desk = GameDesk(chain, deployment.dispute_game, key, db, log)
+            self.desk = GameDesk(chain, deployment.dispute_game, key, db, log,
+                                 task_failed=lambda tid: self.m.status(tid) == TaskStatus.FAILED)
             contracts.append(self.desk.contract)
         self.watcher = EventWatcher(chain, contracts, db, name="verifier",
                                     confirmations=config.confirmations, start_block=deployment.block)
@@ -192,48 +196,88 @@ class Verifier:
         return None
 
     def challenge(self, tid: int, finding: Finding) -> None:
-        """Open a dispute game on the result with the bond, pinned at the interval found wrong.
+        """Open a dispute game on the result with the bond.
 
-        Only a mismatch gives the verifier an anchor to replay from (the solver's checkpoint i, which
-        it checked against its root); other findings are logged and left to the challenge window.
+        A mismatch in interval i is pinned there: the verifier accepts the solver's checkpoint i (it
+        checked it against its root) and replays from it. Any other finding (artifacts withheld or
+        damaged, a manifest that does not match the chain) leaves it nothing of the solver's to start
+        from, so it replays the whole task from S_0 (the spec and the data are public): if its
+        checkpoint roots rebuild the committed trace root, the result is right and there is nothing
+        a game could prove; otherwise it challenges unpinned and compares every checkpoint the solver
+        reveals with its own. Without the solver's disputed output it has chunks of it opened on
+        chain (``requestChunk``), so a solver that withholds its data still loses.
         """
         if self.desk is None:
             self.log.warning(logfmt(event="challenge_pending", task=tid, reason=finding.kind,
                                     note="no dispute game in this deployment"))
             return
-        if finding.kind != "mismatch" or finding.interval is None:
-            self.log.warning(logfmt(event="challenge_skipped", task=tid, reason=finding.kind,
-                                    note="no checkpoint to replay from"))
-            return
         game = self.desk.game
-        pin = finding.interval
+        pin: int = NO_PIN
+        if finding.kind == "mismatch" and finding.interval is not None:
+            pin = finding.interval
+        else:
+            honest = self.replay_all(tid)
+            if TraceTree(honest).root == bytes(self.m.task(tid).traceRoot):
+                self.db.update("result", tid, state="accepted")
+                self.log.warning(logfmt(event="result_right_but_unchecked", task=tid, reason=finding.kind,
+                                        note="the whole replay gives the committed trace root"))
+                return
+            self.db.update("result", tid, honest_roots=["0x" + r.hex() for r in honest])
+        anchor = None if pin == NO_PIN else pin
         send_once(self.db, f"challenge:{tid}", lambda: bool(game.games_of(tid, self.m.address)),
-                  lambda: game.challenge_receipt(tid, pin), self.log, task=tid, pin=pin)
+                  lambda: game.challenge_receipt(tid, pin), self.log, task=tid, pin=anchor)
         for gid in game.games_of(tid, self.m.address):
             self.desk.on_event("GameCreated", {"gameId": gid, "taskId": tid, "solver": "",
                                                "challenger": self.m.address, "bond": game.bond()},
-                               {"anchor": pin})
+                               {"anchor": anchor})
+
+    def replay_all(self, tid: int) -> list[bytes]:
+        """The task's checkpoint roots, S_0 to the last, trained here from the spec."""
+        from protocol.agents.solver import resolve_spec
+        from protocol.train import train
+
+        t = self.m.task(tid)
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        self.log.info(logfmt(event="replaying_all", task=tid, steps=spec.steps))
+        return [c.state_root for c in train(spec, progress=False).checkpoints]
 
     def _player(self, gid: int, rec: dict[str, Any]) -> Any:
         """The challenger's tracker: the solver's checkpoints up to the anchor, honest replay below."""
         from protocol.agents.disputes import fetch_output
         from protocol.agents.solver import resolve_spec
-        from protocol.dispute.player import ChallengerPlayer, TraceSource
+        from protocol.dispute.player import TraceSource
         from protocol.trace import Replayer
 
         assert self.desk is not None
         t = self.m.task(rec["task"])
         url, _, digest = str(t.artifactURI).partition("#")
         store = open_any(url)
-        manifest = store.get_json(digest)  # type: ignore[attr-defined]
         spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
-        roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
-        # Any store with get_tensors serves a replay (a local directory or the solver's HTTP server).
-        replayer = Replayer(spec, store=cast(Any, store), manifest=manifest)
-        honest = TraceSource(replayer, roots, spec.checkpoint_interval)
         game = self.desk.game
 
         def solver_output(step: int, op: int) -> Any:
             return fetch_output(store, url, gid, game.get(gid))
 
+        replayed = (self.db.get("result", rec["task"]) or {}).get("honest_roots")
+        if replayed is not None:
+            # Nothing of the solver's to start from: the whole run, replayed here from S_0.
+            roots = [bytes.fromhex(r.removeprefix("0x")) for r in replayed]
+            own = TraceSource(Replayer(spec), roots, spec.checkpoint_interval)
+            return ReplayingChallenger(game, gid, self.db, own, None, solver_output, log=self.log)
+        manifest = store.get_json(digest)  # type: ignore[attr-defined]
+        roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
+        # Any store with get_tensors serves a replay (a local directory or the solver's HTTP server).
+        replayer = Replayer(spec, store=cast(Any, store), manifest=manifest)
+        honest = TraceSource(replayer, roots, spec.checkpoint_interval)
         return ChallengerPlayer(game, gid, self.db, honest, rec.get("anchor"), solver_output, log=self.log)
+
+
+class ReplayingChallenger(ChallengerPlayer):
+    """A challenger holding the whole honest run: it agrees with a revealed checkpoint exactly when
+    its own checkpoint there has the same root (no anchor taken from the solver's artifacts)."""
+
+    def agrees(self, g: Any, position: int, leaf: bytes) -> bool:
+        if int(g.level) == 1:
+            roots = self.honest.checkpoint_roots
+            return position < len(roots) and roots[position] == leaf
+        return bool(super().agrees(g, position, leaf))
