@@ -17,9 +17,9 @@ from protocol.errors import VerigradError
 EPILOG = """examples:
   verigrad devnet                      start a local chain, deploy, keep running (Ctrl-C stops)
   verigrad deploy --rpc http://127.0.0.1:8545     deploy with the key in $VERIGRAD_KEY
-  verigrad status --rpc http://127.0.0.1:8545     tasks and balances as a table
+  verigrad status --rpc http://127.0.0.1:8545     tasks, dispute games and balances as tables
   verigrad train digits-mlp --steps 200 --json    train a reference spec, print the trace root
-  verigrad demo                        the whole story on a fresh devnet
+  verigrad demo                        the whole story on a fresh devnet, played by daemon processes
 """
 
 
