@@ -130,8 +130,8 @@ def test_template_leaves_relocate_on_chain(verifier: Any, run: dict[str, Any]) -
         tp = template_program(d.kind, d.shapes, _attrs(run, d))
         for e in (rng.randrange(_numel(d)), _numel(d) - 1):
             c = tp.element_class(e)
-            moving = [m for m in range(tp.length) if tp.coefs[c][m].any()]
-            imms = [m for m in moving if any(isinstance(s, Imm) for s in tp.templates[c][m].srcs)]
+            moving = [m for m in range(tp.length) if tp.coef(c)[m].any()]
+            imms = [m for m in moving if any(isinstance(s, Imm) for s in tp.template(c)[m].srcs)]
             for m in sorted({0, tp.length // 2, tp.length - 1, *moving[:2], *imms[:2]}):
                 got = verifier.functions.instructionWith(d.encode(), e, m, 0, tp.opening(e, m)).call()
                 assert bytes(got) == tp.program(e)[m].encode(), (d.index, d.kind, e, m)
@@ -211,3 +211,25 @@ def test_other_template_kinds_equal_tracer(verifier: Any, kind: str, shapes: lis
         for m in {0, tp.padding(e), tp.length // 2, tp.length - 1}:
             got = verifier.functions.instructionWith(d.encode(), e, m, 0, tp.opening(e, m)).call()
             assert bytes(got) == tp.program(e)[m].encode(), (kind, e, m)
+
+
+def test_template_disk_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template read back from the disk cache (another process's build) is the built one: same
+    tree, and the programs parsed back from its leaves are the tracer's."""
+    from protocol.dispute import template as T
+
+    monkeypatch.setenv("VERIGRAD_TEMPLATE_CACHE", str(tmp_path))
+    args = ("softmax", [(2, 3, 6)], {})
+    T._cached.cache_clear()
+    built = T.template_program(*args)
+    assert len(list(tmp_path.glob("*.pkl"))) == 1
+    T._cached.cache_clear()
+    loaded = T.template_program(*args)
+    assert loaded is not built and not loaded._parsed
+    assert (loaded.root, loaded.leaves, loaded.levels, loaded.pads) == (built.root, built.leaves, built.levels, built.pads)
+    for e in range(36):
+        assert loaded.program(e)[loaded.padding(e):] == scalar_program("softmax", [[2, 3, 6]], {}, e)[0]
+    next(tmp_path.glob("*.pkl")).write_bytes(b"damaged")
+    T._cached.cache_clear()
+    assert T.template_program(*args).root == built.root  # a damaged file is rebuilt
+    T._cached.cache_clear()

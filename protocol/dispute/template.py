@@ -42,9 +42,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import os
+import pickle
 import struct
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -192,23 +197,46 @@ class _Tracer:
 
 @dataclass(frozen=True)
 class TemplateProgram:
-    """The template tree of one op (kind, shapes, attributes): see the module doc."""
+    """The template tree of one op (kind, shapes, attributes): see the module doc. Everything about
+    a class (its template, base, coefficients) is read back from its leaves when first asked for."""
 
     kind: str
     domain: tuple[int, ...]
     length: int  # L, every class padded to it
     registers: int
     classes: int
-    templates: list[list[Instr]]  # per class, padded
-    pads: list[int]  # per class: padding instructions at its front
-    bases: list[tuple[int, ...]]
-    coefs: list[np.ndarray]  # per class: (L, 3, ndim) int64
-    leaves: list[bytes]
+    pads: tuple[int, ...]  # per class: padding instructions at its front
+    leaves: list[bytes]  # class-major, L per class
     levels: list[list[bytes]]
+    _parsed: dict[int, tuple[list[Instr], tuple[int, ...], np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @property
     def root(self) -> bytes:
         return self.levels[-1][0]
+
+    def _class(self, c: int) -> tuple[list[Instr], tuple[int, ...], np.ndarray]:
+        got = self._parsed.get(c)
+        if got is None:
+            n = len(self.domain)
+            leaves = self.leaves[c * self.length:(c + 1) * self.length]
+            base = struct.unpack(f">{n}I", leaves[0][22 + 4 * n:22 + 8 * n])
+            coef = np.frombuffer(b"".join(leaf[22 + 8 * n:] for leaf in leaves), dtype=">i4")
+            got = ([Instr.decode(leaf[:21]) for leaf in leaves], base,
+                   coef.astype(np.int64).reshape(self.length, 3, n))
+            self._parsed[c] = got
+        return got
+
+    def template(self, c: int) -> list[Instr]:
+        """Class ``c``'s template (padded), the program of its base."""
+        return self._class(c)[0]
+
+    def base(self, c: int) -> tuple[int, ...]:
+        return self._class(c)[1]
+
+    def coef(self, c: int) -> np.ndarray:
+        """Class ``c``'s coefficients, (L, 3 operands, ndim)."""
+        return self._class(c)[2]
 
     def coords(self, element: int) -> tuple[int, ...]:
         if not 0 <= element < max(1, int(np.prod(self.domain))):
@@ -226,8 +254,9 @@ class TemplateProgram:
         """The (padded) program of ``element``: its class's template relocated."""
         coords = self.coords(element)
         c = class_of(self.kind, coords, self.domain)[0]
-        delta = [a - b for a, b in zip(coords, self.bases[c], strict=True)]
-        return [relocate(ins, self.coefs[c][m].tolist(), delta) for m, ins in enumerate(self.templates[c])]
+        template, base, coef = self._class(c)
+        delta = [a - b for a, b in zip(coords, base, strict=True)]
+        return [relocate(ins, coef[m].tolist(), delta) for m, ins in enumerate(template)]
 
     def leaf_index(self, element: int, m: int) -> int:
         return self.element_class(element) * self.length + m
@@ -333,7 +362,6 @@ def _first_and_last(kind: str, dom: tuple[int, ...], numel: int, nclasses: int
     return [b for b in found[0] if b is not None], [b for b in found[1] if b is not None]
 
 
-@functools.lru_cache(maxsize=128)
 def _template(kind: str, shapes: tuple[tuple[int, ...], ...], attrs: tuple[tuple[str, Any], ...]) -> TemplateProgram:
     if kind not in TEMPLATE_KINDS:
         raise TemplateError(f"{kind} ops are not templated")
@@ -361,8 +389,10 @@ def _template(kind: str, shapes: tuple[tuple[int, ...], ...], attrs: tuple[tuple
         pad = length - len(prog)
         templates.append([PAD] * pad + prog)
         coefs.append(np.concatenate([np.zeros((pad, 3, len(dom)), dtype=np.int64), coef]))
-    pads = [length - len(p) for p, _, _ in fits]
-    tp = TemplateProgram(kind, dom, length, registers, nclasses, templates, pads, bases, coefs, [], [[b""]])
+    pads = tuple(length - len(p) for p, _, _ in fits)
+    leaves = _leaves(templates, dom, bases, coefs)
+    tp = TemplateProgram(kind, dom, length, registers, nclasses, pads, leaves, [[b""]])
+    tp._parsed.update({c: (templates[c], bases[c], coefs[c]) for c in range(nclasses)})
     # The last element of the first, a middle and the last class must be its relocated template
     # (the op is affine per class, as assumed); the tests check many more elements.
     for c in sorted({0, nclasses // 2, nclasses - 1}):
@@ -370,11 +400,74 @@ def _template(kind: str, shapes: tuple[tuple[int, ...], ...], attrs: tuple[tuple
         want, _ = tracer.program(lasts[c])
         if tp.program(e)[pads[c]:] != want:
             raise TemplateError(f"{kind} {shapes}: element {lasts[c]} is not its class's template relocated")
-    leaves = _leaves(templates, dom, bases, coefs)
-    levels = tree_levels([leaf_hash(b) for b in leaves])
-    return dataclasses.replace(tp, leaves=leaves, levels=levels)
+    return dataclasses.replace(tp, levels=tree_levels([leaf_hash(b) for b in leaves]), _parsed=tp._parsed)
 
 
 def template_program(kind: str, shapes: Sequence[Sequence[int]], attrs: dict[str, Any]) -> TemplateProgram:
-    """The template tree of an op (cached per kind, shapes and attributes)."""
-    return _template(kind, tuple(tuple(int(d) for d in s) for s in shapes), tuple(sorted(attrs.items())))
+    """The template tree of an op (cached per kind, shapes and attributes, in the process and on
+    disk: see :func:`_cached`)."""
+    return _cached(kind, tuple(tuple(int(d) for d in s) for s in shapes), tuple(sorted(attrs.items())))
+
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path | None:
+    """Where built templates are kept across processes: ``$VERIGRAD_TEMPLATE_CACHE`` (``0``: nowhere),
+    else ``build/templates`` at the repository root."""
+    env = os.environ.get("VERIGRAD_TEMPLATE_CACHE")
+    if env == "0":
+        return None
+    return Path(env) if env else _REPO / "build" / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> bytes:
+    """Hash of everything a template depends on besides the op: the RepOps kernels and tracer, and
+    this module (its class rules and leaf layout)."""
+    h = hashlib.sha256()
+    for path in sorted((Path(__file__).resolve().parents[1] / "repops").glob("*.py")) + [Path(__file__).resolve()]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.digest()
+
+
+@functools.lru_cache(maxsize=128)
+def _cached(kind: str, shapes: tuple[tuple[int, ...], ...], attrs: tuple[tuple[str, Any], ...]) -> TemplateProgram:
+    """:func:`_template`, kept on disk under a hash of the op and of :func:`_source_digest`, so a
+    new process (a solver pricing a task, a test worker) reads a tiny-gpt op's templates back
+    instead of tracing them again; a changed kernel, tracer or class rule gets a new key. The file
+    holds the tree's leaves and levels. Like the CPU fast path's build cache it is trusted as this
+    machine's own output: a damaged file is rebuilt; a forged one could at worst make this
+    machine's graph root differ from the task's, and the solver then skips the task."""
+    directory = cache_dir()
+    if directory is None:
+        return _template(kind, shapes, attrs)
+    key = hashlib.sha256(_source_digest() + repr((kind, shapes, attrs)).encode()).hexdigest()
+    path = directory / f"{key}.pkl"
+    try:
+        with path.open("rb") as src:
+            meta, leaves_blob, level_blobs = pickle.load(src)
+        size = 22 + 20 * len(meta["domain"])
+        leaves = [leaves_blob[i:i + size] for i in range(0, len(leaves_blob), size)]
+        levels = [[blob[i:i + 32] for i in range(0, len(blob), 32)] for blob in level_blobs]
+        if hash_leaves_ok(leaves, levels):
+            return TemplateProgram(kind, tuple(meta["domain"]), meta["length"], meta["registers"], meta["classes"],
+                                   tuple(meta["pads"]), leaves, levels)
+    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError):
+        pass
+    tp = _template(kind, shapes, attrs)
+    meta = {"domain": list(tp.domain), "length": tp.length, "registers": tp.registers, "classes": tp.classes,
+            "pads": list(tp.pads)}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as dst:
+            pickle.dump((meta, b"".join(tp.leaves), [b"".join(level) for level in tp.levels]), dst, protocol=5)
+        os.replace(dst.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    except OSError:
+        pass  # a read-only tree: the process cache still serves
+    return tp
+
+
+def hash_leaves_ok(leaves: list[bytes], levels: list[list[bytes]]) -> bool:
+    """Whether a cached tree is whole: as many leaf hashes as leaves, and a single root."""
+    return bool(levels) and len(levels[0]) == len(leaves) and len(levels[-1]) == 1
