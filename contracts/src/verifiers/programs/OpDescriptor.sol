@@ -11,11 +11,11 @@ pragma solidity 0.8.37;
 ///         step (and in the tree), `kind` its number below, `attrs` its step-invariant attributes in
 ///         sorted name order (floats as binary32 bits), `inputs` the log entries it reads, `dtypes`
 ///         their TensorCommit dtype codes, `shapes` their shapes, `output` the entry it writes.
-///         A non-zero `programRoot` commits the elements' programs themselves (kinds whose programs
-///         the verifier does not derive): the RFC 9162 root over every instruction of every element,
-///         element-major (leaf e * programLength + m = the 21-byte instruction m of element e), each
-///         program `programLength` long, using at most `programRegisters` registers, its result in
-///         register 0.
+///         A non-zero `programRoot` commits what the verifier does not derive: for the template
+///         kinds the root over the template leaves of every element class (`TemplateProgram`),
+///         every element's program `programLength` long (padded), using at most
+///         `programRegisters` registers, its result in register 0; for adamw and sgd the root of
+///         the per-step table of their step-varying immediates (`AdamwProgram`, `SgdProgram`).
 library OpDescriptor {
     /// @notice Op kind numbers (protocol/dispute/graph.py `KIND_IDS`); never renumber.
     uint256 internal constant MATMUL = 1;
