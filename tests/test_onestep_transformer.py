@@ -233,3 +233,42 @@ def test_template_disk_cache_round_trip(tmp_path: Path, monkeypatch: pytest.Monk
     T._cached.cache_clear()
     assert T.template_program(*args).root == built.root  # a damaged file is rebuilt
     T._cached.cache_clear()
+
+
+# Edge values of binary32: ±0, a subnormal, ±inf, NaN, huge, past exp's range, a tiny and a plain one.
+EDGES = [0.0, -0.0, 1e-40, float("inf"), float("-inf"), float("nan"), 3e38, -104.0, 89.0, 1e-8, -0.5, 2.0]
+
+
+@pytest.mark.parametrize(("kind", "elements"), [
+    ("gelu", (3, 5)), ("exp", (8, 7)), ("log", (1, 10)), ("sqrt", (2, 6)), ("tanh", (4, 9)), ("erf", (0, 11)),
+])  # fmt: skip
+def test_math_kinds_edge_values_every_step(anvil_chain: Any, kind: str, elements: tuple[int, ...]) -> None:
+    """The stand-alone math ops and GELU on edge-valued inputs: every step of the contract, from
+    template programs, reproduces the RepOps evaluator's leaves (the program's special-value
+    SELECTs included)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from protocol.commit import TensorCommitment
+    from protocol.repops import OpRecord
+    from protocol.repops.ops import compute
+
+    x = torch.tensor(EDGES, dtype=torch.float32)
+    out = compute(kind, [x], {})
+    rec = OpRecord(0, kind, {}, (x,), out)
+    ids = [TensorCommitment(x).id, TensorCommitment(out).id]
+    trace = SimpleNamespace(step=0, start_names=["x"], log_ids=ids, records=[rec],
+                            ops=[SimpleNamespace(index=0, inputs=[0], output=1)])
+    graph = graph_of_trace(trace, None)
+    v = anvil_chain.deploy("ScalarStepVerifier", key=anvil_chain.dev_keys[0])
+    proof = descriptor_proof(graph, 0)
+    anvil_chain.transact(v.functions.registerOp(graph_root(graph), graph[0].encode(), proof.size,
+                                                list(proof.siblings)), key=anvil_chain.dev_keys[0])
+    spec_hash_ = b"\x00" * 32
+    for element in elements:
+        p = ElementProgram.build(trace, 0, element, graph)
+        assert p.leaves == p.honest_leaves
+        for m in range(p.length):
+            ctx = p.step_context(spec_hash_, m=m)
+            assert bytes(v.functions.step(ctx, p.leaves[m], p.step_proof(m)).call()) == p.leaves[m + 1], (element, m)
