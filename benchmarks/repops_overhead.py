@@ -23,7 +23,7 @@ Prints one line per model and a JSON object as the last line with ``cpu_ratio`` 
 ratio over the models; ``gpu_ratio`` with ``--device cuda``), ``cpu_ratio_torch_kernels`` (the same
 without the fast path) and ``commit_overhead`` (worst).
 
-    python benchmarks/repops_overhead.py [--device cpu|cuda] [--threads 1] [--repeat 15] [--rounds 5]
+    python benchmarks/repops_overhead.py [--device cpu|cuda] [--threads 1] [--repeat 15] [--rounds 9]
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def interval_overhead(ctx: StepContext, step: Callable[[], None], state_of: Call
     }
 
 
-def bench_model(name: str, device: torch.device, repeat: int, rounds: int = 5) -> dict[str, object]:
+def bench_model(name: str, device: torch.device, repeat: int, rounds: int = 9) -> dict[str, object]:
     """Time one spec's RepOps step, plain torch step and checkpoint commit."""
     spec = load_spec(name)
     ds = open_dataset(spec)
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--repeat", type=int, default=15, help="timed steps per measurement")
-    ap.add_argument("--rounds", type=int, default=5,
+    ap.add_argument("--rounds", type=int, default=9,
                     help="checkpoint intervals timed with and without a commit (each)")
     ap.add_argument("--models", nargs="*", default=list(SHIPPED_SPECS))
     args = ap.parse_args(argv)

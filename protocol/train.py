@@ -33,7 +33,8 @@ from typing import Any
 import torch
 
 from protocol import repops as R
-from protocol.commit import LocalStore, TraceTree, state_commitment
+from protocol.commit import LocalStore, TraceTree
+from protocol.commit.state import fast_state_root
 from protocol.data import Dataset
 from protocol.errors import VerigradError
 from protocol.models import Model, build_model
@@ -120,7 +121,7 @@ def host_state(state: State, copy: bool = False) -> State:
 
 def state_root_of(state: State) -> bytes:
     """S_t's root through the commitment layer (tensors brought to the CPU to be hashed)."""
-    return state_commitment(list(host_state(state).items())).root
+    return fast_state_root(list(host_state(state).items()))
 
 
 @dataclass
@@ -342,7 +343,7 @@ def checkpoint_steps(spec: TaskSpec) -> list[int]:
 def commit_state(state: State, store: LocalStore | None) -> tuple[bytes, str | None]:
     """One checkpoint's work: the state root, and the state written to ``store`` (its digest)."""
     host = host_state(state)
-    root = state_commitment(list(host.items())).root
+    root = fast_state_root(list(host.items()))
     return root, (store.put_tensors(host) if store is not None else None)
 
 

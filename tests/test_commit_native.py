@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import sha3
 
+from protocol.commit import state_commitment
 from protocol.commit import tensor as T
 from protocol.commit.merkle import merkle_root
+from protocol.commit.state import fast_state_root
 from protocol.repops import fastcpu
 
 pytestmark = pytest.mark.skipif(not fastcpu.available(), reason="RepOps CPU extension could not be built")
@@ -51,5 +53,32 @@ def test_tensor_ids_equal_with_and_without_the_extension_succeeds(monkeypatch) -
     arrays = [np.zeros((0, 3), np.float32), np.array(12, np.int64), np.arange(24, dtype=np.int32).reshape(2, 3, 4),
               np.random.default_rng(0).standard_normal((128, 64)).astype(np.float32)]
     fast = [T.tensor_id(a) for a in arrays]
-    monkeypatch.setitem(T._NATIVE, "fn", None)
+    monkeypatch.setitem(T._NATIVE, "chunk_root", None)
     assert [T.tensor_id(a) for a in arrays] == fast
+
+
+def test_state_root_matches_the_commitment_layer_succeeds() -> None:
+    rng = np.random.default_rng(3)
+    tensors = [
+        ("w", rng.standard_normal((128, 64)).astype(np.float32)),
+        ("b", np.array([0.0, -0.0, np.inf, np.nan, 1e-45], np.float32)),
+        ("empty", np.zeros((0, 3), np.float32)),
+        ("ids", rng.integers(-5, 5, (7, 3)).astype(np.int32)),
+        ("step", np.array(12, np.int64)),
+        ("scalar", np.array(1.5, np.float32)),
+        ("odd", rng.standard_normal(1000 * 64 + 3).astype(np.float32)),
+    ]
+    for k in range(len(tensors) + 1):  # every prefix: 0 .. 7 leaves, odd and even tree sizes
+        assert T.native_state_root([t for _, t in tensors[:k]]) == state_commitment(tensors[:k]).root
+        assert fast_state_root(tensors[:k]) == state_commitment(tensors[:k]).root
+    swapped = [tensors[1], tensors[0], *tensors[2:]]
+    assert fast_state_root(swapped) != fast_state_root(tensors)
+
+
+def test_state_root_refuses_what_the_commitment_layer_refuses_reverts() -> None:
+    from protocol.commit import CommitError
+
+    with pytest.raises(CommitError):
+        fast_state_root([("a", np.zeros(2, np.float32)), ("a", np.zeros(2, np.float32))])
+    with pytest.raises(CommitError):
+        fast_state_root([("a", np.zeros(2, np.float64))])

@@ -27,7 +27,7 @@ from protocol.commit.merkle import (
 )
 from protocol.commit.oplog import OpLog
 from protocol.commit.sequence import SequenceTree, sequence_root
-from protocol.commit.state import StateCommitment, state_commitment, state_root
+from protocol.commit.state import StateCommitment, fast_state_root, state_commitment, state_root
 from protocol.commit.store import ArtifactStore, LocalStore, open_store
 from protocol.commit.tensor import CHUNK_BYTES, ElementProof, TensorCommitment, tensor_id, tensor_id_from_root
 from protocol.commit.trace import TraceTree
@@ -51,6 +51,7 @@ __all__ = [
     "StoreError",
     "TensorCommitment",
     "TraceTree",
+    "fast_state_root",
     "hash_bytes",
     "leaf_hash",
     "merkle_root",

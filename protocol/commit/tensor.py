@@ -21,6 +21,7 @@ rather than silently converted: a commitment must be to exactly the bits the nex
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,23 +90,49 @@ def chunk_leaf_hashes(data: bytes) -> list[bytes]:
 _NATIVE: dict[str, Any] = {}
 
 
+def _native(name: str) -> Any:
+    if name not in _NATIVE:
+        fn = None
+        try:
+            from protocol.repops import fastcpu
+
+            mod = fastcpu.load()
+            fn = getattr(mod, name, None) if mod is not None else None
+        except ImportError:
+            fn = None
+        _NATIVE[name] = fn
+    return _NATIVE[name]
+
+
 def native_chunk_root() -> Callable[[bytes, int], bytes] | None:
     """The C++ chunk root of the RepOps CPU extension (``protocol/repops/csrc/fastcpu.cpp``), when
     torch is importable and the extension is built: the same leaves, nodes and root as
     ``merkle_root(chunk_leaf_hashes(data))``, without Python's per-hash overhead, and with the GIL
     released, so a checkpoint committed on a worker thread overlaps training. None otherwise (then
     the pysha3 path runs; ``VERIGRAD_REPOPS_FASTCPU=0`` turns both fast paths off)."""
-    if "fn" not in _NATIVE:
-        fn = None
-        try:
-            from protocol.repops import fastcpu
+    fn: Callable[[bytes, int], bytes] | None = _native("chunk_root")
+    return fn
 
-            mod = fastcpu.load()
-            fn = getattr(mod, "chunk_root", None) if mod is not None else None
-        except ImportError:
-            fn = None
-        _NATIVE["fn"] = fn
-    return _NATIVE["fn"]
+
+def native_state_root(tensors: Sequence[Any]) -> bytes | None:
+    """The state root over these tensors' ids (``state.state_root``'s value) in one C++ call without
+    the GIL, or None when the extension is unavailable. Only the element bytes, dtype codes and shapes
+    cross into C++; the ids' layout is the one in this module's docstring (tests compare the two)."""
+    fn = _native("state_root")
+    if fn is None or sys.byteorder != "little":
+        return None
+    data, codes, widths, shapes = [], [], [], []
+    for t in tensors:
+        arr = _as_numpy(t)
+        code, width, _ = DTYPES[_dtype_name(arr)]
+        if arr.ndim > _MAX_NDIM or any(d > _MAX_DIM for d in arr.shape):
+            raise CommitError(f"shape {arr.shape} does not fit the id layout (<=255 dims, each < 2**32)")
+        data.append(arr.tobytes(order="C"))
+        codes.append(code)
+        widths.append(width)
+        shapes.append([int(d) for d in arr.shape])
+    root: bytes = fn(data, codes, widths, shapes, CHUNK_BYTES)
+    return root
 
 
 def data_chunk_root(data: bytes) -> bytes:

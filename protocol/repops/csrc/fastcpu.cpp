@@ -22,12 +22,14 @@
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/utils/pybind.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 // Hot loops are compiled twice, for AVX2 and for the baseline ISA, and the CPU picks one at load time
@@ -1028,6 +1030,38 @@ pybind11::bytes keccak_256(const std::string& data) {
   return pybind11::bytes(reinterpret_cast<const char*>(out), 32);
 }
 
+namespace {
+
+// The RFC 9162 root of count leaf hashes held in level (32 bytes each; level is overwritten): nodes
+// H(0x01 || left || right) level by level, an odd last node promoted unchanged.
+void fold_root(std::vector<uint8_t>& level, size_t count, uint8_t out[32]) {
+  if (count == 0) {
+    keccak256(-1, nullptr, 0, out);
+    return;
+  }
+  uint8_t pair[64];
+  while (count > 1) {
+    const size_t half = count / 2;
+    for (size_t i = 0; i < half; ++i) {
+      std::memcpy(pair, &level[64 * i], 64);
+      keccak256(0x01, pair, 64, &level[32 * i]);
+    }
+    if (count % 2) std::memmove(&level[32 * half], &level[32 * (count - 1)], 32);
+    count = half + count % 2;
+  }
+  std::memcpy(out, level.data(), 32);
+}
+
+// Root over the leaves H(0x00 || chunk) of the c-byte chunks of p[0..n).
+void chunk_root_of(const uint8_t* p, size_t n, size_t c, uint8_t out[32]) {
+  const size_t count = (n + c - 1) / c;
+  std::vector<uint8_t> level(count * 32);
+  for (size_t i = 0; i < count; ++i) keccak256(0x00, p + i * c, std::min(c, n - i * c), &level[32 * i]);
+  fold_root(level, count, out);
+}
+
+}  // namespace
+
 // RFC 9162 root over the leaves H(0x00 || chunk) of the chunk_bytes-long chunks of data (the last one
 // shorter), nodes H(0x01 || left || right), an odd last node promoted; H("") when data is empty.
 pybind11::bytes chunk_root(const std::string& data, int64_t chunk_bytes) {
@@ -1035,26 +1069,52 @@ pybind11::bytes chunk_root(const std::string& data, int64_t chunk_bytes) {
   uint8_t root[32];
   {
     pybind11::gil_scoped_release nogil;
-    const auto* p = reinterpret_cast<const uint8_t*>(data.data());
-    const size_t n = data.size(), c = static_cast<size_t>(chunk_bytes);
-    size_t count = (n + c - 1) / c;
-    if (count == 0) {
-      keccak256(-1, p, 0, root);
-    } else {
-      std::vector<uint8_t> level(count * 32);
-      for (size_t i = 0; i < count; ++i) keccak256(0x00, p + i * c, std::min(c, n - i * c), &level[32 * i]);
-      uint8_t pair[64];
-      while (count > 1) {
-        const size_t half = count / 2;
-        for (size_t i = 0; i < half; ++i) {
-          std::memcpy(pair, &level[64 * i], 64);
-          keccak256(0x01, pair, 64, &level[32 * i]);
-        }
-        if (count % 2) std::memmove(&level[32 * half], &level[32 * (count - 1)], 32);
-        count = half + count % 2;
-      }
-      std::memcpy(root, level.data(), 32);
+    chunk_root_of(reinterpret_cast<const uint8_t*>(data.data()), data.size(), static_cast<size_t>(chunk_bytes),
+                  root);
+  }
+  return pybind11::bytes(reinterpret_cast<const char*>(root), 32);
+}
+
+// A training state's root (protocol/commit/state.py, tensor.py): for each tensor, its elements'
+// bytes in the machine's (little-endian) order, its dtype code, element width (4 or 8) and shape;
+// the id H(0x02 || code || ndim || dims (uint32, big-endian) || chunk root over the big-endian
+// element bytes), and the RFC 9162 root over the ids (leaves H(0x00 || id)).
+pybind11::bytes state_root(const std::vector<std::string>& data, const std::vector<int64_t>& codes,
+                           const std::vector<int64_t>& widths, const std::vector<std::vector<int64_t>>& shapes,
+                           int64_t chunk_bytes) {
+  const size_t n = data.size();
+  TORCH_CHECK(codes.size() == n && widths.size() == n && shapes.size() == n && chunk_bytes > 0,
+              "state_root: one code, width and shape per tensor");
+  for (size_t k = 0; k < n; ++k) {
+    int64_t numel = 1;
+    for (int64_t d : shapes[k]) {
+      TORCH_CHECK(d >= 0 && d <= 0xFFFFFFFFLL, "state_root: dimension out of range");
+      numel *= d;
     }
+    TORCH_CHECK((widths[k] == 4 || widths[k] == 8) && codes[k] >= 0 && codes[k] < 256 && shapes[k].size() < 256 &&
+                    static_cast<int64_t>(data[k].size()) == numel * widths[k],
+                "state_root: tensor ", k, " does not match its width and shape");
+  }
+  uint8_t root[32];
+  {
+    pybind11::gil_scoped_release nogil;
+    std::vector<uint8_t> leaves(32 * n), be, pre;
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& d = data[k];
+      const size_t w = static_cast<size_t>(widths[k]);
+      be.resize(d.size());
+      for (size_t i = 0; i < d.size(); i += w)
+        for (size_t b = 0; b < w; ++b) be[i + b] = static_cast<uint8_t>(d[i + w - 1 - b]);
+      pre.assign({static_cast<uint8_t>(codes[k]), static_cast<uint8_t>(shapes[k].size())});
+      for (int64_t dim : shapes[k])
+        for (int shift = 24; shift >= 0; shift -= 8) pre.push_back(static_cast<uint8_t>((dim >> shift) & 0xFF));
+      pre.resize(pre.size() + 32);
+      chunk_root_of(be.data(), be.size(), static_cast<size_t>(chunk_bytes), pre.data() + pre.size() - 32);
+      uint8_t id[32];
+      keccak256(0x02, pre.data(), pre.size(), id);
+      keccak256(0x00, id, 32, &leaves[32 * k]);
+    }
+    fold_root(leaves, n, root);
   }
   return pybind11::bytes(reinterpret_cast<const char*>(root), 32);
 }
@@ -1085,4 +1145,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("embedding", &embedding, "embedding lookup", nogil);
   m.def("keccak_256", &keccak_256, "keccak-256 (releases the GIL while hashing)");
   m.def("chunk_root", &chunk_root, "RFC 9162 root of keccak-256 chunk leaves (releases the GIL)");
+  m.def("state_root", &state_root, "training-state root over tensor ids (releases the GIL)");
 }
