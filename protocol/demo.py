@@ -151,8 +151,8 @@ class Cast:
         for d in self.daemons:
             rc = d.proc.poll()
             if rc is not None:
-                raise DemoFailed(f"the {d.name} daemon exited with code {rc}; the end of {d.log_path}:\n"
-                                 + tail(d.log_path))
+                how = f"was killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
+                raise DemoFailed(f"the {d.name} daemon {how}; the end of {d.log_path}:\n" + tail(d.log_path))
 
     def new_lines(self) -> Iterator[tuple[str, str]]:
         """Complete log lines written since the last call, as (daemon, line)."""
