@@ -580,7 +580,7 @@ def play(args: argparse.Namespace, node: Anvil, cast: Cast, run_dir: Path, start
         submitter.withdraw_payments()
     if submitter.chain.call(submitter.stake.functions.sinkBalance()) > 0:
         submitter.chain.transact(submitter.stake.functions.flushSink(), key=keys[SUBMITTER])
-    time.sleep(2 * args.block_time)
+    time.sleep(2 * (node.block_time or 0.25))  # the last transactions mined, their events told
     narrate()
     cast.stop()
     return report(story, submitter, t1, t2, people, address, start_balance, first_block, started, run_dir)
