@@ -272,3 +272,44 @@ def test_math_kinds_edge_values_every_step(anvil_chain: Any, kind: str, elements
         for m in range(p.length):
             ctx = p.step_context(spec_hash_, m=m)
             assert bytes(v.functions.step(ctx, p.leaves[m], p.step_proof(m)).call()) == p.leaves[m + 1], (element, m)
+
+
+def test_sgd_steps_with_step_table(anvil_chain: Any, tmp_path: Path) -> None:
+    """sgd (no shipped spec uses it yet) at a training step of a scheduled run: its graph commits the
+    learning rate of every step, and every step of its elements on chain, with the step's row opened
+    from the table, reproduces the RepOps evaluator's leaves. Its gas is measured."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from protocol.commit import TensorCommitment
+    from protocol.repops import OpRecord
+    from protocol.repops.ops import compute
+    from protocol.spec import learning_rate
+
+    text = (REPO / "protocol" / "specs" / "tiny-gpt.toml").read_text()
+    (tmp_path / "s.toml").write_text(re.sub(r"(?m)^steps = \d+", "steps = 30", text))
+    spec = load_spec(tmp_path / "s.toml")
+    step = 25  # in the decay (warm-up is 20 steps)
+    p_ = torch.tensor(EDGES, dtype=torch.float32)
+    g = torch.tensor(list(reversed(EDGES)), dtype=torch.float32)
+    attrs = {"lr": learning_rate(spec, step)}
+    rec = OpRecord(0, "sgd", attrs, (p_, g), compute("sgd", [p_, g], attrs))
+    ids = [TensorCommitment(p_).id, TensorCommitment(g).id, TensorCommitment(rec.output).id]
+    trace = SimpleNamespace(step=step, start_names=["p", "g"], log_ids=ids, records=[rec],
+                            ops=[SimpleNamespace(index=0, inputs=[0, 1], output=2)])
+    graph = graph_of_trace(trace, spec)
+    assert uncovered(graph) == [] and graph[0].program_length == 2
+    v = anvil_chain.deploy("ScalarStepVerifier", key=anvil_chain.dev_keys[0])
+    proof = descriptor_proof(graph, 0)
+    anvil_chain.transact(v.functions.registerOp(graph_root(graph), graph[0].encode(), proof.size,
+                                                list(proof.siblings)), key=anvil_chain.dev_keys[0])
+    worst = 0
+    for element in range(len(EDGES)):
+        p = ElementProgram.build(trace, 0, element, graph, spec)
+        for m in range(p.length):
+            fn = v.functions.step(p.step_context(b"\x00" * 32, m=m), p.leaves[m], p.step_proof(m))
+            assert bytes(fn.call()) == p.leaves[m + 1], (element, m)
+            worst = max(worst, fn.estimate_gas())
+    print(f"sgd: worst step {worst} gas (30-step table)")
+    assert worst <= 250_000
