@@ -32,10 +32,12 @@ of class c, ``uint8 ndim``, the domain shape (ndim x uint32), the class base's c
 ``programRegisters`` the most registers any class uses.
 
 Building a template traces the op's kernel on a few rows (``ops.trace``'s own machinery, with
-every lane of the row extracted at once): the base of each class, one step along each coordinate,
-and the last element of each class, which must equal its relocated template (else the op is not
-affine and cannot be templated: :class:`TemplateError`). The tests compare relocated templates
-with the tracer on many more elements of every kind of a real tiny-gpt step.
+every lane of the row extracted at once): the base of each class and one step along each
+coordinate (for the column classes, class 0's steps, its inputs moving by slot alone, serve every
+class), and the last element of the first, a middle and the last class, which must equal its
+relocated template (else the op is not affine and cannot be templated: :class:`TemplateError`).
+The tests compare relocated templates with the tracer on many more elements of every kind of a real
+tiny-gpt step. Built trees are kept on disk (:func:`cache_dir`).
 """
 
 from __future__ import annotations
@@ -265,13 +267,6 @@ class TemplateProgram:
         """``programOpening`` of a step proof: abi.encode(bytes leaf, bytes32[] path)."""
         i = self.leaf_index(element, m)
         return abi_encode(["bytes", "bytes32[]"], [self.leaves[i], inclusion_path_from_levels(self.levels, i)])
-
-
-def leaf_data(ins: Instr, domain: Sequence[int], base: Sequence[int], coef: np.ndarray) -> bytes:
-    """Template leaf: instruction, ndim, domain, base, coefficients (module doc)."""
-    n = len(domain)
-    return (ins.encode() + struct.pack(">B", n) + struct.pack(f">{n}I", *domain) + struct.pack(f">{n}I", *base)
-            + struct.pack(f">{3 * n}i", *(int(v) for v in coef.reshape(-1))))
 
 
 def _fit(kind: str, tracer: _Tracer, cls: int, base: tuple[int, ...]) -> tuple[list[Instr], int, np.ndarray]:
