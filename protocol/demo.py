@@ -91,8 +91,7 @@ def add_demo_parser(sub: Any) -> None:
                    help="bob's fault (default: a non-zero element of the backward matmul at a step of "
                    "the second checkpoint interval)")
     p.add_argument("--block-time", type=float, default=0.25, help="anvil's seconds per block (default 0.25)")
-    p.add_argument("--bid-window", type=int, default=25,
-                   help="seconds for sealed bids, counted from the moment the daemons start (default 25)")
+    p.add_argument("--bid-window", type=int, default=15, help="seconds for sealed bids (default 15)")
     p.add_argument("--reveal-window", type=int, default=6, help="seconds for reveals (default 6)")
     p.add_argument("--challenge-window", type=int, default=25,
                    help="seconds a result may be challenged (default 25)")
@@ -542,8 +541,10 @@ def play(args: argparse.Namespace, node: Anvil, cast: Cast, run_dir: Path, start
             time.sleep(0.2)
         narrate()
 
-    # Posted at once, while the daemons may still be starting: each deposits its stake before it
-    # looks at any task, and the bid window leaves room for both.
+    # The solvers stake once they are warmed up (engine loaded, the reference spec priced): from then
+    # on each bids within a second or two of seeing a task, so the tasks are posted then.
+    wait_until(lambda: submitter.free_stake(address["alice"]) >= STAKE["alice"]
+               and submitter.free_stake(address["bob"]) >= STAKE["bob"], "the solvers' stakes")
     windows = {"bid_window": args.bid_window, "reveal_window": args.reveal_window, "training_window": 600,
                "challenge_window": args.challenge_window}
     t1 = post(submitter, spec_ref, PAYMENT, STAKE["alice"], BID_BOND, windows)

@@ -55,8 +55,8 @@ def processes_mentioning(text: str) -> list[int]:
 @pytest.mark.anvil
 def test_demo_pays_the_honest_task_and_slashes_the_cheater(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    args = build_parser().parse_args(["demo", "--out", str(out), "--bid-window", "40", "--reveal-window", "10",
-                                      "--challenge-window", "45", "--timeout", "420"])
+    args = build_parser().parse_args(["demo", "--out", str(out), "--bid-window", "25", "--reveal-window", "10",
+                                      "--challenge-window", "40", "--timeout", "420"])
     with Anvil(accounts=6, block_time=0.25) as node:
         rc = run_demo(args, node)
         printed = capsys.readouterr().out
