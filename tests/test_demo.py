@@ -2,9 +2,8 @@
 
 The demo runs on an anvil the test owns, so that the chain outlives it: every task, the game, each
 party's money (to the wei, gas included) and every contract's balance are then read from the chain,
-not from what the demo printed. Also: no daemon process is left behind. One run (about a minute and
-a half on two idle cores): the windows are wider than the demo's defaults, so that the test survives
-a machine busy with other tests.
+not from what the demo printed. Also: no daemon process is left behind. One run, with windows wider
+than the demo's defaults so that it survives a machine busy with other tests (about two minutes).
 """
 
 from __future__ import annotations
