@@ -93,7 +93,8 @@ def test_tiny_gpt_graph_fully_covered(run: dict[str, Any]) -> None:
 
 def test_templates_equal_tracer(run: dict[str, Any]) -> None:
     """Every template op of the step: the first and last element of the first, second and last
-    class, and random elements, relocated from their class's template, are the tracer's programs."""
+    class, random elements, and for ops with a class per column an element of every class, relocated
+    from their class's template, are the tracer's programs."""
     rng = random.Random(11)
     done = set()
     for d in run["graph"]:
@@ -112,6 +113,9 @@ def test_templates_equal_tracer(run: dict[str, Any]) -> None:
             lasts[c] = e
         wanted = {c for c in (0, 1, tp.classes - 1) if c in firsts}
         elements = {firsts[c] for c in wanted} | {lasts[c] for c in wanted} | {rng.randrange(numel) for _ in range(2)}
+        if tp.classes > 4:  # a class per column: every class, on a random row
+            row = rng.randrange(numel // tp.classes)
+            elements |= {row * tp.classes + c for c in range(tp.classes)}
         for e in sorted(elements):
             program, nregs = scalar_program(d.kind, [list(s) for s in d.shapes], attrs, e)
             assert tp.program(e)[tp.padding(e):] == program, (d.index, d.kind, e)
