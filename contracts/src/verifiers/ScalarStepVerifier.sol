@@ -311,7 +311,9 @@ contract ScalarStepVerifier is IOneStepVerifier {
         uint256 size;
         bytes32[] memory path;
         (lr, size, path) = abi.decode(opening, (uint32, uint256, bytes32[]));
-        if (!MerkleLog.verifyInclusion(root, MerkleLog.hashLeaf(abi.encode(trainingStep, lr)), trainingStep, size, path)) {
+        if (!MerkleLog.verifyInclusion(
+                root, MerkleLog.hashLeaf(abi.encode(trainingStep, lr)), trainingStep, size, path
+            )) {
             revert StepConstantsNotCommitted(trainingStep);
         }
     }

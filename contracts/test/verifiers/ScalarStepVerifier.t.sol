@@ -159,15 +159,18 @@ contract ScalarStepVerifierTest is TestBase {
     function test_instructionAt_matmulElement_succeeds() public view {
         // r0 = FMULADD #0, in0[0], in1[0]: opcode 05, dst 0000, (3,0,0) (2,0,0) (2,1,0)
         assertEq(
-            bytes32(v.instructionWith(descriptor, 0, 0, 0, "")), bytes32(bytes21(0x050000030000000000020000000000020100000000))
+            bytes32(v.instructionWith(descriptor, 0, 0, 0, "")),
+            bytes32(bytes21(0x050000030000000000020000000000020100000000))
         );
         // r1 = FMULADD #0, in0[2], in1[4]
         assertEq(
-            bytes32(v.instructionWith(descriptor, 0, 2, 0, "")), bytes32(bytes21(0x050001030000000000020000000002020100000004))
+            bytes32(v.instructionWith(descriptor, 0, 2, 0, "")),
+            bytes32(bytes21(0x050001030000000000020000000002020100000004))
         );
         // r0 = FADD r0, r1
         assertEq(
-            bytes32(v.instructionWith(descriptor, 0, 3, 0, "")), bytes32(bytes21(0x010000010000000000010000000001000000000000))
+            bytes32(v.instructionWith(descriptor, 0, 3, 0, "")),
+            bytes32(bytes21(0x010000010000000000010000000001000000000000))
         );
     }
 

@@ -49,7 +49,12 @@ contract TemplateProgramTest is TestBase {
         v = new ScalarStepVerifier();
         h = new TemplateHarness();
         chunkW = abi.encodePacked(
-            uint32(0x3F800000), uint32(0x40000000), uint32(0x40400000), uint32(0x40800000), uint32(0x40A00000), uint32(0x40C00000)
+            uint32(0x3F800000),
+            uint32(0x40000000),
+            uint32(0x40400000),
+            uint32(0x40800000),
+            uint32(0x40A00000),
+            uint32(0x40C00000)
         );
         chunkIds = abi.encodePacked(uint32(1), uint32(0));
         idW = TensorCommit.tensorId(TensorCommit.DTYPE_FLOAT32, _shape2(2, 3), MerkleLog.hashLeaf(chunkW));
@@ -62,7 +67,8 @@ contract TemplateProgramTest is TestBase {
         leaves[1] = _leaf(bytes21(0x200000010000000000030000000000000000000000), 2, 3, 0, 0, moveImm);
         leaves[2] = _leaf(bytes21(0x300000030000000001010000000000000000000000), 2, 3, 0, 0, none);
         templateRoot = MerkleLog.hashNode(
-            MerkleLog.hashNode(MerkleLog.hashLeaf(leaves[0]), MerkleLog.hashLeaf(leaves[1])), MerkleLog.hashLeaf(leaves[2])
+            MerkleLog.hashNode(MerkleLog.hashLeaf(leaves[0]), MerkleLog.hashLeaf(leaves[1])),
+            MerkleLog.hashLeaf(leaves[2])
         );
         embedding = _embeddingDescriptor(_shape2(2, 3));
         v.registerOp(MerkleLog.hashLeaf(embedding), embedding, 1, new bytes32[](0));
@@ -100,8 +106,17 @@ contract TemplateProgramTest is TestBase {
         uint32[][] memory shapes = new uint32[][](2);
         (shapes[0], shapes[1]) = (_shape1(2), _shape2(2, 3));
         return abi.encode(
-            uint256(0), uint256(33), new uint256[](0), inputs, dtypes, shapes, outShape, uint256(2), templateRoot,
-            uint256(3), uint256(1)
+            uint256(0),
+            uint256(33),
+            new uint256[](0),
+            inputs,
+            dtypes,
+            shapes,
+            outShape,
+            uint256(2),
+            templateRoot,
+            uint256(3),
+            uint256(1)
         );
     }
 
@@ -112,8 +127,17 @@ contract TemplateProgramTest is TestBase {
         uint32[][] memory shapes = new uint32[][](2);
         (shapes[0], shapes[1]) = (_shape2(2, 3), _shape2(2, 3));
         return abi.encode(
-            uint256(0), uint256(14), new uint256[](0), inputs, dtypes, shapes, _shape2(2, 3), uint256(2), tableRoot,
-            uint256(2), uint256(1)
+            uint256(0),
+            uint256(14),
+            new uint256[](0),
+            inputs,
+            dtypes,
+            shapes,
+            _shape2(2, 3),
+            uint256(2),
+            tableRoot,
+            uint256(2),
+            uint256(1)
         );
     }
 
@@ -178,12 +202,15 @@ contract TemplateProgramTest is TestBase {
     ) internal view returns (bytes32) {
         IOneStepVerifier.StepContext memory ctx = _ctx(descriptor, element, m, trainingStep);
         ctx.logRoot = logRoot;
-        bytes memory proof =
-            abi.encode(_one(r0), descriptor, uint256(1), new bytes32[](0), openings, programOpening);
+        bytes memory proof = abi.encode(_one(r0), descriptor, uint256(1), new bytes32[](0), openings, programOpening);
         return v.step(ctx, v.stateOf(m, _one(r0)), proof);
     }
 
-    function _openings(ScalarStepVerifier.Opening memory o) internal pure returns (ScalarStepVerifier.Opening[] memory a) {
+    function _openings(ScalarStepVerifier.Opening memory o)
+        internal
+        pure
+        returns (ScalarStepVerifier.Opening[] memory a)
+    {
         a = new ScalarStepVerifier.Opening[](1);
         a[0] = o;
     }
@@ -247,24 +274,34 @@ contract TemplateProgramTest is TestBase {
     function test_instructionWith_negativeCoefficientsOffBase_succeeds() public {
         // gelu (one class) over (2, 3), base (1, 2): r0 = FADD in0[5], #1.0 with in0 moving by (3, 1)
         // and the immediate by (-2^23, 0): element 0 (offsets -1, -2) reads in0[0] and adds 2.0.
-        bytes memory leaf = _leaf(
-            bytes21(0x01000002000000000503003F800000000000000000), 2, 3, 1, 2, [int32(3), 1, -8388608, 0, 0, 0]
-        );
+        bytes memory leaf =
+            _leaf(bytes21(0x01000002000000000503003F800000000000000000), 2, 3, 1, 2, [int32(3), 1, -8388608, 0, 0, 0]);
         uint256[] memory inputs = new uint256[](1);
         uint256[] memory dtypes = new uint256[](1);
         dtypes[0] = 1;
         uint32[][] memory shapes = new uint32[][](1);
         shapes[0] = _shape2(2, 3);
         bytes memory d = abi.encode(
-            uint256(0), uint256(23), new uint256[](0), inputs, dtypes, shapes, _shape2(2, 3), uint256(1),
-            MerkleLog.hashLeaf(leaf), uint256(1), uint256(1)
+            uint256(0),
+            uint256(23),
+            new uint256[](0),
+            inputs,
+            dtypes,
+            shapes,
+            _shape2(2, 3),
+            uint256(1),
+            MerkleLog.hashLeaf(leaf),
+            uint256(1),
+            uint256(1)
         );
         bytes memory opening = abi.encode(leaf, new bytes32[](0));
         assertEq(
-            bytes32(v.instructionWith(d, 0, 0, 0, opening)), bytes32(bytes21(0x010000020000000000030040000000000000000000))
+            bytes32(v.instructionWith(d, 0, 0, 0, opening)),
+            bytes32(bytes21(0x010000020000000000030040000000000000000000))
         );
         assertEq(
-            bytes32(v.instructionWith(d, 4, 0, 0, opening)), bytes32(bytes21(0x01000002000000000403003F800000000000000000))
+            bytes32(v.instructionWith(d, 4, 0, 0, opening)),
+            bytes32(bytes21(0x01000002000000000403003F800000000000000000))
         );
         vm.expectRevert(abi.encodeWithSelector(ScalarStepVerifier.StepOutOfRange.selector, 1, 1));
         v.instructionWith(d, 0, 1, 0, opening);
@@ -310,9 +347,8 @@ contract TemplateProgramTest is TestBase {
     function test_step_loadFromAnotherTensor_reverts() public {
         IOneStepVerifier.StepContext memory ctx = _ctx(embedding, 5, 2, 0);
         ctx.logRoot = logRoot;
-        bytes memory proof = abi.encode(
-            _one(2), embedding, uint256(1), new bytes32[](0), _openings(_openIds()), _templateOpening(2)
-        );
+        bytes memory proof =
+            abi.encode(_one(2), embedding, uint256(1), new bytes32[](0), _openings(_openIds()), _templateOpening(2));
         bytes32 pre = v.stateOf(2, _one(2));
         vm.expectRevert(abi.encodeWithSelector(ScalarStepVerifier.InputNotInLog.selector, 0, idIds));
         v.step(ctx, pre, proof);
