@@ -68,8 +68,7 @@ from protocol.repops.ops import get_op
 MASK32 = 0xFFFFFFFF
 
 #: Kinds whose element classes are their columns (the last domain coordinate).
-COLUMN_CLASS_KINDS = frozenset({"softmax", "log_softmax", "log_softmax_backward", "cross_entropy_backward",
-                                "layernorm_backward", "layernorm_stats"})
+COLUMN_CLASS_KINDS = frozenset({"softmax", "cross_entropy_backward", "layernorm_backward", "layernorm_stats"})
 
 #: Kinds whose descriptors commit template programs (the rest are derived on chain or use a step table).
 TEMPLATE_KINDS = frozenset({

@@ -19,7 +19,7 @@ import {OpDescriptor} from "./OpDescriptor.sol";
 ///
 ///             attn_scores                      0 if key position <= query position (coords 3, 2), else 1
 ///             attn_dqkv                        coord 2 (q, k or v)
-///             softmax, log_softmax and its backward, cross_entropy_backward, layernorm_stats,
+///             softmax, cross_entropy_backward, layernorm_stats,
 ///             layernorm_backward               the last coordinate (the column)
 ///             every other kind                 0 (one class)
 ///
@@ -45,8 +45,6 @@ library TemplateProgram {
 
     uint256 internal constant CROSS_ENTROPY_BACKWARD = 7;
     uint256 internal constant SOFTMAX = 25;
-    uint256 internal constant LOG_SOFTMAX = 27;
-    uint256 internal constant LOG_SOFTMAX_BACKWARD = 28;
     uint256 internal constant LAYERNORM_STATS = 29;
     uint256 internal constant LAYERNORM_BACKWARD = 31;
     uint256 internal constant ATTN_SCORES = 35;
@@ -61,8 +59,8 @@ library TemplateProgram {
         uint256 n = domain.length;
         if (kind == ATTN_SCORES && n == 4) return (coords[3] > coords[2] ? 1 : 0, 2);
         if (kind == ATTN_DQKV && n == 5) return (coords[2], domain[2]);
-        bool byColumn = kind == SOFTMAX || kind == LOG_SOFTMAX || kind == LOG_SOFTMAX_BACKWARD
-            || kind == CROSS_ENTROPY_BACKWARD || kind == LAYERNORM_STATS || kind == LAYERNORM_BACKWARD;
+        bool byColumn =
+            kind == SOFTMAX || kind == CROSS_ENTROPY_BACKWARD || kind == LAYERNORM_STATS || kind == LAYERNORM_BACKWARD;
         if (byColumn && n > 0) return (coords[n - 1], domain[n - 1]);
         return (0, 1);
     }
