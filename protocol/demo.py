@@ -115,10 +115,22 @@ class Daemon:
     partial: str = ""
 
 
+def _load_prctl() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").prctl if sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up here, in the parent: between fork and exec the child only makes the call (loading a
+# library there could deadlock on a lock another thread of the demo, e.g. torch's, held at fork).
+_PRCTL = _load_prctl()
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
     """Linux: the child gets SIGTERM if the demo dies without cleaning up (SIGKILL, a crash)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 @dataclass
@@ -139,7 +151,7 @@ class Cast:
         proc = subprocess.Popen(
             [sys.executable, "-m", "protocol.cli", *args, "--deployments", str(self.deployments)],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
         d = Daemon(name, proc, log_path, log)
         self.daemons.append(d)
