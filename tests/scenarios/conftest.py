@@ -107,6 +107,10 @@ STAKE = ETH // 2
 PAYMENT = ETH
 START_BALANCE = 10_000 * ETH  # every dev account's
 WINDOWS = dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=90)
+# Shorter auction windows for scenarios whose solver daemon is warmed up and staked before the task
+# is posted (its bid then takes well under a second); the verifier, started at the same time, has
+# the whole challenge window for its re-execution.
+FAST_WINDOWS = dict(bid_window=10, reveal_window=5, training_window=600, challenge_window=60)
 
 
 def spend(devnet: Devnet, who: str) -> int:
@@ -137,7 +141,8 @@ def start_task(devnet: Devnet, solver_args: list[str], solver_key: int = 2,
     devnet.spawn("solver", ["solver", "--store", str(devnet.dir / "solver"), "--db", str(devnet.dir / "solver.db"),
                             "--stake", "1", *solver_args], key_index=solver_key)
     sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
-    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, 60, "the solver's stake")
+    # The daemon stakes once it has warmed its engine up (tens of seconds on a loaded machine).
+    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, 150, "the solver's stake")
     tid = post(sub, str(spec), PAYMENT, STAKE, ETH // 100, windows or WINDOWS)
     devnet.wait_for(lambda: sub.status(tid) == TaskStatus.RESULT_SUBMITTED, 240, "the result")
     return sub, tid, spec

@@ -23,6 +23,7 @@ from protocol.chain.market import Market, TaskStatus
 from protocol.errors import VerigradError
 
 from .conftest import (
+    FAST_WINDOWS,
     GAME_BOND,
     PAYMENT,
     STAKE,
@@ -72,9 +73,9 @@ MODES = {
 @pytest.mark.parametrize("mode", list(MODES))
 def test_state_that_does_not_follow_from_training_is_slashed(devnet: Devnet, mode: str) -> None:
     args, step = MODES[mode]
-    sub, tid, _ = start_task(devnet, args)
+    verifier(devnet)  # watching from the start: its start-up overlaps the auction
+    sub, tid, _ = start_task(devnet, args, windows=FAST_WINDOWS)
     me = devnet.node.accounts[4]
-    verifier(devnet)
     game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[4])
     devnet.wait_for(lambda: game.game_count() == 1, 120, "the challenge")
     devnet.wait_for(lambda: "event=game_over" in devnet.log("verifier"), 6 * CLOCK, "the end of the game")
@@ -96,9 +97,9 @@ def test_two_verifiers_challenge_at_once(devnet: Devnet) -> None:
     """Two games on one result, played at once by two verifier daemons against one cheating solver
     daemon: the first one decided slashes the solver; the market answers the other that the task
     already failed, and it ends with its bond back to its challenger (no second slash)."""
-    sub, tid, _ = start_task(devnet, ["--inject", FAULT])
     verifier(devnet, "verifier-a", key=4)
     verifier(devnet, "verifier-b", key=5)
+    sub, tid, _ = start_task(devnet, ["--inject", FAULT], windows=FAST_WINDOWS)
     a, b = devnet.node.accounts[4], devnet.node.accounts[5]
     game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[4])
     devnet.wait_for(lambda: game.game_count() == 2, 120, "both challenges")
@@ -136,8 +137,8 @@ def test_withholding_solver_is_challenged_from_a_whole_replay_and_slashed(devnet
     checkpoint with its own, bisects down to the op, and, without the solver's output to name an
     element from, has chunks of it opened on chain (``requestChunk``/``openChunk``) until one differs;
     the contract recomputes that element and the solver is slashed."""
-    sub, tid, _ = start_task(devnet, ["--inject", FAULT, "--withhold"])
     verifier(devnet)
+    sub, tid, _ = start_task(devnet, ["--inject", FAULT, "--withhold"], windows=FAST_WINDOWS)
     game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[4])
     devnet.wait_for(lambda: game.game_count() == 1, 120, "the challenge")
     devnet.wait_for(lambda: "event=game_over" in devnet.log("verifier"), 6 * 60, "the end of the game")

@@ -25,7 +25,17 @@ from protocol.chain.market import Market, TaskStatus
 from protocol.dispute.player import ChallengerPlayer, NoScalarBackend, TraceSource
 from protocol.trace import Replayer
 
-from .conftest import GAME_BOND, GAME_CLOCK, PAYMENT, STAKE, Devnet, assert_solvent, spend, start_task
+from .conftest import (
+    FAST_WINDOWS,
+    GAME_BOND,
+    GAME_CLOCK,
+    PAYMENT,
+    STAKE,
+    Devnet,
+    assert_solvent,
+    spend,
+    start_task,
+)
 
 ETH = 10**18
 FAULT = "7:6:2"  # a non-zero element of the weight gradient (a corrupted zero is flushed away downstream)
@@ -42,10 +52,11 @@ FAULTS = {"forward": (2, 2), "backward": (6, 2), "optimizer": (20, 2)}
 @pytest.mark.parametrize("where", list(FAULTS))
 def test_cheating_solver_is_challenged_bisected_and_slashed(devnet: Devnet, where: str) -> None:
     op, element = FAULTS[where]
-    sub, tid, _ = start_task(devnet, ["--inject", f"7:{op}:{element}"])
     verifier = devnet.node.accounts[4]
+    # The verifier watches from the start (its start-up overlaps the auction).
     devnet.spawn("verifier", ["verifier", "--db", str(devnet.dir / "verifier.db"), "--sample-rate", "1"],
                  key_index=4)
+    sub, tid, _ = start_task(devnet, ["--inject", f"7:{op}:{element}"], windows=FAST_WINDOWS)
     game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[4])
     devnet.wait_for(lambda: game.game_count() == 1, 120, "the challenge")
     devnet.wait_for(lambda: "event=game_over" in devnet.log("verifier"), 6 * GAME_CLOCK, "the end of the game")
