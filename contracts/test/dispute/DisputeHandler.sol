@@ -60,7 +60,7 @@ contract DisputeHandler is DisputeFixture {
         DecidedByStep
     }
 
-    uint256 public constant MAX_GAMES = 4;
+    uint256 public constant MAX_GAMES = 5;
     /// @dev Actions per game of a batch after which the adversary only stalls (its games then end
     ///      on time).
     uint256 internal constant MAX_ACTIONS = 60;
@@ -809,3 +809,4 @@ contract DisputeHandler is DisputeFixture {
         return _marketAndStakeHold();
     }
 }
+

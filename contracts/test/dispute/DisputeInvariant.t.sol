@@ -12,7 +12,7 @@ import {DisputeHandler} from "./DisputeHandler.sol";
 ///      that reverts fails the run.
 contract DisputeInvariantTest is InvariantBase {
     /// @dev Must equal the depth configured below (a single run).
-    uint256 internal constant CALLS = 4_400;
+    uint256 internal constant CALLS = 3_700;
     uint256 internal constant MIN_GAMES = 10_000;
 
     DisputeHandler internal handler;
@@ -26,7 +26,7 @@ contract DisputeInvariantTest is InvariantBase {
     }
 
     /// forge-config: default.invariant.runs = 1
-    /// forge-config: default.invariant.depth = 4400
+    /// forge-config: default.invariant.depth = 3700
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: default.invariant.shrink-run-limit = 0
     function invariant_honestSideNeverLosesAndEthAccounted() public view {
