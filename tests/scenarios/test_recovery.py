@@ -64,14 +64,19 @@ def test_solver_sigkilled_at_random_points_delivers_once(devnet: Devnet) -> None
                     "completion and withdrawal")
     # Every transaction the solver's key ever sent is one recorded action: nothing went out twice.
     db = AgentDB(sdir / "state.db")
-    rows = db.conn.execute("SELECT key, status FROM actions").fetchall()
-    assert not [k for k, s in rows if s == "failed" and not k.startswith("closeAuction")], rows
+    rows = db.conn.execute("SELECT key, status, tx FROM actions").fetchall()
+    assert not [k for k, s, _ in rows if s == "failed" and not k.startswith("closeAuction")], rows
+    # An action a killed daemon left pending (sent, receipt not recorded) was settled from the chain
+    # when the next one started: it is done with its transaction's hash, or failed if none went out.
+    assert not [k for k, s, _ in rows if s == "pending"], rows
     nonce = devnet.chain.w3.eth.get_transaction_count(me)
-    done = [k for k, s in rows if s == "done"]
-    # An action still pending was sent by a daemon killed before it recorded the receipt (and the
-    # chain made any retry unnecessary): it may or may not have landed, but nothing went out twice.
-    pending = [k for k, s in rows if s == "pending"]
-    assert len(done) <= nonce <= len(done) + len(pending), (nonce, rows)
+    hashes = [tx for _, s, tx in rows if s == "done" and tx]
+    assert len(set(hashes)) == len(hashes)
+    for h in hashes:
+        r = devnet.chain.w3.eth.get_transaction_receipt("0x" + h.removeprefix("0x"))
+        assert r["status"] == 1 and r["from"] == me
+    failed = [k for k, s, _ in rows if s == "failed"]  # a closeAuction that lost the race may have been mined
+    assert len(hashes) <= nonce <= len(hashes) + len(failed), (nonce, rows)
     m = devnet.deployment
     market = devnet.chain.contract("TaskMarket", m.task_market)
     frm = m.block
