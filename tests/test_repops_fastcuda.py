@@ -110,6 +110,16 @@ def test_attention_ops_match_torch_succeeds(batch: int, t: int, heads: int, dh: 
         _assert_same("attn_dqkv", [dscores, x, probs, dy], attrs)
 
 
+@pytest.mark.parametrize("step", [1, 2, 10, 1000])
+def test_adam_ops_match_torch_succeeds(step: int) -> None:
+    attrs = {"lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.01, "step": step}
+    p, g, m = _mixed((37, 65), 1), _mixed((37, 65), 2), _mixed((37, 65), 3)
+    for v in (_mixed((37, 65), 4).abs(), _mixed((37, 65), 5), _randn((37, 65), 6).abs() * 1e-40):
+        _assert_same("adam_m", [m, g], attrs)
+        _assert_same("adam_v", [v, g], attrs)
+        _assert_same("adamw", [p, m, v], attrs)  # sqrt of subnormals, zeros, inf, negatives, NaN
+
+
 @pytest.mark.parametrize(("name", "steps"), [("digits-mlp", 12), ("tiny-gpt", 4)])
 def test_graph_training_equals_op_by_op_and_cpu_succeeds(name: str, steps: int, monkeypatch, recwarn) -> None:  # type: ignore[no-untyped-def]
     spec = load_spec(name).with_steps(steps)

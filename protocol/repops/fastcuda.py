@@ -21,12 +21,14 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from protocol.repops import fastcpu
+from protocol.repops.backend import TorchBackend
 
 _CSRC = Path(__file__).resolve().parent / "csrc" / "cudakern.cu"
 _REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +40,9 @@ at::Tensor dot(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias,
                int64_t scale_bits, bool causal);
 at::Tensor colsum(const at::Tensor& x, int64_t c, int64_t L);
 at::Tensor embedding_backward(const at::Tensor& ids, const at::Tensor& dy, int64_t num_embeddings);
+at::Tensor adam_moment(const at::Tensor& mv, const at::Tensor& g, int64_t b_bits, int64_t omb_bits, int64_t kind);
+at::Tensor adamw(const at::Tensor& p, const at::Tensor& m, const at::Tensor& v, const at::Tensor& bc1,
+                 const at::Tensor& bc2, const at::Tensor& lrwd, const at::Tensor& lr, int64_t eps_bits);
 """
 
 _state: dict[str, Any] = {"module": None, "tried": False, "build_s": None}
@@ -73,7 +78,7 @@ def _build() -> Any | None:
             name=f"repops_fastcuda_{digest}",
             cpp_sources=[_DECLARATIONS],
             cuda_sources=[text],
-            functions=["dot", "colsum", "embedding_backward"],
+            functions=["dot", "colsum", "embedding_backward", "adam_moment", "adamw"],
             extra_cuda_cflags=CUDA_FLAGS,
             build_directory=str(folder),
             verbose=False,
@@ -96,32 +101,62 @@ def build_seconds() -> float | None:
     return _state["build_s"]
 
 
-def _embedding_backward(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor:
+Kernel = Callable[[Any, list[torch.Tensor], dict[str, Any], TorchBackend], torch.Tensor]
+
+
+def _shared(name: str) -> Kernel:
+    """The CPU fast path's wrapper for op ``name`` (the CUDA module has the same functions)."""
+    cpu = fastcpu.KERNELS[name]
+
+    def run(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], k: TorchBackend) -> torch.Tensor:
+        out = cpu(mod, v, attrs, k.out_numel)
+        assert out is not None
+        return out
+
+    return run
+
+
+def _embedding_backward(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], k: TorchBackend) -> torch.Tensor:
     ids, dy = v
     return mod.embedding_backward(ids.to(torch.int32).contiguous(), dy.contiguous(), int(attrs["num_embeddings"]))
 
 
-KERNELS: dict[str, fastcpu.Kernel] = {
-    "matmul": fastcpu.KERNELS["matmul"],
-    "linear": fastcpu.KERNELS["linear"],
-    "linear_nobias": fastcpu.KERNELS["linear_nobias"],
-    "sum_rows": fastcpu.KERNELS["sum_rows"],
-    "attn_scores": fastcpu.KERNELS["attn_scores"],
-    "attn_apply": fastcpu.KERNELS["attn_apply"],
-    "attn_dprobs": fastcpu.KERNELS["attn_dprobs"],
-    "attn_dqkv": fastcpu.KERNELS["attn_dqkv"],
+def _adam_moment(kind: int, beta: str) -> Kernel:
+    def run(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], k: TorchBackend) -> torch.Tensor:
+        return mod.adam_moment(v[0].contiguous(), v[1].contiguous(), *fastcpu._beta_bits(float(attrs[beta])), kind)
+
+    return run
+
+
+def _adamw(mod: Any, v: list[torch.Tensor], attrs: dict[str, Any], k: TorchBackend) -> torch.Tensor:
+    """The step constants come as the kernel's ``k.step_const`` tensors (cached constants, or views of
+    the buffer a captured CUDA graph reads), never as values baked into the launch."""
+    from protocol.repops.optim import adamw_step_constants  # optim imports ops, which imports this module
+
+    c = adamw_step_constants(attrs)
+    consts = [k.step_const(n, c[n]) for n in ("adamw.bc1", "adamw.bc2", "adamw.lrwd", "adamw.lr")]
+    p, m, vv = (t.contiguous() for t in v)
+    return mod.adamw(p, m, vv, *consts, fastcpu._bits_arg(float(attrs["eps"])))
+
+
+KERNELS: dict[str, Kernel] = {
+    **{name: _shared(name) for name in (
+        "matmul", "linear", "linear_nobias", "sum_rows", "attn_scores", "attn_apply", "attn_dprobs", "attn_dqkv")},
     "embedding_backward": _embedding_backward,
-}
+    "adam_m": _adam_moment(0, "beta1"),
+    "adam_v": _adam_moment(1, "beta2"),
+    "adamw": _adamw,
+}  # fmt: skip
 """The ops with a GPU fast path, by op name."""
 
 
-def compute(name: str, views: list[torch.Tensor], attrs: dict[str, Any], out_numel: int) -> torch.Tensor | None:
+def compute(name: str, views: list[torch.Tensor], attrs: dict[str, Any], k: TorchBackend) -> torch.Tensor | None:
     """Op ``name`` on its (CUDA, float32) views through the GPU fast path, in the op's domain shape;
     None when the op has none or the extension is unavailable (the caller runs the torch kernel)."""
     fn = KERNELS.get(name)
-    if fn is None or out_numel == 0 or any(v.numel() == 0 for v in views):
+    if fn is None or k.out_numel == 0 or any(v.numel() == 0 for v in views):
         return None
     mod = load()
     if mod is None:
         return None
-    return fn(mod, views, attrs, out_numel)
+    return fn(mod, views, attrs, k)

@@ -151,7 +151,7 @@ def compute(name: str, inputs: Sequence[torch.Tensor], attrs: Attrs | None = Non
         if fast is not None:  # the same bits as the kernel below, one fused C++ loop (fastcpu.py)
             return fast.reshape(oshape)
     elif k.device.type == "cuda" and name in fastcuda.KERNELS:
-        fast = fastcuda.compute(name, views, attrs, k.out_numel)
+        fast = fastcuda.compute(name, views, attrs, k)
         if fast is not None:  # the same bits as the kernel below, one CUDA kernel (fastcuda.py)
             return fast.reshape(oshape)
     fn = op.torch_kernel or op.kernel
