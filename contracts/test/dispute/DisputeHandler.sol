@@ -19,9 +19,11 @@ import {TensorCommit} from "../../src/merkle/TensorCommit.sol";
 ///         decided or settled, every further move is tried and must revert. Time passes only on the
 ///         adversary's turn: before each stall the honest party answers in every game of the batch.
 ///
-///         After every action the handler checks the ETH of the game contracts, the market and the
-///         stake manager against their totals and against its own ghost sums (what went in minus
-///         what came out), and when a game is decided or settled, that the honest side won it.
+///         A batch is played on one of three game contracts (degrees 2, 3 and 8) by up to three
+///         challengers. After every action the handler checks the ETH of the game contract in play,
+///         the market and the stake manager against their totals and against its own ghost sums
+///         (what went in minus what came out), and when a game is decided or settled, that the
+///         honest side won it; `accountsHold` checks every game contract and every credit.
 contract DisputeHandler is DisputeFixture {
     /// @notice What the adversary and the honest side have done (each must happen in a full run).
     enum Cover {

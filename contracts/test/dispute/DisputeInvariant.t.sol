@@ -4,16 +4,28 @@ pragma solidity 0.8.37;
 import {InvariantBase} from "../utils/InvariantBase.sol";
 import {DisputeHandler} from "./DisputeHandler.sol";
 
+/// @dev The cheatcodes that carry a count from one invariant run to the next (the process
+///      environment is all that outlives a run's state).
+interface VmEnv {
+    function setEnv(string calldata name, string calldata value) external;
+    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
+}
+
 /// @notice The honest side never loses, and the ETH the game contracts, the market and the stake
 ///         manager hold always equals what they account for, over at least MIN_GAMES random games.
-/// @dev One run of CALLS handler calls; each call plays a whole batch of games (DisputeHandler), so
-///      the invariants are checked after every batch here and after every action inside the handler
-///      (its counters of breaks must stay zero). Every handler call must go through: an honest move
-///      that reverts fails the run.
+/// @dev RUNS runs of CALLS handler calls; each call plays a whole batch of games (DisputeHandler),
+///      so the invariants are checked after every batch here and after every action inside the
+///      handler (its counters of breaks must stay zero). Every handler call must go through: an
+///      honest move that reverts fails the run. forge replays the last run once more after the
+///      campaign (for its logs), so many short runs cost less than one long one. A failing run is
+///      not shrunk: its sequence is replayed as is (each batch is played from its own seed).
 contract DisputeInvariantTest is InvariantBase {
-    /// @dev Must equal the depth configured below (a single run).
-    uint256 internal constant CALLS = 3_700;
+    /// @dev Must equal the runs and depth configured below.
+    uint256 internal constant RUNS = 10;
+    uint256 internal constant CALLS = 380;
     uint256 internal constant MIN_GAMES = 10_000;
+    string internal constant RUN_VAR = "DISPUTE_INVARIANT_RUN";
+    string internal constant GAMES_VAR = "DISPUTE_INVARIANT_GAMES";
 
     DisputeHandler internal handler;
 
@@ -25,8 +37,8 @@ contract DisputeInvariantTest is InvariantBase {
         targetSelector(address(handler), selectors);
     }
 
-    /// forge-config: default.invariant.runs = 1
-    /// forge-config: default.invariant.depth = 3700
+    /// forge-config: default.invariant.runs = 10
+    /// forge-config: default.invariant.depth = 380
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: default.invariant.shrink-run-limit = 0
     function invariant_honestSideNeverLosesAndEthAccounted() public view {
@@ -39,16 +51,28 @@ contract DisputeInvariantTest is InvariantBase {
         assertEq(handler.finished(), handler.games(), "game left unsettled");
     }
 
-    /// @dev The run played its games, every one to its settlement, and the adversary did everything.
-    function afterInvariant() public view {
-        _log("dispute invariant: calls", handler.calls());
-        _log("dispute invariant: games played", handler.games());
-        _log("dispute invariant: games finished", handler.finished());
+    /// @dev The run played its share of the games, every one to its settlement, and the adversary
+    ///      did everything; after the last run, the runs together played at least MIN_GAMES.
+    function afterInvariant() public {
+        VmEnv env = VmEnv(address(vm));
+        uint256 run = env.envOr(RUN_VAR, 0) + 1;
+        uint256 total = env.envOr(GAMES_VAR, 0);
+        if (run <= RUNS) {
+            total += handler.games();
+            env.setEnv(RUN_VAR, vm.toString(run));
+            env.setEnv(GAMES_VAR, vm.toString(total));
+        }
+        // Run RUNS + 1 is forge's replay of the last run (whose games are counted once).
+        _log("dispute invariant: run", run);
+        _log("dispute invariant: calls in this run", handler.calls());
+        _log("dispute invariant: games played in this run", handler.games());
+        _log("dispute invariant: games finished in this run", handler.finished());
         _log("dispute invariant: won by an honest solver", handler.honestSolverWins());
         _log("dispute invariant: won by an honest challenger", handler.honestChallengerWins());
         _log("dispute invariant: actions", handler.actions());
+        _log("dispute invariant: games played in all runs so far", total);
         assertEq(handler.calls(), CALLS, "calls");
-        vm.assertGe(handler.games(), MIN_GAMES, "games played");
+        vm.assertGe(handler.games(), MIN_GAMES / RUNS, "games played in this run");
         assertEq(handler.finished(), handler.games(), "games finished");
         assertEq(handler.honestSolverWins() + handler.honestChallengerWins(), handler.finished(), "honest wins");
         vm.assertGt(handler.honestSolverWins(), 0, "no honest solver");
@@ -57,6 +81,7 @@ contract DisputeInvariantTest is InvariantBase {
             uint256 n = handler.covered(DisputeHandler.Cover(k));
             vm.assertGt(n, 0, string.concat("adversary never did kind ", vm.toString(k)));
         }
+        if (run == RUNS) vm.assertGe(total, MIN_GAMES, "games played in all runs");
     }
 
     /// @dev console.log(string, uint256), without a console library.
