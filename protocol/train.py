@@ -34,7 +34,8 @@ import torch
 
 from protocol import repops as R
 from protocol.commit import LocalStore, TraceTree
-from protocol.commit.state import fast_state_root
+from protocol.commit.state import fast_state_root, prepare_state_root
+from protocol.commit.store import encode_tensors
 from protocol.data import Dataset
 from protocol.errors import VerigradError
 from protocol.models import Model, build_model
@@ -214,9 +215,10 @@ class CudaGraphSteps:
     (``repops.StepConstants``) and the state and batch in fixed buffers, replays it, and checks that
     the replay gives exactly the eager step's bits (state and loss); if not, it raises
     :class:`TrainError` and the caller keeps the eager path. :meth:`run` then trains step s by
-    writing s's batch and constants into the buffers and replaying. The state it returns lives in
-    those buffers: the next :meth:`run` overwrites it, so a caller that keeps a state copies it (a
-    checkpoint commit does).
+    writing s's batch and constants into the buffers and replaying, all queued on the stream without
+    waiting for the GPU (copies from pinned memory), so the host prepares step s+1 while the GPU runs
+    step s. The state and loss it returns live in those buffers: the next :meth:`run` overwrites them,
+    so a caller that keeps one copies it (a checkpoint commit does; ``train`` clones the loss).
     """
 
     def __init__(self, ctx: StepContext) -> None:
@@ -270,9 +272,9 @@ class CudaGraphSteps:
         """Train step ``step`` from the state in the buffers (the last step's output)."""
         if self.graph is None or self.loss is None:
             raise TrainError("CudaGraphSteps.run before start")
-        self.consts.fill(step_constant_values(self.ctx, step))
+        self.consts.fill(step_constant_values(self.ctx, step), non_blocking=True)
         for k, v in self.ctx.batch(step, torch.device("cpu")).items():
-            self.batch[k].copy_(v)
+            self.batch[k].copy_(v.pin_memory(), non_blocking=True)
         self.graph.replay()
         return StepResult(self.state, self.loss, [])
 
@@ -340,24 +342,44 @@ def checkpoint_steps(spec: TaskSpec) -> list[int]:
     return out
 
 
+def prepare_commit(state: State, store: LocalStore | None) -> Callable[[], tuple[bytes, str | None]]:
+    """One checkpoint's commit in two parts. This call does what needs the GIL: the host copy of the
+    state, the copies of its bytes the state root reads, and the serialised checkpoint. The function
+    it returns does the rest (the state root in C++, the keccak digest and the file write, which all
+    release the GIL) and returns the root and the store digest; it no longer reads ``state``."""
+    host = host_state(state)
+    root = prepare_state_root(list(host.items()))
+    blob = encode_tensors(host) if store is not None else None
+
+    def finish() -> tuple[bytes, str | None]:
+        return root(), (store.put(blob) if store is not None and blob is not None else None)
+
+    return finish
+
+
 def commit_state(state: State, store: LocalStore | None) -> tuple[bytes, str | None]:
     """One checkpoint's work: the state root, and the state written to ``store`` (its digest)."""
-    host = host_state(state)
-    root = fast_state_root(list(host.items()))
-    return root, (store.put_tensors(host) if store is not None else None)
+    return prepare_commit(state, store)()
+
+
+COMMIT_SWITCH_INTERVAL = 0.0002
+"""Seconds between forced GIL switches while a checkpoint commit is in flight (``sys.setswitchinterval``)."""
 
 
 class CheckpointCommitter:
     """Checkpoint commits off the training loop: S_t is hashed and stored while steps t+1... run.
 
-    :meth:`submit` takes a private host copy of the state (the one device-to-host transfer a
-    checkpoint needs, so later steps may reuse or overwrite the device tensors) and queues the state
-    root and the store write on one worker thread; results are delivered in checkpoint order by
+    :meth:`submit` does the part of a commit that needs the GIL (:func:`prepare_commit`: the one
+    device-to-host transfer, private copies of the bytes to hash, the serialised checkpoint; later
+    steps may then overwrite the state) and queues the rest (state root in C++, keccak digest, file
+    write: GIL released) on one worker thread; results are delivered in checkpoint order by
     :meth:`drain`, on the caller's thread, which appends them to ``checkpoints`` and ``trace`` and
     calls ``on_checkpoint``. What is committed is exactly what a synchronous commit would give: the
-    same bytes are hashed, in the same order; only the time they are hashed changes. keccak and the
-    store write release the GIL only in part, so on the CPU the overlap is partial; on a GPU, where
-    the training thread mostly waits for the device, it is nearly complete.
+    same bytes are hashed, in the same order; only the time they are hashed changes.
+
+    The worker still takes the GIL between its calls, and a training loop that is busy in Python (a
+    small model, steps queued on a GPU) would hold it for the interpreter's whole switch interval
+    (5 ms) each time: while a commit is in flight the interval is 0.2 ms, then restored.
 
     ``background=False`` does every commit inside :meth:`submit` (the reference behaviour).
     """
@@ -370,14 +392,19 @@ class CheckpointCommitter:
         self.on_checkpoint = on_checkpoint
         self._pending: deque[tuple[int, Future[tuple[bytes, str | None]]]] = deque()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="verigrad-commit") if background else None
+        self._switch: float | None = None  # the interpreter's switch interval while a commit is in flight
 
     def submit(self, step: int, state: State) -> None:
         """Commit the state after ``step`` steps (now, or queued on the worker)."""
+        finish = prepare_commit(state, self.store)
         if self._pool is None:
             future: Future[tuple[bytes, str | None]] = Future()
-            future.set_result(commit_state(state, self.store))
+            future.set_result(finish())
         else:
-            future = self._pool.submit(commit_state, host_state(state, copy=True), self.store)
+            if self._switch is None:
+                self._switch = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._switch, COMMIT_SWITCH_INTERVAL))
+            future = self._pool.submit(finish)
         self._pending.append((step, future))
         self.drain(block=False)
 
@@ -385,17 +412,27 @@ class CheckpointCommitter:
         """Record finished commits in order (``block``: wait for all that are queued)."""
         while self._pending and (block or self._pending[0][1].done()):
             step, future = self._pending.popleft()
-            root, digest = future.result()  # re-raises a failed commit here
+            try:
+                root, digest = future.result()  # re-raises a failed commit here
+            finally:
+                if not self._pending:
+                    self._restore_switch()
             cp = Checkpoint(step, root, digest)
             self.checkpoints.append(cp)
             trace_root = self.trace.append_checkpoint(root)
             if self.on_checkpoint is not None:
                 self.on_checkpoint(cp, trace_root)
 
+    def _restore_switch(self) -> None:
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None
+
     def close(self) -> None:
         """Wait for the worker and stop it (queued commits still run; call :meth:`drain` to record)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        self._restore_switch()
 
     def __enter__(self) -> CheckpointCommitter:
         return self
@@ -454,6 +491,13 @@ def train(spec: TaskSpec, *, out_dir: str | Path | None = None, device: str | to
     with CheckpointCommitter(store, trace, checkpoints, on_checkpoint) as committer:
         committer.submit(0, state)
         bar = _progress(spec.steps, progress)
+        queued: list[torch.Tensor] = []  # losses still on the GPU: read in one transfer, not one per step
+
+        def read_losses() -> None:
+            if queued:
+                losses.extend(float(x) for x in torch.stack(queued).tolist())
+                queued.clear()
+
         for step in range(spec.steps):
             if graphs is not None and graphs.graph is not None:
                 res = graphs.run(step)
@@ -467,14 +511,20 @@ def train(spec: TaskSpec, *, out_dir: str | Path | None = None, device: str | to
             else:
                 res = run_step_with_fault(ctx, state, step, fault)
             state = res.state
-            losses.append(float(res.loss.item()))
+            if dev.type == "cuda":
+                queued.append(res.loss.detach().clone())  # no wait for the GPU here
+            else:
+                losses.append(float(res.loss.item()))
             if step + 1 in wanted:
+                read_losses()
                 committer.submit(step + 1, state)
             else:
                 committer.drain(block=False)
             if bar is not None:
+                read_losses()
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        read_losses()
         committer.drain()
         if bar is not None:
             bar.close()

@@ -82,3 +82,20 @@ def test_state_root_refuses_what_the_commitment_layer_refuses_reverts() -> None:
         fast_state_root([("a", np.zeros(2, np.float32)), ("a", np.zeros(2, np.float32))])
     with pytest.raises(CommitError):
         fast_state_root([("a", np.zeros(2, np.float64))])
+
+
+def test_prepared_state_root_ignores_later_writes_succeeds(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from protocol.commit.state import prepare_state_root
+
+    tensors = [("w", torch.randn(64, 33)), ("step", torch.tensor(3.0))]
+    original = tensors[0][1].clone()
+    want = state_commitment([(n, t.clone()) for n, t in tensors]).root
+    for native in (True, False):
+        if not native:
+            monkeypatch.setitem(T._NATIVE, "state_root", None)
+        run = prepare_state_root(tensors)
+        tensors[0][1].add_(1.0)  # a later step overwrites the buffer
+        assert run() == want
+        tensors[0][1].copy_(original)

@@ -8,13 +8,15 @@ be the same on every machine. Names are kept beside the ids so that a dispute ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from protocol.commit.errors import CommitError
 from protocol.commit.merkle import AppendOnlyTree, InclusionProof
-from protocol.commit.tensor import TensorCommitment, native_state_root, tensor_id
+from protocol.commit.tensor import TensorCommitment, prepare_native_state_root, tensor_id
 
 
 def _id_of(value: Any) -> bytes:
@@ -97,13 +99,23 @@ def fast_state_root(named_tensors: Iterable[tuple[str, Any]]) -> bytes:
     """:func:`state_root` of a list of tensors (not ids or commitments), in one C++ call that releases
     the GIL when the RepOps CPU extension is built (``tensor.native_state_root``), else as
     :func:`state_root`: what a training loop commits at every checkpoint."""
+    return prepare_state_root(named_tensors)()
+
+
+def prepare_state_root(named_tensors: Iterable[tuple[str, Any]]) -> Callable[[], bytes]:
+    """:func:`fast_state_root` in two parts, for a commit on another thread: this call takes private
+    copies of the tensors' bytes (its Python work, which holds the GIL), the function it returns
+    computes the root from them (in C++ without the GIL when the extension is built). Later changes
+    to the tensors do not reach the root."""
     items = list(named_tensors)
     names = [n for n, _ in items]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise CommitError(f"tensor name {dup!r} appears twice in the state")
     if not any(isinstance(v, (TensorCommitment, bytes, bytearray)) for _, v in items):
-        root = native_state_root([v for _, v in items])
-        if root is not None:
-            return root
-    return state_commitment(items).root
+        run = prepare_native_state_root([v for _, v in items])
+        if run is not None:
+            return run
+    copies = [(n, v.detach().clone() if hasattr(v, "detach") else np.array(v, copy=True) if isinstance(v, np.ndarray)
+               else v) for n, v in items]  # fmt: skip
+    return lambda: state_commitment(copies).root

@@ -118,6 +118,14 @@ def native_state_root(tensors: Sequence[Any]) -> bytes | None:
     """The state root over these tensors' ids (``state.state_root``'s value) in one C++ call without
     the GIL, or None when the extension is unavailable. Only the element bytes, dtype codes and shapes
     cross into C++; the ids' layout is the one in this module's docstring (tests compare the two)."""
+    run = prepare_native_state_root(tensors)
+    return None if run is None else run()
+
+
+def prepare_native_state_root(tensors: Sequence[Any]) -> Callable[[], bytes] | None:
+    """:func:`native_state_root` in two parts: this call copies out what the C++ code reads (element
+    bytes, codes, shapes: the part that holds the GIL); the function it returns computes the root
+    (the part that does not). None when the extension is unavailable."""
     fn = _native("state_root")
     if fn is None or sys.byteorder != "little":
         return None
@@ -131,8 +139,12 @@ def native_state_root(tensors: Sequence[Any]) -> bytes | None:
         codes.append(code)
         widths.append(width)
         shapes.append([int(d) for d in arr.shape])
-    root: bytes = fn(data, codes, widths, shapes, CHUNK_BYTES)
-    return root
+
+    def run() -> bytes:
+        root: bytes = fn(data, codes, widths, shapes, CHUNK_BYTES)
+        return root
+
+    return run
 
 
 def data_chunk_root(data: bytes) -> bytes:

@@ -91,15 +91,20 @@ class StepConstants:
         self.buffer = torch.zeros(len(self.names), dtype=torch.float32, device=device)
         self.fill({n: self.bits[n] for n in self.names}, as_bits=True)
 
-    def fill(self, values: dict[str, Any], as_bits: bool = False) -> None:
-        """Write one step's values (floats, rounded to binary32; or their bits) into the buffer."""
+    def fill(self, values: dict[str, Any], as_bits: bool = False, non_blocking: bool = False) -> None:
+        """Write one step's values (floats, rounded to binary32; or their bits) into the buffer.
+
+        ``non_blocking``: from pinned host memory, ordered on the current stream (the host does not
+        wait; torch keeps the pinned block until the copy has run)."""
         if self.buffer is None:
             raise RepOpsError("step constants: no buffer bound")
         if set(values) != set(self.names):
             raise RepOpsError(f"step constants: expected {sorted(self.names)}, got {sorted(values)}")
         bits = [int(values[n]) if as_bits else f32_bits(values[n]) for n in self.names]
         host = torch.tensor([_s32(b) for b in bits], dtype=torch.int32).view(torch.float32)
-        self.buffer.copy_(host)
+        if non_blocking and self.buffer.is_cuda:
+            host = host.pin_memory()
+        self.buffer.copy_(host, non_blocking=non_blocking)
         self.bits = {n: b & MASK32 for n, b in zip(self.names, bits, strict=True)}
 
 
