@@ -47,7 +47,7 @@ def verifier(devnet: Devnet, name: str = "verifier", key: int = 4) -> None:
 
 def assert_slashed_for(devnet: Devnet, sub: Market, tid: int, beneficiary: str) -> None:
     """The task failed: the submitter has its payment back, ``beneficiary`` its share of the stake,
-    the solver nothing locked; every other wei is where the contracts say."""
+    the solver lost the task's stake and nothing else; every other wei is where the contracts say."""
     assert sub.status(tid) == TaskStatus.FAILED
     assert sub.payments() == PAYMENT
     sub.withdraw_payments()
@@ -56,6 +56,9 @@ def assert_slashed_for(devnet: Devnet, sub: Market, tid: int, beneficiary: str) 
     assert devnet.chain.balance(beneficiary) == START_BALANCE + SHARE - spend(devnet, beneficiary)
     solver = devnet.node.accounts[2]
     assert sub.locked_stake(solver) == 0 and sub.free_stake(solver) == 10**18 - STAKE  # it staked 1 ETH
+    # Its bid bond came back (the daemon withdraws it): its wallet is down by the stake and gas only.
+    devnet.wait_for(lambda: sub.payments(solver) == 0, 30, "the solver's withdrawal")
+    assert devnet.chain.balance(solver) == START_BALANCE - 10**18 - spend(devnet, solver)
     assert_solvent(devnet, sub)
 
 
