@@ -362,24 +362,18 @@ def commit_state(state: State, store: LocalStore | None) -> tuple[bytes, str | N
     return prepare_commit(state, store)()
 
 
-COMMIT_SWITCH_INTERVAL = 0.0002
-"""Seconds between forced GIL switches while a checkpoint commit is in flight (``sys.setswitchinterval``)."""
-
-
 class CheckpointCommitter:
     """Checkpoint commits off the training loop: S_t is hashed and stored while steps t+1... run.
 
-    :meth:`submit` does the part of a commit that needs the GIL (:func:`prepare_commit`: the one
-    device-to-host transfer, private copies of the bytes to hash, the serialised checkpoint; later
-    steps may then overwrite the state) and queues the rest (state root in C++, keccak digest, file
-    write: GIL released) on one worker thread; results are delivered in checkpoint order by
+    :meth:`submit` takes a private host copy of the state (the one device-to-host transfer a
+    checkpoint needs, so later steps may overwrite the device tensors) and queues the commit
+    (:func:`commit_state`: state root in C++ and keccak digest, both without the GIL, the serialised
+    checkpoint and its file write) on one worker thread; results are delivered in checkpoint order by
     :meth:`drain`, on the caller's thread, which appends them to ``checkpoints`` and ``trace`` and
     calls ``on_checkpoint``. What is committed is exactly what a synchronous commit would give: the
-    same bytes are hashed, in the same order; only the time they are hashed changes.
-
-    The worker still takes the GIL between its calls, and a training loop that is busy in Python (a
-    small model, steps queued on a GPU) would hold it for the interpreter's whole switch interval
-    (5 ms) each time: while a commit is in flight the interval is 0.2 ms, then restored.
+    same bytes are hashed, in the same order; only the time they are hashed changes. The worker
+    still needs the GIL between its native calls, so a training loop that is busy in Python (a small
+    model whose steps are queued on a GPU) hides less of it than one that waits for its device.
 
     ``background=False`` does every commit inside :meth:`submit` (the reference behaviour).
     """
@@ -392,19 +386,14 @@ class CheckpointCommitter:
         self.on_checkpoint = on_checkpoint
         self._pending: deque[tuple[int, Future[tuple[bytes, str | None]]]] = deque()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="verigrad-commit") if background else None
-        self._switch: float | None = None  # the interpreter's switch interval while a commit is in flight
 
     def submit(self, step: int, state: State) -> None:
         """Commit the state after ``step`` steps (now, or queued on the worker)."""
-        finish = prepare_commit(state, self.store)
         if self._pool is None:
             future: Future[tuple[bytes, str | None]] = Future()
-            future.set_result(finish())
+            future.set_result(commit_state(state, self.store))
         else:
-            if self._switch is None:
-                self._switch = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._switch, COMMIT_SWITCH_INTERVAL))
-            future = self._pool.submit(finish)
+            future = self._pool.submit(commit_state, host_state(state, copy=True), self.store)
         self._pending.append((step, future))
         self.drain(block=False)
 
@@ -412,27 +401,17 @@ class CheckpointCommitter:
         """Record finished commits in order (``block``: wait for all that are queued)."""
         while self._pending and (block or self._pending[0][1].done()):
             step, future = self._pending.popleft()
-            try:
-                root, digest = future.result()  # re-raises a failed commit here
-            finally:
-                if not self._pending:
-                    self._restore_switch()
+            root, digest = future.result()  # re-raises a failed commit here
             cp = Checkpoint(step, root, digest)
             self.checkpoints.append(cp)
             trace_root = self.trace.append_checkpoint(root)
             if self.on_checkpoint is not None:
                 self.on_checkpoint(cp, trace_root)
 
-    def _restore_switch(self) -> None:
-        if self._switch is not None:
-            sys.setswitchinterval(self._switch)
-            self._switch = None
-
     def close(self) -> None:
         """Wait for the worker and stop it (queued commits still run; call :meth:`drain` to record)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        self._restore_switch()
 
     def __enter__(self) -> CheckpointCommitter:
         return self
