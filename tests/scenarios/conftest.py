@@ -106,6 +106,8 @@ ETH = 10**18
 STAKE = ETH // 2
 PAYMENT = ETH
 START_BALANCE = 10_000 * ETH  # every dev account's
+# A solver daemon stakes once it has warmed its engine up: seconds, or tens of seconds on a loaded machine.
+STAKE_WAIT = 150
 WINDOWS = dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=90)
 # Shorter auction windows for scenarios whose solver daemon is warmed up and staked before the task
 # is posted (its bid then takes well under a second); the verifier, started at the same time, has
@@ -141,8 +143,7 @@ def start_task(devnet: Devnet, solver_args: list[str], solver_key: int = 2,
     devnet.spawn("solver", ["solver", "--store", str(devnet.dir / "solver"), "--db", str(devnet.dir / "solver.db"),
                             "--stake", "1", *solver_args], key_index=solver_key)
     sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
-    # The daemon stakes once it has warmed its engine up (tens of seconds on a loaded machine).
-    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, 150, "the solver's stake")
+    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, STAKE_WAIT, "the solver's stake")
     tid = post(sub, str(spec), PAYMENT, STAKE, ETH // 100, windows or WINDOWS)
     devnet.wait_for(lambda: sub.status(tid) == TaskStatus.RESULT_SUBMITTED, 240, "the result")
     return sub, tid, spec

@@ -12,7 +12,7 @@ from protocol.agents.submitter import post
 from protocol.agents.verifier import sample_intervals
 from protocol.chain.market import Market, TaskStatus
 
-from .conftest import Devnet, small_spec
+from .conftest import STAKE_WAIT, Devnet, small_spec
 
 ETH = 10**18
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def test_verifier_finds_the_corrupted_interval(devnet: Devnet) -> None:
     devnet.spawn("verifier", ["verifier", "--db", str(devnet.dir / "verifier.db"), "--sample-rate", "1"],
                  key_index=4)
     sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
-    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[2]) == ETH, 60, "the solver's stake")
+    devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[2]) == ETH, STAKE_WAIT, "the solver's stake")
     tid = post(sub, str(spec), ETH, ETH // 2, ETH // 100,
                dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=60))
     devnet.wait_for(lambda: sub.status(tid) == TaskStatus.RESULT_SUBMITTED, 240, "the result")

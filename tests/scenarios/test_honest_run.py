@@ -9,7 +9,7 @@ import pytest
 from protocol.agents.submitter import post, verify_result
 from protocol.chain.market import Market, TaskStatus
 
-from .conftest import Devnet, small_spec
+from .conftest import STAKE_WAIT, Devnet, small_spec
 
 ETH = 10**18
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def test_honest_run_paid_out_and_verified(devnet: Devnet) -> None:
     sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
     windows = dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=8)
     # Solvers need their stake deposited before the commit window closes.
-    devnet.wait_for(lambda: sum(sub.free_stake(devnet.node.accounts[i]) for i in (2, 3)) == 2 * ETH, 60, "stakes")
+    devnet.wait_for(lambda: sum(sub.free_stake(devnet.node.accounts[i]) for i in (2, 3)) == 2 * ETH, STAKE_WAIT, "stakes")
     tid = post(sub, str(spec), ETH, ETH // 2, ETH // 100, windows)
     devnet.wait_for(lambda: sub.status(tid) == TaskStatus.COMPLETED, 240, "the task to complete")
     t = sub.task(tid)

@@ -19,7 +19,7 @@ from protocol.chain.deploy import Params, deploy_all
 from protocol.chain.devnet import Anvil
 from protocol.chain.market import Market, TaskStatus
 
-from .conftest import REPO, Devnet, small_spec
+from .conftest import REPO, STAKE_WAIT, Devnet, small_spec
 
 ETH = 10**18
 WINDOWS = dict(bid_window=20, reveal_window=8, training_window=600, challenge_window=8)
@@ -36,7 +36,7 @@ def test_solver_sigkilled_at_random_points_delivers_once(devnet: Devnet) -> None
     proc = devnet.spawn("solver-0", solver_args(sdir), key_index=2)
     sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
     me = devnet.node.accounts[2]
-    devnet.wait_for(lambda: sub.free_stake(me) == ETH, 60, "the solver's stake")
+    devnet.wait_for(lambda: sub.free_stake(me) == ETH, STAKE_WAIT, "the solver's stake")
     tid = post(sub, str(spec), ETH, ETH // 2, ETH // 100, WINDOWS)
     rng = random.Random(20261122)
     bid = lambda: devnet.chain.call(sub.market.functions.getBid(tid, me)).status  # noqa: E731
@@ -102,7 +102,7 @@ def test_node_restarted_mid_task_daemon_recovers(tmp_path: Path) -> None:
             env={**__import__("os").environ, "VERIGRAD_KEY": node.keys[2], "VERIGRAD_RPC": node.rpc_url},
         ))
         sub = Market(chain, d, node.keys[1])
-        end = time.monotonic() + 60
+        end = time.monotonic() + STAKE_WAIT
         while sub.free_stake(node.accounts[2]) < ETH:
             assert time.monotonic() < end, "no stake"
             time.sleep(0.3)
