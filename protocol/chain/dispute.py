@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
+from web3.logs import DISCARD  # receipts also carry other contracts' events: skip them, no warning
 from web3.types import TxReceipt
 
 from protocol.chain.client import Chain
@@ -148,7 +149,8 @@ class DisputeGame:
     # ---------------------------------------------------------------- opening
     def challenge(self, task_id: int, pin: int = NO_PIN) -> int:
         """Posts the bond and opens a game on ``task_id``; returns the game id."""
-        (event,) = self.game.events.GameCreated().process_receipt(self.challenge_receipt(task_id, pin))
+        (event,) = self.game.events.GameCreated().process_receipt(
+            self.challenge_receipt(task_id, pin), errors=DISCARD)
         return int(event["args"]["gameId"])
 
     def challenge_receipt(self, task_id: int, pin: int = NO_PIN) -> TxReceipt:

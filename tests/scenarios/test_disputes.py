@@ -46,6 +46,9 @@ pytestmark = pytest.mark.slow
 # --steps 20 --step 7 lists the 25 ops): op 2 is the forward linear giving the logits, op 6 the
 # backward matmul giving the output layer's weight gradient, op 20 the AdamW update of that weight.
 # Each element is non-zero there, so the flipped bit reaches the next state.
+# A game that ends on a timeout need not wait a full minute per party.
+SHORT_CLOCK = 25
+
 FAULTS = {"forward": (2, 2), "backward": (6, 2), "optimizer": (20, 2)}
 
 
@@ -120,8 +123,9 @@ def test_false_challenge_against_an_honest_solver_loses_the_bond(devnet: Devnet)
     assert_solvent(devnet, sub)
 
 
+@pytest.mark.parametrize("devnet", [{"clock": SHORT_CLOCK}], indirect=True, ids=["clock25"])
 def test_stalled_challenger_loses_on_time(devnet: Devnet) -> None:
-    sub, tid, _ = start_task(devnet, [])
+    sub, tid, _ = start_task(devnet, [], windows=FAST_WINDOWS)
     game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[5])
     gid = game.challenge(tid)  # and never moves again
     devnet.wait_for(lambda: game.phase(gid) == Phase.CHOOSE, 60, "the solver's first reveal")
@@ -131,8 +135,9 @@ def test_stalled_challenger_loses_on_time(devnet: Devnet) -> None:
     assert_solvent(devnet, sub)
 
 
+@pytest.mark.parametrize("devnet", [{"clock": SHORT_CLOCK}], indirect=True, ids=["clock25"])
 def test_stalled_solver_loses_on_time(devnet: Devnet) -> None:
-    sub, tid, _ = start_task(devnet, ["--inject", FAULT, "--no-serve"])
+    sub, tid, _ = start_task(devnet, ["--inject", FAULT, "--no-serve"], windows=FAST_WINDOWS)
     solver_proc = devnet.procs[0]
     solver_proc.send_signal(signal.SIGKILL)  # the cheater goes silent before any game
     solver_proc.wait()

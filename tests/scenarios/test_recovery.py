@@ -64,6 +64,10 @@ def test_solver_sigkilled_at_random_points_delivers_once(devnet: Devnet) -> None
                     "completion and withdrawal")
     # Every transaction the solver's key ever sent is one recorded action: nothing went out twice.
     db = AgentDB(sdir / "state.db")
+    # The running daemon records the withdrawal's receipt just after it is mined: wait for that, so
+    # what is still pending below is only what a killed daemon left and the next one did not settle.
+    pending = lambda: db.conn.execute("SELECT key FROM actions WHERE status = 'pending'").fetchall()  # noqa: E731
+    devnet.wait_for(lambda: not pending(), 30, "the daemon recording its last receipt")
     rows = db.conn.execute("SELECT key, status, tx FROM actions").fetchall()
     assert not [k for k, s, _ in rows if s == "failed" and not k.startswith("closeAuction")], rows
     # An action a killed daemon left pending (sent, receipt not recorded) was settled from the chain
