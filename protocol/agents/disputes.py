@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -103,6 +104,7 @@ class GameDesk:
         self.db = db
         self.log = log
         self.players: dict[int, Any] = {}
+        self.bars: dict[int, Any] = {}  # on a terminal: one bar per game, its level out of 4
 
     @property
     def contract(self) -> Any:
@@ -158,14 +160,32 @@ class GameDesk:
             g = self.game.get(gid)
             self.log.info(logfmt(event="move", game=gid, move=move, level=int(g.level), phase=Phase(g.phase).name,
                                  lo=int(g.lo), hi=int(g.hi)))
+            self._show(gid, rec, g, move)
             if self.after_move is not None:
                 self.after_move(gid, rec, before, g)
         if player.done():
             g = self.game.get(gid)
             self.db.update("game", gid, state="done", status=int(g.status))
             self.players.pop(gid, None)
+            bar = self.bars.pop(gid, None)
+            if bar is not None:
+                bar.close()
             self.log.warning(logfmt(event="game_over", game=gid, task=rec["task"], role=rec["role"],
                                     status=GameStatus(g.status).name, solver_lost=bool(g.solverLost)))
+
+
+    def _show(self, gid: int, rec: dict[str, Any], g: Any, move: Any) -> None:
+        """On a terminal, the game's bar: the level reached (of 4), the last move and the range left."""
+        if not sys.stderr.isatty():
+            return
+        bar = self.bars.get(gid)
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = self.bars[gid] = tqdm(total=4, desc=f"game {gid} ({rec['role']})", unit="level", leave=False,
+                                        bar_format="{desc}: {n}/{total} levels |{bar}| {postfix}")
+        bar.update(int(g.level) - bar.n)
+        bar.set_postfix_str(f"{move} [{int(g.lo)}, {int(g.hi)}]")
 
 
 def _undecided(g: Any) -> bool:

@@ -308,7 +308,7 @@ class Solver:
 
         out = self.cfg.store_dir
         if tamper is None:
-            result = train(spec, out_dir=out, fault=self.cfg.fault, on_checkpoint=on_checkpoint, progress=False)
+            result = train(spec, out_dir=out, fault=self.cfg.fault, on_checkpoint=on_checkpoint, progress=None)
         else:
             result = train_dishonest(spec, out_dir=out, fault=self.cfg.fault, tamper=tamper,
                                      on_checkpoint=on_checkpoint)

@@ -239,7 +239,7 @@ class Verifier:
         t = self.m.task(tid)
         spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
         self.log.info(logfmt(event="replaying_all", task=tid, steps=spec.steps))
-        return [c.state_root for c in train(spec, progress=False).checkpoints]
+        return [c.state_root for c in train(spec, progress=None).checkpoints]
 
     def _player(self, gid: int, rec: dict[str, Any]) -> Any:
         """The challenger's tracker: the solver's checkpoints up to the anchor, honest replay below."""
