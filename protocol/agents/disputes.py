@@ -182,10 +182,10 @@ class GameDesk:
         if bar is None:
             from tqdm import tqdm
 
-            bar = self.bars[gid] = tqdm(total=4, desc=f"game {gid} ({rec['role']})", unit="level", leave=False,
-                                        bar_format="{desc}: {n}/{total} levels |{bar}| {postfix}")
+            bar = self.bars[gid] = tqdm(total=4, unit="level", leave=False,
+                                        bar_format="{desc} |{bar}| level {n}/{total}")
+        bar.set_description_str(f"game {gid} ({rec['role']}): {move} [{int(g.lo)}, {int(g.hi)}]", refresh=False)
         bar.update(int(g.level) - bar.n)
-        bar.set_postfix_str(f"{move} [{int(g.lo)}, {int(g.hi)}]")
 
 
 def _undecided(g: Any) -> bool:
