@@ -212,6 +212,9 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         Game storage g = _move(gameId, Phase.OpenChunk);
         // INVARIANT: the chunk is the solver's disputed output's (the one entry the op appended), as
         // committed in the disputed log: what the challenger reads from it is what level 4 will use.
+        // The chunk count it returns is not needed here: a request past the last chunk is answered
+        // by the header alone, which checkChunk has already checked.
+        // slither-disable-next-line unused-return
         BisectionLinks.checkChunk(g.nextLogRoot, g.nextLogSize, g.logSize, g.flatIndex, o);
         g.phase = Phase.NameOutput;
         emit ChunkOpened(gameId, g.flatIndex, o.dtype, o.shape, o.chunk, o.chunkProof);

@@ -131,6 +131,8 @@ contract StakeManager is IStakeManager, Ownable, ReentrancyGuard {
         sinkBalance = 0;
         emit SinkFlushed(sink, amount);
         // A sink that rejects ETH leaves its share accounted here; nothing else is blocked by it.
+        // The recipient is the immutable sink fixed at deployment, not a caller's choice.
+        // slither-disable-next-line arbitrary-send-eth
         (bool ok,) = sink.call{value: amount}("");
         if (!ok) revert TransferFailed(sink, amount);
     }

@@ -145,7 +145,7 @@ library BisectionLinks {
         bytes32 computed = TensorCommit.tensorId(o.dtype, o.shape, o.chunkRoot);
         if (computed != o.tensorId) revert IDisputeGame.TensorIdMismatch(o.tensorId, computed);
         count = TensorCommit.numChunks(o.dtype, o.shape);
-        uint256 expected;
+        uint256 expected = 0; // past the last chunk: an empty opening
         if (chunkIndex < count) {
             uint256 total = TensorCommit.numel(o.shape) * TensorCommit.elementWidth(o.dtype);
             expected = total - chunkIndex * TensorCommit.CHUNK_BYTES; // chunkIndex < count: no underflow
