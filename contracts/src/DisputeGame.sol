@@ -7,6 +7,7 @@ import {IDisputeHook} from "./interfaces/IDisputeHook.sol";
 import {IOneStepVerifier} from "./interfaces/IOneStepVerifier.sol";
 import {Bisection} from "./libraries/Bisection.sol";
 import {BisectionLinks} from "./libraries/BisectionLinks.sol";
+import {OutputHeader} from "./libraries/OutputHeader.sol";
 
 /// @title DisputeGame
 /// @notice Four-level bisection game of a solver against one challenger per game, with chess clocks
@@ -218,6 +219,17 @@ contract DisputeGame is IDisputeGame, ReentrancyGuard {
         BisectionLinks.checkChunk(g.nextLogRoot, g.nextLogSize, g.logSize, g.flatIndex, o);
         g.phase = Phase.NameOutput;
         emit ChunkOpened(gameId, g.flatIndex, o.dtype, o.shape, o.chunk, o.chunkProof);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function rejectHeader(uint256 gameId, HeaderOpening calldata h) external {
+        Game storage g = _move(gameId, Phase.NameOutput);
+        // INVARIANT: the solver's output (the one entry op g.op - 1 appended) has a dtype or shape other
+        // than the op's committed descriptor says; OutputHeader reverts otherwise.
+        uint32[] memory expected =
+            OutputHeader.check(g.opGraphRoot, g.op - 1, g.nextLogRoot, g.nextLogSize, g.logSize, h);
+        emit HeaderRejected(gameId, h.dtype, h.shape, OutputHeader.OUTPUT_DTYPE, expected);
+        _decide(gameId, g, true);
     }
 
     /// @inheritdoc IDisputeGame

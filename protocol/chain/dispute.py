@@ -115,6 +115,25 @@ class ChunkOpening:
 
 
 @dataclass(frozen=True)
+class HeaderOpening:
+    """``IDisputeGame.HeaderOpening``: the disputed op's descriptor, proven against the graph root, and
+    the solver's output header (dtype, shape, chunk root), proven against the disputed log."""
+
+    descriptor: bytes
+    graph_size: int
+    graph_proof: list[bytes]
+    tensor_id: bytes
+    id_proof: list[bytes]
+    dtype: int
+    shape: list[int]
+    chunk_root: bytes
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.descriptor, self.graph_size, self.graph_proof, self.tensor_id, self.id_proof, self.dtype,
+                self.shape, self.chunk_root)
+
+
+@dataclass(frozen=True)
 class ScalarCommitment:
     """``IDisputeGame.ScalarCommitment``: level 4's root and its links to the op log and the element."""
 
@@ -198,6 +217,9 @@ class DisputeGame:
 
     def request_chunk(self, gid: int, chunk_index: int) -> TxReceipt:
         return self._tx(self.game.functions.requestChunk(gid, chunk_index))
+
+    def reject_header(self, gid: int, h: HeaderOpening) -> TxReceipt:
+        return self._tx(self.game.functions.rejectHeader(gid, h.as_tuple()))
 
     def step(self, gid: int, proof: bytes) -> TxReceipt:
         return self._tx(self.game.functions.step(gid, proof))

@@ -37,6 +37,7 @@ from protocol.chain.dispute import (
     ChunkOpening,
     DisputeGame,
     GameStatus,
+    HeaderOpening,
     OpsCommitment,
     Party,
     Phase,
@@ -44,8 +45,11 @@ from protocol.chain.dispute import (
     turn,
 )
 from protocol.commit import CHUNK_BYTES, OpLog, SequenceTree, TensorCommitment
-from protocol.commit.tensor import DTYPES
+from protocol.commit.hashing import leaf_hash
+from protocol.commit.merkle import inclusion_path, root_from_inclusion
+from protocol.commit.tensor import DTYPES, dtype_from_code, num_chunks, tensor_id_from_root
 from protocol.dispute import availability
+from protocol.dispute.graph import OpDescriptor, graph_of_trace, leaf_hashes
 from protocol.dispute.layout import StepLayout, border, task_commitment
 from protocol.errors import VerigradError
 from protocol.trace import OpTrace, Replayer
@@ -443,6 +447,7 @@ class ChallengerPlayer(GamePlayer):
         self.liar = liar
         self.name_override = name
         self.max_chunk_requests = int(self.game.chain.call(self.game.game.functions.MAX_CHUNK_REQUESTS()))
+        self._descriptors: list[OpDescriptor] | None = None
 
     # -- opinions ------------------------------------------------------------------------------------------
     def agrees(self, g: Any, position: int, leaf: bytes) -> bool:
@@ -483,6 +488,11 @@ class ChallengerPlayer(GamePlayer):
                        positions=positions)
             return "choose"
         if phase == Phase.NAME_OUTPUT:
+            header = self.header_rejection(g)
+            if header is not None:
+                self._send(g, "rejectHeader", lambda: self.game.reject_header(gid, header), dtype=header.dtype,
+                           shape=header.shape)
+                return "rejectHeader"
             request = self.chunk_request(g)
             if request is not None:
                 self._send(g, f"requestChunk{int(g.chunkRequests)}", lambda: self.game.request_chunk(gid, request),
@@ -515,6 +525,51 @@ class ChallengerPlayer(GamePlayer):
         openings = [availability.Opening.of_event(e) for e in self.game.events(self.gid, "ChunkOpened")]
         left = self.max_chunk_requests - int(g.chunkRequests)
         return availability.next_move(TensorCommitment(mine), openings, left)
+
+    def _their_header(self, g: Any) -> tuple[int, tuple[int, ...], bytes] | None:
+        """The solver's disputed output's (dtype code, shape, chunk root): from its artifacts, else from
+        a chunk it opened on chain (the root follows from the chunk and its path); None if neither."""
+        theirs = self._theirs(g)
+        if theirs is not None:
+            tc = TensorCommitment(theirs.detach().cpu())
+            return DTYPES[tc.dtype][0], tuple(tc.shape), tc.root
+        for o in map(availability.Opening.of_event, self.game.events(self.gid, "ChunkOpened")):
+            if o.chunk:
+                count = num_chunks(dtype_from_code(o.dtype), o.shape)
+                return o.dtype, o.shape, root_from_inclusion(leaf_hash(o.chunk), o.index, count, o.path)
+        return None
+
+    def header_rejection(self, g: Any) -> HeaderOpening | None:
+        """The ``rejectHeader`` opening when the solver's disputed output has a dtype or shape other than
+        the op's descriptor (every op writes float32), else None.
+
+        The solver's id is proven in its disputed log from the agreed log (the challenger's own first
+        ``logSize`` entries) with the id appended: the log must then have the game's root."""
+        header = self._their_header(g)
+        if header is None:
+            return None
+        dtype, shape, chunk_root = header
+        l3 = self.honest.level3(int(g.trainingStep))
+        graph = self._graph(l3.trace)
+        op = int(g.op) - 1
+        d = graph[op]
+        if dtype == DTYPES["float32"][0] and shape == d.out_shape:
+            return None
+        entry = int(g.logSize)
+        tensor_id = tensor_id_from_root(dtype_from_code(dtype), shape, chunk_root)
+        log = OpLog(list(l3.trace.log_ids[:entry]) + [tensor_id])
+        if log.root != bytes(g.nextLogRoot):
+            self.log.warning(logfmt(event="header_unproven", game=self.gid, op=int(g.op),
+                                    reason="the solver's output is not its disputed log's entry"))
+            return None
+        return HeaderOpening(d.encode(), len(graph), inclusion_path(leaf_hashes(graph), op), tensor_id,
+                             list(log.inclusion_proof(entry).siblings), dtype, list(shape), chunk_root)
+
+    def _graph(self, trace: OpTrace) -> list[OpDescriptor]:
+        """The task's op descriptors (the same for every step), from the honest replay."""
+        if self._descriptors is None:
+            self._descriptors = graph_of_trace(trace, self.honest.replayer.spec)
+        return self._descriptors
 
     def chunk_request(self, g: Any) -> int | None:
         """The chunk of the disputed output to have the solver open on chain, or None to name now.

@@ -132,6 +132,19 @@ interface IDisputeGame {
         bytes32[] chunkProof; // its inclusion in chunkRoot (the solver's chunk tree nodes along the path)
     }
 
+    /// @notice The challenger's opening of the disputed output's header and of the disputed op's
+    ///         descriptor (`rejectHeader`).
+    struct HeaderOpening {
+        bytes descriptor; // the disputed op's descriptor, leaf data of the graph tree (OpDescriptor.sol)
+        uint256 graphSize; // number of ops of the graph (the proof's tree size)
+        bytes32[] graphProof; // the descriptor's inclusion at its index in the graph root
+        bytes32 tensorId; // id at the disputed output's entry of the disputed log
+        bytes32[] idProof; // its inclusion in the disputed log
+        uint8 dtype; // TensorCommit dtype code
+        uint32[] shape;
+        bytes32 chunkRoot; // tensorId = TensorCommit.tensorId(dtype, shape, chunkRoot)
+    }
+
     /// @notice The solver's level 4 commitment and its links.
     struct ScalarCommitment {
         bytes32 root; // root over R_0 .. R_M (M from the verifier's programLength)
@@ -145,6 +158,13 @@ interface IDisputeGame {
 
     // ─────────────────────────────────────────────────────────────── errors
 
+    /// @notice The opened descriptor is not the disputed op's (`index` must be `expectedIndex`) or does
+    ///         not write the disputed entry (`output` must be `expectedEntry`).
+    error DescriptorMismatch(uint256 expectedIndex, uint256 index, uint256 expectedEntry, uint256 output);
+    /// @notice The descriptor's words at byte `at` of its `length`-byte encoding are missing or out of range.
+    error MalformedDescriptor(uint256 length, uint256 at);
+    /// @notice `rejectHeader`: the solver's output has the descriptor's dtype and shape; nothing to reject.
+    error HeaderMatches(uint256 op, uint8 dtype, uint32[] shape);
     /// @notice A game parameter is out of range (`which`: 0 market, 1 verifier, 2 degree, 3 clock).
     error InvalidParameter(uint8 which, uint256 value);
     /// @notice `value` does not fit the game's storage (at most `max`).
@@ -252,6 +272,11 @@ interface IDisputeGame {
     event OneStepChecked(uint256 indexed gameId, uint256 step, bytes32 computed, bytes32 claimed);
     /// @notice The solver proved the named element does not exist (`numel` elements).
     event OutputRejected(uint256 indexed gameId, uint256 flatIndex, uint256 numel);
+    /// @notice The challenger proved the solver's output has dtype `dtype` and shape `shape`, where the
+    ///         op's descriptor says `expectedDtype` and `expectedShape`.
+    event HeaderRejected(
+        uint256 indexed gameId, uint8 dtype, uint32[] shape, uint8 expectedDtype, uint32[] expectedShape
+    );
     /// @notice `loser` ran out of time in game `gameId`.
     event TimedOut(uint256 indexed gameId, Party loser);
     /// @notice Game `gameId` is decided: the solver lost (`solverLost`) or the challenger did.
@@ -318,6 +343,12 @@ interface IDisputeGame {
         uint32[] calldata shape,
         bytes32 chunkRoot
     ) external;
+
+    /// @notice Instead of `nameOutput` (phase NameOutput): the challenger opens the disputed op's
+    ///         descriptor against the graph root and the solver's output header (dtype, shape, chunk
+    ///         root) against the disputed log; a dtype or shape other than the descriptor's decides
+    ///         the game against the solver at once (docs/DISPUTE.md, "Wrong header").
+    function rejectHeader(uint256 gameId, HeaderOpening calldata h) external;
 
     // ─────────────────────────────────────────────────────────────── bisection
 

@@ -47,6 +47,13 @@ abstract contract DisputeFixture is MarketFixture {
         uint256 scalarStep;
     }
 
+    /// @dev dtype of every toy tensor (the toy verifier reads int32; a header test may change it).
+    uint8 internal outDtype = TensorCommit.DTYPE_INT32;
+    /// @dev When set, the task's graph root is a tree of real op descriptors (`_descriptor`) whose
+    ///         output shape is `descShape`, instead of TOY_GRAPH (the toy verifier reads neither).
+    bool internal described;
+    uint32[] internal descShape;
+
     ToyStepVerifier internal toy;
     DisputeGame internal dg;
     Lie internal lie;
@@ -112,8 +119,33 @@ abstract contract DisputeFixture is MarketFixture {
         s[0] = uint32(VEC);
     }
 
-    function _id(uint32[4] memory v) internal pure returns (bytes32) {
-        return TensorCommit.tensorId(TensorCommit.DTYPE_INT32, _shape(), MerkleLog.hashLeaf(_chunk(v)));
+    function _id(uint32[4] memory v) internal view returns (bytes32) {
+        return TensorCommit.tensorId(outDtype, _shape(), MerkleLog.hashLeaf(_chunk(v)));
+    }
+
+    /// @dev Descriptor of toy op `j` (0-based) in OpDescriptor's encoding: reads entry 0, writes
+    ///      entry LOG0_SIZE + j, output shape `descShape`.
+    function _descriptor(uint256 j) internal view returns (bytes memory) {
+        uint256[] memory inputs = new uint256[](1);
+        uint256[] memory dtypes = new uint256[](1);
+        dtypes[0] = TensorCommit.DTYPE_INT32;
+        uint32[][] memory shapes = new uint32[][](1);
+        shapes[0] = _shape();
+        return abi.encode(
+            j, uint256(10), new uint256[](0), inputs, dtypes, shapes, descShape, LOG0_SIZE + j, bytes32(0), 0, 0
+        );
+    }
+
+    function _descriptorLeaves() internal view returns (bytes32[] memory h) {
+        h = new bytes32[](N_OPS);
+        for (uint256 j; j < N_OPS; ++j) {
+            h[j] = MerkleLog.hashLeaf(_descriptor(j));
+        }
+    }
+
+    /// @dev The descriptors' root the task commits (TOY_GRAPH unless `described`).
+    function _graphRoot() internal view returns (bytes32) {
+        return described ? MerkleBuilder.rootOfHashes(_descriptorLeaves()) : TOY_GRAPH;
     }
 
     function _stateIds(uint256 t, bool lying) internal view returns (bytes32[] memory ids) {
@@ -201,8 +233,8 @@ abstract contract DisputeFixture is MarketFixture {
     }
 
     /// @dev The task's opGraphRoot: the toy graph with the toy step layout.
-    function _opGraphRoot() internal pure returns (bytes32) {
-        return Bisection.graphCommitment(TOY_GRAPH, _layoutHash());
+    function _opGraphRoot() internal view returns (bytes32) {
+        return Bisection.graphCommitment(_graphRoot(), _layoutHash());
     }
 
     /// @dev The current level's sequence in the solver's (`lying`) or the honest run.
@@ -310,7 +342,7 @@ abstract contract DisputeFixture is MarketFixture {
         bytes32[] memory rows = _inputRows();
         c.root = MerkleBuilder.root(s);
         c.size = uint64(s.length);
-        c.graphRoot = TOY_GRAPH;
+        c.graphRoot = _graphRoot();
         c.inputsRoot = MerkleBuilder.rootOfHashes(rows);
         c.stateSize = uint64(STATE_SIZE);
         c.stateBorder = MerkleBuilder.border(entries, STATE_SIZE);
@@ -360,7 +392,7 @@ abstract contract DisputeFixture is MarketFixture {
         bytes memory chunk = _chunk(_opOut(g.trainingStep, g.op, lying));
         o.tensorId = entries[g.logSize];
         o.idProof = MerkleBuilder.proof(entries, g.logSize, g.nextLogSize);
-        o.dtype = TensorCommit.DTYPE_INT32;
+        o.dtype = outDtype;
         o.shape = _shape();
         o.chunkRoot = MerkleLog.hashLeaf(chunk);
         if (g.flatIndex == 0) o.chunk = chunk; // a 4-vector of int32 is one chunk
@@ -373,7 +405,7 @@ abstract contract DisputeFixture is MarketFixture {
             gameId,
             entries[g.outputEntry],
             MerkleBuilder.proof(entries, g.outputEntry, g.nextLogSize),
-            TensorCommit.DTYPE_INT32,
+            outDtype,
             _shape(),
             MerkleLog.hashLeaf(_chunk(out))
         );

@@ -1152,4 +1152,189 @@ contract DisputeGameTest is DisputeFixture {
         assertEq(dg.creditOf(challenger), GAME_BOND);
         _assertGameSolvent();
     }
+
+    // ─────────────────────────────────────────────── rejectHeader
+
+    /// @dev A new task whose graph is real descriptors with output shape `shape`, its toy tensors
+    ///      of `dtype`, challenged and played to NameOutput (the disputed op is op 3, index 2).
+    function _headerGame(uint8 dtype, uint32[] memory shape) internal returns (IDisputeGame.Game memory) {
+        outDtype = dtype;
+        described = true;
+        descShape = shape;
+        _deliver(true);
+        gameId = _challenge(challenger);
+        return _toPhase(IDisputeGame.Phase.NameOutput, 3);
+    }
+
+    function _vec() internal pure returns (uint32[] memory) {
+        return _shape();
+    }
+
+    function _square() internal pure returns (uint32[] memory s) {
+        s = new uint32[](2);
+        (s[0], s[1]) = (2, 2);
+    }
+
+    /// @dev The challenger's opening of op g.op's descriptor and of the solver's output header.
+    function _header(IDisputeGame.Game memory g) internal view returns (IDisputeGame.HeaderOpening memory h) {
+        bytes32[] memory entries = _log(g.trainingStep, true);
+        h.descriptor = _descriptor(g.op - 1);
+        h.graphSize = N_OPS;
+        h.graphProof = MerkleBuilder.proofOfHashes(_descriptorLeaves(), g.op - 1);
+        h.tensorId = entries[g.logSize];
+        h.idProof = MerkleBuilder.proof(entries, g.logSize, g.nextLogSize);
+        h.dtype = outDtype;
+        h.shape = _shape();
+        h.chunkRoot = MerkleLog.hashLeaf(_chunk(_opOut(g.trainingStep, g.op, true)));
+    }
+
+    function _rejectHeaderReverts(IDisputeGame.HeaderOpening memory h, bytes memory err) internal {
+        vm.prank(challenger);
+        vm.expectRevert(err);
+        dg.rejectHeader(gameId, h);
+    }
+
+    function test_rejectHeader_wrongShape_succeeds() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        assertEq(g.op, N_OPS);
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.HeaderRejected(gameId, TensorCommit.DTYPE_FLOAT32, _vec(), TensorCommit.DTYPE_FLOAT32, _square());
+        vm.prank(challenger);
+        dg.rejectHeader(gameId, _header(g));
+        g = dg.getGame(gameId);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.Resolve));
+        assertTrue(g.solverLost);
+        dg.resolve(gameId);
+        assertEq(uint256(dg.getGame(gameId).status), uint256(IDisputeGame.GameStatus.ChallengerWon));
+        assertEq(dg.creditOf(challenger), GAME_BOND);
+        _assertGameSolvent();
+    }
+
+    function test_rejectHeader_wrongDtype_succeeds() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_INT32, _vec());
+        vm.expectEmit(address(dg));
+        emit IDisputeGame.HeaderRejected(gameId, TensorCommit.DTYPE_INT32, _vec(), TensorCommit.DTYPE_FLOAT32, _vec());
+        vm.prank(challenger);
+        dg.rejectHeader(gameId, _header(g));
+        assertTrue(dg.getGame(gameId).solverLost);
+    }
+
+    function test_rejectHeader_afterOpenChunk_succeeds() public {
+        _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        _request(0);
+        _solverMove(gameId, true); // opens chunk 0, showing the header
+        IDisputeGame.Game memory g = dg.getGame(gameId);
+        assertEq(uint256(g.phase), uint256(IDisputeGame.Phase.NameOutput));
+        vm.prank(challenger);
+        dg.rejectHeader(gameId, _header(g));
+        assertTrue(dg.getGame(gameId).solverLost);
+    }
+
+    function test_rejectHeader_headerMatches_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _vec());
+        _rejectHeaderReverts(
+            _header(g),
+            abi.encodeWithSelector(IDisputeGame.HeaderMatches.selector, N_OPS - 1, TensorCommit.DTYPE_FLOAT32, _vec())
+        );
+    }
+
+    function test_rejectHeader_wrongGraphProof_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        h.graphProof[0] = keccak256("forged");
+        _rejectHeaderReverts(
+            h,
+            abi.encodeWithSelector(
+                IDisputeGame.NotInTree.selector, _graphRoot(), N_OPS - 1, N_OPS, MerkleLog.hashLeaf(h.descriptor)
+            )
+        );
+    }
+
+    function test_rejectHeader_forgedDescriptor_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _vec());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        descShape = _square(); // a descriptor of op 2 the graph does not hold
+        h.descriptor = _descriptor(g.op - 1);
+        _rejectHeaderReverts(
+            h,
+            abi.encodeWithSelector(
+                IDisputeGame.NotInTree.selector, dg.getGame(gameId).opGraphRoot, N_OPS - 1, N_OPS,
+                MerkleLog.hashLeaf(h.descriptor)
+            )
+        );
+    }
+
+    function test_rejectHeader_otherOpsDescriptor_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        h.descriptor = _descriptor(0);
+        h.graphProof = MerkleBuilder.proofOfHashes(_descriptorLeaves(), 0);
+        _rejectHeaderReverts(
+            h, abi.encodeWithSelector(IDisputeGame.DescriptorMismatch.selector, N_OPS - 1, 0, g.logSize, LOG0_SIZE)
+        );
+    }
+
+    function test_rejectHeader_malformedDescriptor_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        h.descriptor = abi.encode(uint256(N_OPS - 1));
+        _rejectHeaderReverts(h, abi.encodeWithSelector(IDisputeGame.MalformedDescriptor.selector, 32, 7 * 32));
+    }
+
+    function test_rejectHeader_wrongIdProof_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        bytes32 honest = _log(g.trainingStep, false)[g.logSize];
+        h.tensorId = honest; // the honest output is not in the solver's log
+        _rejectHeaderReverts(
+            h, abi.encodeWithSelector(IDisputeGame.NotInTree.selector, g.nextLogRoot, g.logSize, g.nextLogSize, honest)
+        );
+    }
+
+    function test_rejectHeader_headerNotTheIds_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _vec());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        h.shape = _square(); // claims a wrong shape the solver's id does not have
+        _rejectHeaderReverts(
+            h,
+            abi.encodeWithSelector(
+                IDisputeGame.TensorIdMismatch.selector,
+                h.tensorId,
+                TensorCommit.tensorId(TensorCommit.DTYPE_FLOAT32, _square(), h.chunkRoot)
+            )
+        );
+    }
+
+    function test_rejectHeader_notChallenger_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NotYourMove.selector, gameId, alice, challenger));
+        dg.rejectHeader(gameId, h);
+    }
+
+    function test_rejectHeader_wrongPhase_reverts() public {
+        IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        _request(0);
+        _rejectHeaderReverts(h, _wrongPhase(IDisputeGame.Phase.OpenChunk, IDisputeGame.Phase.NameOutput));
+        _solverMove(gameId, true);
+        vm.prank(challenger);
+        dg.nameOutput(gameId, g.logSize, 2);
+        _rejectHeaderReverts(h, _wrongPhase(IDisputeGame.Phase.CommitScalar, IDisputeGame.Phase.NameOutput));
+    }
+
+    function test_rejectHeader_toyGraph_reverts() public {
+        // The default toy task commits no descriptors: no descriptor can be proven against it.
+        IDisputeGame.Game memory g = _toPhase(IDisputeGame.Phase.NameOutput, 3);
+        described = true;
+        descShape = _square();
+        IDisputeGame.HeaderOpening memory h = _header(g);
+        _rejectHeaderReverts(
+            h,
+            abi.encodeWithSelector(
+                IDisputeGame.NotInTree.selector, TOY_GRAPH, N_OPS - 1, N_OPS, MerkleLog.hashLeaf(h.descriptor)
+            )
+        );
+    }
 }
