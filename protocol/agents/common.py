@@ -77,15 +77,64 @@ def run_loop(tick: Callable[[], None], stopper: Stopper, interval: float, log: l
         stopper.sleep(interval)
 
 
+class Repeats:
+    """Quiets what one place logs again and again: a move the contract reverts on every tick, a task
+    that fails the same way each time it is retried. The first line is logged in full; identical
+    repeats from the same ``site`` are only counted, with a line every ``every`` repeats and one when
+    the message changes or the trouble clears (:meth:`clear`), so a stuck daemon writes a few lines,
+    not one per tick."""
+
+    def __init__(self, every: int = 30) -> None:
+        self.every = every
+        self._last: dict[str, tuple[str, int]] = {}
+
+    def log(self, log: logging.Logger, level: int, site: str, message: str, exc_info: bool = False) -> bool:
+        """Logs ``message`` unless it repeats the last one from ``site``; True if it was written."""
+        last = self._last.get(site)
+        if last is not None and last[0] == message:
+            n = last[1] + 1
+            self._last[site] = (message, n)
+            if n % self.every == 0:
+                log.log(level, logfmt(event="repeated", site=site, times=n))
+            return False
+        self._ended(log, site)
+        self._last[site] = (message, 1)
+        log.log(level, message, exc_info=exc_info)
+        return True
+
+    def clear(self, log: logging.Logger, site: str) -> None:
+        """``site`` is over its trouble: how many times the last message came, if more than once."""
+        self._ended(log, site)
+        self._last.pop(site, None)
+
+    def _ended(self, log: logging.Logger, site: str) -> None:
+        last = self._last.get(site)
+        if last is not None and last[1] > 1:
+            log.info(logfmt(event="repeats_ended", site=site, times=last[1]))
+
+
+_REPEATS: dict[str, Repeats] = {}
+
+
+def repeats(log: logging.Logger) -> Repeats:
+    """The :class:`Repeats` of one daemon's logger."""
+    return _REPEATS.setdefault(log.name, Repeats())
+
+
 def guarded(log: logging.Logger, task: int, work: Callable[[], Any]) -> None:
     """One task's trouble (a revert, a bad artifact, a bug) is logged and retried next tick; it never
-    stops the daemon's other tasks. An unreachable RPC still goes to the run loop's backoff."""
+    stops the daemon's other tasks. An unreachable RPC still goes to the run loop's backoff. The same
+    error on tick after tick is logged once, then counted (:class:`Repeats`)."""
+    site = f"task:{task}"
     try:
         work()
     except RpcUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 (logged with its type; the loop goes on)
-        log.exception(logfmt(event="error", task=task, error=type(exc).__name__, detail=str(exc)))
+        repeats(log).log(log, logging.ERROR, site,
+                         logfmt(event="error", task=task, error=type(exc).__name__, detail=str(exc)), exc_info=True)
+        return
+    repeats(log).clear(log, site)
 
 
 def send_once(db: AgentDB, key: str, already_done: Callable[[], bool], send: Callable[[], Any],
@@ -94,23 +143,28 @@ def send_once(db: AgentDB, key: str, already_done: Callable[[], bool], send: Cal
 
     The key is recorded before sending; if the daemon died after that, ``already_done()`` (a read of
     chain state) decides whether the transaction landed. A revert is logged with its typed error and
-    the key marked failed, so the state machine can choose another move on its next tick.
+    the key marked failed, so the state machine can choose another move on its next tick (the same
+    revert again is only counted: :class:`Repeats`).
     """
     prior = db.action(key)
     if prior is not None and prior[0] == "done":
         return False
     if already_done():
         db.finish_action(key, None)
+        repeats(log).clear(log, key)
         return False
     db.begin_action(key)
     try:
         receipt = send()
     except ContractRevert as exc:
         db.finish_action(key, None, status="failed")
-        log.warning(logfmt(event="reverted", action=key, error=type(exc).__name__, detail=str(exc), **fields))
+        # A move the contract rejects each tick (a state it cannot commit) is logged once, then counted.
+        repeats(log).log(log, logging.WARNING, key, logfmt(event="reverted", action=key, error=type(exc).__name__,
+                                                           detail=str(exc), **fields))
         return False
     tx = receipt["transactionHash"].hex() if receipt is not None else None
     db.finish_action(key, tx)
+    repeats(log).clear(log, key)
     log.info(logfmt(event="sent", action=key, tx=tx, **fields))
     return True
 

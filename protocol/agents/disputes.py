@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from protocol.agents.common import logfmt, send_once
+from protocol.agents.common import logfmt, repeats, send_once
 from protocol.agents.db import AgentDB
 from protocol.chain.client import Chain
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
@@ -128,13 +128,17 @@ class GameDesk:
 
     def tick(self, make_player: Any) -> None:
         """One move in every game still being played; ``make_player(gid, rec)`` builds a tracker."""
+        quiet = repeats(self.log)
         for gid, rec in self.active():
             try:
                 self._tick_one(gid, rec, make_player)
             except RpcUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 (one game's trouble never stops the others; retried)
-                self.log.exception(logfmt(event="error", game=gid, error=type(exc).__name__, detail=str(exc)))
+                quiet.log(self.log, logging.ERROR, f"game:{gid}",
+                          logfmt(event="error", game=gid, error=type(exc).__name__, detail=str(exc)), exc_info=True)
+                continue
+            quiet.clear(self.log, f"game:{gid}")
 
     def _close_after_failure(self, gid: int, rec: dict[str, Any], g: Any) -> bool:
         """A game still undecided when its task failed through another game (the solver is slashed
@@ -158,11 +162,16 @@ class GameDesk:
         move = player.act()
         if move is not None:
             g = self.game.get(gid)
-            self.log.info(logfmt(event="move", game=gid, move=move, level=int(g.level), phase=Phase(g.phase).name,
-                                 lo=int(g.lo), hi=int(g.hi)))
+            # A move that did not move the game (the contract reverted it) comes back every tick with
+            # the same line: logged once, then counted.
+            repeats(self.log).log(self.log, logging.INFO, f"game:{gid}:move", logfmt(
+                event="move", game=gid, move=move, level=int(g.level), phase=Phase(g.phase).name,
+                lo=int(g.lo), hi=int(g.hi)))
             self._show(gid, rec, g, move)
-            if self.after_move is not None:
-                self.after_move(gid, rec, before, g)
+        if self.after_move is not None and (move is not None or Phase(before.phase) == Phase.NAME_OUTPUT):
+            # Also without a move of its own: a daemon killed between opening the op and publishing
+            # its output finds the game waiting for the challenger, and publishes it then.
+            self.after_move(gid, rec, before, g if move is not None else before)
         if player.done():
             g = self.game.get(gid)
             self.db.update("game", gid, state="done", status=int(g.status))
