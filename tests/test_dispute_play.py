@@ -485,3 +485,68 @@ def test_dispute_play_solver_withholding_an_opening_loses_on_time(chain: Chain, 
     assert len(g_ch.events(gid, "ChunkRequested")) == 1 and not g_ch.events(gid, "ChunkOpened")
     assert a.submitter.status(a.task_id) == TaskStatus.FAILED
     assert_solvent(a)
+
+
+def _reshaped_level3(l3: Any, op: int) -> Any:
+    """Level 3 of a step whose op ``op`` (0-based) wrote its output flattened: the same elements under
+    another shape, so another id in the log; every other entry (S_t+1's included) is unchanged."""
+    from dataclasses import replace
+
+    from protocol.commit import OpLog, SequenceTree, TensorCommitment
+    from protocol.dispute.player import Level3, op_leaf
+
+    tr = l3.trace
+    flat = tr.records[op].output.detach().reshape(-1)
+    new_id = TensorCommitment(flat).id
+    entry = tr.ops[op].output
+    ops = [replace(o, output_id=new_id) if o.index == tr.ops[op].index else o for o in tr.ops]
+    records = [replace(r, output=flat) if i == op else r for i, r in enumerate(tr.records)]
+    log_ids = list(tr.log_ids)
+    log_ids[entry] = new_id
+    forged = replace(tr, ops=ops, records=records, log_ids=log_ids)
+    log = OpLog(log_ids[: len(tr.start_names)])
+    for o in ops:
+        log.append_op([o.output_id])
+    leaves = [op_leaf(r, s) for r, s in zip(log.op_roots, log.op_sizes, strict=True)]
+    return Level3(forged, log, log.op_sizes, SequenceTree(leaves))
+
+
+@pytest.mark.parametrize("served", [True, False], ids=["served", "opened"])
+def test_dispute_play_wrong_output_shape_is_rejected_by_header(chain: Chain, runs: dict[str, Any],
+                                                               served: bool) -> None:
+    """The faulty solver's op 6 at step 7 writes its weight gradient flattened: the challenger proves
+    the op's descriptor and the solver's output header (read from its artifacts, or from the chunk the
+    solver opened on chain) and wins at once with rejectHeader, without a level 4."""
+    from protocol.commit import TensorCommitment
+    from protocol.dispute.graph import op_graph
+
+    a = make_arena(chain, runs, "faulty")
+    own, honest = sources(a)
+    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
+    step, op = 7, 6
+    own._levels3[step] = _reshaped_level3(own.level3(step), op)
+    theirs = own.level3(step).trace.records[op].output
+    g_ch = a.game(a.challenger)
+    gid = g_ch.challenge(a.task_id, anchor)
+    sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, a.backend)
+    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, anchor,
+                          solver_output_of(own) if served else None, a.backend)
+    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    game = g_ch.get(gid)
+    assert GameStatus(game.status) == GameStatus.CHALLENGER_WON
+    assert not g_ch.events(gid, "TimedOut") and not g_ch.events(gid, "OutputNamed")
+    assert game.trainingStep == step and game.op == op + 1
+    assert [e["level"] for e in g_ch.events(gid, "LevelCommitted")] == [1, 2, 3]
+    descriptor = op_graph(a.spec)[op]
+    assert len(descriptor.out_shape) == 2
+    (rejected,) = g_ch.events(gid, "HeaderRejected")
+    assert tuple(rejected["shape"]) == tuple(theirs.shape) == (TensorCommitment(theirs).numel,)
+    assert tuple(rejected["expectedShape"]) == descriptor.out_shape
+    assert rejected["dtype"] == rejected["expectedDtype"] == 1  # float32: only the shape differs
+    assert [e["chunkIndex"] for e in g_ch.events(gid, "ChunkOpened")] == ([] if served else [0])
+    (log,) = g_ch.game.events.HeaderRejected().get_logs(argument_filters={"gameId": gid}, from_block=0)
+    gas_used = int(chain.w3.eth.get_transaction_receipt(log["transactionHash"])["gasUsed"])
+    print(f"rejectHeader gas: {gas_used}")  # docs/DISPUTE.md, "Gas"
+    assert gas_used < 120_000
+    assert a.submitter.status(a.task_id) == TaskStatus.FAILED
+    assert_solvent(a)
