@@ -162,7 +162,7 @@ interface IDisputeGame {
     ///         not write the disputed entry (`output` must be `expectedEntry`).
     error DescriptorMismatch(uint256 expectedIndex, uint256 index, uint256 expectedEntry, uint256 output);
     /// @notice The descriptor's words at byte `at` of its `length`-byte encoding are missing or out of range.
-    error MalformedDescriptor(uint256 length, uint256 at);
+    error BadDescriptorWord(uint256 length, uint256 at);
     /// @notice `rejectHeader`: the solver's output has the descriptor's dtype and shape; nothing to reject.
     error HeaderMatches(uint256 op, uint8 dtype, uint32[] shape);
     /// @notice A game parameter is out of range (`which`: 0 market, 1 verifier, 2 degree, 3 clock).

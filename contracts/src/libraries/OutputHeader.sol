@@ -60,7 +60,7 @@ library OutputHeader {
 
     /// @dev The 32-byte word at byte `at` of `d`.
     function _word(bytes calldata d, uint256 at) private pure returns (uint256) {
-        if (at > d.length || d.length - at < 32) revert IDisputeGame.MalformedDescriptor(d.length, at);
+        if (at > d.length || d.length - at < 32) revert IDisputeGame.BadDescriptorWord(d.length, at);
         return uint256(bytes32(d[at:at + 32]));
     }
 
@@ -68,11 +68,11 @@ library OutputHeader {
     function _shape(bytes calldata d, uint256 at) private pure returns (uint32[] memory shape) {
         uint256 n = _word(d, at);
         // INVARIANT: every element word lies inside the encoding (this also bounds n).
-        if (n > (d.length - at - 32) / 32) revert IDisputeGame.MalformedDescriptor(d.length, at);
+        if (n > (d.length - at - 32) / 32) revert IDisputeGame.BadDescriptorWord(d.length, at);
         shape = new uint32[](n);
         for (uint256 i; i < n; ++i) {
             uint256 v = _word(d, at + 32 * (i + 1));
-            if (v > type(uint32).max) revert IDisputeGame.MalformedDescriptor(d.length, at + 32 * (i + 1));
+            if (v > type(uint32).max) revert IDisputeGame.BadDescriptorWord(d.length, at + 32 * (i + 1));
             // forge-lint: disable-next-line(unsafe-typecast) -- checked just above
             shape[i] = uint32(v);
         }

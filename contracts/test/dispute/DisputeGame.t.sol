@@ -1198,7 +1198,9 @@ contract DisputeGameTest is DisputeFixture {
         IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
         assertEq(g.op, N_OPS);
         vm.expectEmit(address(dg));
-        emit IDisputeGame.HeaderRejected(gameId, TensorCommit.DTYPE_FLOAT32, _vec(), TensorCommit.DTYPE_FLOAT32, _square());
+        emit IDisputeGame.HeaderRejected(
+            gameId, TensorCommit.DTYPE_FLOAT32, _vec(), TensorCommit.DTYPE_FLOAT32, _square()
+        );
         vm.prank(challenger);
         dg.rejectHeader(gameId, _header(g));
         g = dg.getGame(gameId);
@@ -1258,7 +1260,10 @@ contract DisputeGameTest is DisputeFixture {
         _rejectHeaderReverts(
             h,
             abi.encodeWithSelector(
-                IDisputeGame.NotInTree.selector, dg.getGame(gameId).opGraphRoot, N_OPS - 1, N_OPS,
+                IDisputeGame.NotInTree.selector,
+                dg.getGame(gameId).opGraphRoot,
+                N_OPS - 1,
+                N_OPS,
                 MerkleLog.hashLeaf(h.descriptor)
             )
         );
@@ -1278,7 +1283,7 @@ contract DisputeGameTest is DisputeFixture {
         IDisputeGame.Game memory g = _headerGame(TensorCommit.DTYPE_FLOAT32, _square());
         IDisputeGame.HeaderOpening memory h = _header(g);
         h.descriptor = abi.encode(uint256(N_OPS - 1));
-        _rejectHeaderReverts(h, abi.encodeWithSelector(IDisputeGame.MalformedDescriptor.selector, 32, 7 * 32));
+        _rejectHeaderReverts(h, abi.encodeWithSelector(IDisputeGame.BadDescriptorWord.selector, 32, 7 * 32));
     }
 
     function test_rejectHeader_wrongIdProof_reverts() public {
