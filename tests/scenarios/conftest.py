@@ -136,12 +136,17 @@ def assert_solvent(devnet: Devnet, m: Market) -> None:
     assert DisputeGame(devnet.chain, devnet.deployment.dispute_game, m.key).solvent()
 
 
+def solver_command(devnet: Devnet, extra: list[str] | None = None) -> list[str]:
+    """The solver daemon's arguments: the same store and database every time it is (re)started."""
+    return ["solver", "--store", str(devnet.dir / "solver"), "--db", str(devnet.dir / "solver.db"),
+            "--stake", "1", *(extra or [])]
+
+
 def start_task(devnet: Devnet, solver_args: list[str], solver_key: int = 2,
                windows: dict[str, int] | None = None) -> tuple[Market, int, Path]:
     """A solver daemon (``solver_args`` added) staked, a task of the small spec posted, its result in."""
     spec = small_spec(devnet.dir)
-    devnet.spawn("solver", ["solver", "--store", str(devnet.dir / "solver"), "--db", str(devnet.dir / "solver.db"),
-                            "--stake", "1", *solver_args], key_index=solver_key)
+    devnet.spawn("solver", solver_command(devnet, solver_args), key_index=solver_key)
     sub = Market(devnet.chain, devnet.deployment, devnet.node.keys[1])
     devnet.wait_for(lambda: sub.free_stake(devnet.node.accounts[solver_key]) == ETH, STAKE_WAIT, "the solver's stake")
     tid = post(sub, str(spec), PAYMENT, STAKE, ETH // 100, windows or WINDOWS)

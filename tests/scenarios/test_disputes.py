@@ -6,14 +6,21 @@
   stake, the submitter its payment;
 * a false challenge against an honest solver daemon: the challenger (played from the test) loses and
   its bond goes to the solver;
-* a stalled party loses on time: a solver daemon killed mid-game, a challenger that never answers.
+* a stalled party loses on time: a solver daemon killed mid-game, a challenger that never answers;
+* a daemon killed mid-game and restarted on the same database resumes from the chain, still wins and
+  sends nothing twice: the verifier once at level 2, an honest solver facing a false challenge at
+  three random points of the game.
 
 Every scenario checks the money to the wei and that no contract holds a wei it does not account for.
 """
 
 from __future__ import annotations
 
+import random
 import signal
+import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +29,7 @@ from protocol.agents.db import AgentDB
 from protocol.agents.solver import resolve_spec
 from protocol.chain.dispute import DisputeGame, GameStatus, Party, Phase
 from protocol.chain.market import Market, TaskStatus
+from protocol.commit.errors import StoreError
 from protocol.dispute.player import ChallengerPlayer, NoScalarBackend, TraceSource
 from protocol.trace import Replayer
 
@@ -31,8 +39,10 @@ from .conftest import (
     GAME_CLOCK,
     PAYMENT,
     STAKE,
+    START_BALANCE,
     Devnet,
     assert_solvent,
+    solver_command,
     spend,
     start_task,
 )
@@ -182,4 +192,107 @@ def test_verifier_killed_mid_game_resumes_and_sends_nothing_twice(devnet: Devnet
     done = db.conn.execute("SELECT COUNT(*) FROM actions WHERE status='done'").fetchone()[0]
     assert len(sent) == done  # one transaction per recorded move: nothing re-sent after the restart
     assert all(devnet.chain.w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1 for tx in sent)
+    assert_solvent(devnet, sub)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _levels(game: DisputeGame, gid: int) -> list[int]:
+    return [int(e["level"]) for e in game.events(gid, "LevelCommitted")]
+
+
+# Where the honest solver is killed in the game: once each point is reached, after a seeded random
+# delay (the game goes on meanwhile, so the kill may land in the middle of its next move).
+SOLVER_KILLS: list[tuple[str, Callable[[DisputeGame, int], bool]]] = [
+    ("its first reveal", lambda game, gid: bool(game.events(gid, "LeavesRevealed"))),
+    ("commitSteps (level 2)", lambda game, gid: 2 in _levels(game, gid)),
+    ("commitOps (level 3)", lambda game, gid: 3 in _levels(game, gid)),
+]
+# Each restart spends seconds of the solver's clock (a fresh process warms its engine up and replays
+# its run before it moves), several times that on a loaded machine: a clock with room for three.
+RESTART_CLOCK = 180
+
+
+@pytest.mark.parametrize("devnet", [{"clock": RESTART_CLOCK}], indirect=True, ids=[f"clock{RESTART_CLOCK}"])
+def test_honest_solver_killed_at_random_points_of_a_game_still_wins_and_sends_nothing_twice(devnet: Devnet) -> None:
+    """An honest solver daemon facing a false challenge is SIGKILLed at three points of the game (each
+    shifted by a seeded random delay) and restarted on the same database and store every time: it
+    resumes from the chain, wins, is paid, and every transaction its key sent is one recorded action."""
+    rng = random.Random(20261122)
+    # The artifacts are served on one port through every restart (their URI is on chain); a short
+    # challenge window: the task finalizes as soon as the game is over.
+    port = ["--serve-port", str(free_port())]
+    sub, tid, _ = start_task(devnet, port, windows=dict(FAST_WINDOWS, challenge_window=30))
+    game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[5])
+    challenger, solver, submitter = (devnet.node.accounts[i] for i in (5, 2, 1))
+    gid = game.challenge(tid)
+    cp = honest_challenger(devnet, tid, gid, 5, name=lambda op: 10**6)  # no case: rejected by the solver
+
+    def challenge() -> str | None:
+        try:
+            return cp.act()
+        except StoreError:
+            return "wait"  # the solver's artifacts are not served while it is down: next time
+
+    def playing(cond: Callable[[], bool]) -> Callable[[], bool]:
+        """A wait condition that makes the challenger's moves as well."""
+        return lambda: challenge() is None and cond()
+
+    proc, name = devnet.procs[0], "solver"
+    killed = []
+    for n, (what, reached) in enumerate(SOLVER_KILLS, 1):
+        # Each daemon makes a move of its own before it is killed (a point reached during its
+        # predecessor's restart does not count twice).
+        moved = lambda name=name: "event=sent action=game:" in devnet.log(name)  # noqa: E731
+        devnet.wait_for(playing(lambda reached=reached, moved=moved: reached(game, gid) and moved()), 120, what)
+        end = time.monotonic() + rng.uniform(0.0, 1.5)
+        while time.monotonic() < end:
+            challenge()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        devnet.procs.remove(proc)
+        killed.append((what, game.get(gid)))
+        name = f"solver-{n}"
+        proc = devnet.spawn(name, solver_command(devnet, port), key_index=2)
+    devnet.wait_for(playing(cp.done), 4 * 60, "the end of the game")
+    assert GameStatus(game.status(gid)) == GameStatus.SOLVER_WON
+    for (what, g), level in zip(killed, (1, 2, 3), strict=True):
+        assert GameStatus(g.status) == GameStatus.IN_PROGRESS and int(g.level) >= level, (what, g)
+    assert game.events(gid, "OutputRejected") and not game.events(gid, "TimedOut")
+    assert _levels(game, gid) == [1, 2, 3]
+    # The result stands: the restarted daemon finalizes the task and withdraws its pay.
+    db = AgentDB(devnet.dir / "solver.db")
+    unsettled = lambda: db.conn.execute("SELECT key FROM actions WHERE status != 'done'").fetchall()  # noqa: E731
+    devnet.wait_for(lambda: sub.status(tid) == TaskStatus.COMPLETED and sub.payments(solver) == 0
+                    and game.credit_of(solver) == 0 and not unsettled(), 90, "the solver's payment")
+    # Every transaction the solver's key sent is one recorded action: nothing went out twice across
+    # the restarts (a move sent just before a kill is found on chain and recorded, never repeated).
+    sent = [tx for n in range(devnet.chain.w3.eth.block_number + 1)
+            for tx in devnet.chain.w3.eth.get_block(n, full_transactions=True)["transactions"] if tx["from"] == solver]
+    rows = db.conn.execute("SELECT key, status, tx FROM actions").fetchall()
+    assert not unsettled(), rows
+    assert len(sent) == len(rows), (len(sent), rows)
+    hashes = {tx["hash"].hex().removeprefix("0x") for tx in sent}
+    recorded = [h.removeprefix("0x") for _, _, h in rows if h]
+    assert len(set(recorded)) == len(recorded) and set(recorded) <= hashes, rows
+    assert all(devnet.chain.w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1 for tx in sent)
+    moves = [k for k, _, _ in rows if k.startswith(f"game:{gid}:")]
+    # Its reveals, and defendTrace, commitSteps, commitOps, openOp, rejectOutput, resolve, withdraw.
+    assert len(moves) == len(game.events(gid, "LeavesRevealed")) + 7, moves
+    assert f"game:{gid}:withdraw:{solver}" in moves
+    # The money, to the wei: the challenger's bond went to the solver, the agreed price to the solver,
+    # the rest of the payment back to the submitter; no contract holds a wei it cannot account for.
+    price = int(sub.task(tid).agreedPrice)
+    if sub.payments() > 0:  # a sole bidder is agreed the whole payment: no refund then
+        sub.withdraw_payments()
+    assert devnet.chain.balance(challenger) == START_BALANCE - GAME_BOND - spend(devnet, challenger)
+    held = sub.free_stake(solver) + sub.locked_stake(solver)
+    assert held == ETH and sub.locked_stake(solver) == 0
+    assert devnet.chain.balance(solver) + spend(devnet, solver) + held == START_BALANCE + price + GAME_BOND
+    assert devnet.chain.balance(submitter) + spend(devnet, submitter) == START_BALANCE - price
     assert_solvent(devnet, sub)
