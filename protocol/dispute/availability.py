@@ -76,7 +76,8 @@ def next_move(mine: TensorCommitment, openings: Sequence[Opening], requests_left
     candidates: list[tuple[int, int]] = []
     for o in openings:
         if dtype_from_code(o.dtype) != mine.dtype or o.shape != tuple(mine.shape):
-            # A wrong dtype or shape is fought only through an element that differs (docs/DISPUTE.md).
+            # A wrong dtype or shape is rejected by its header (ChallengerPlayer.header_rejection,
+            # docs/DISPUTE.md "Wrong header"); only when no opened chunk gives the header is it a guess.
             return Move("name", 0, guess=True)
         if o.chunk and o.index < mine.num_chunks:
             theirs, own = o.chunk, mine.chunk(o.index)
