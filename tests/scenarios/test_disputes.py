@@ -223,10 +223,11 @@ def test_honest_solver_killed_at_random_points_of_a_game_still_wins_and_sends_no
     shifted by a seeded random delay) and restarted on the same database and store every time: it
     resumes from the chain, wins, is paid, and every transaction its key sent is one recorded action."""
     rng = random.Random(20261122)
-    # The artifacts are served on one port through every restart (their URI is on chain); a short
-    # challenge window: the task finalizes as soon as the game is over.
+    # The artifacts are served on one port through every restart (their URI is on chain). A challenge
+    # window about as long as the game with its restarts: the task finalizes soon after the game
+    # (the challenge itself goes out seconds after the result, ten or more on a loaded machine).
     port = ["--serve-port", str(free_port())]
-    sub, tid, _ = start_task(devnet, port, windows=dict(FAST_WINDOWS, challenge_window=30))
+    sub, tid, _ = start_task(devnet, port, windows=dict(FAST_WINDOWS, challenge_window=45))
     game = DisputeGame(devnet.chain, devnet.deployment.dispute_game, devnet.node.keys[5])
     challenger, solver, submitter = (devnet.node.accounts[i] for i in (5, 2, 1))
     gid = game.challenge(tid)
