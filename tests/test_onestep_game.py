@@ -38,15 +38,21 @@ def _gas_of(c: Chain, logs: list[Any]) -> int:
     return int(c.w3.eth.get_transaction_receipt(log["transactionHash"])["gasUsed"])
 
 
-def test_onestep_game_level4_gas(chain: Chain, runs: dict[str, Any]) -> None:  # noqa: F811 (fixtures)
-    a = make_arena(chain, runs, "faulty")
+def _play_faulty(c: Chain, task_runs: dict[str, Any]) -> tuple[Any, int]:
+    """The faulty run's task challenged by an honest challenger and played to the end by both players."""
+    a = make_arena(c, task_runs, "faulty")
     own, honest = sources(a)
     anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
     g_ch = a.game(a.challenger)
     gid = g_ch.challenge(a.task_id)
     sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, a.backend)
     cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, anchor, solver_output_of(own), a.backend)
-    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    play([sp, cp], advance=lambda: c.advance(CLOCK + 1))
+    return g_ch, gid
+
+
+def test_onestep_game_level4_gas(chain: Chain, runs: dict[str, Any]) -> None:  # noqa: F811 (fixtures)
+    g_ch, gid = _play_faulty(chain, runs)
     assert GameStatus(g_ch.get(gid).status) == GameStatus.CHALLENGER_WON
     events = g_ch.game.events
     step_gas = _gas_of(chain, events.OneStepChecked().get_logs(argument_filters={"gameId": gid}, from_block=0))
@@ -83,14 +89,7 @@ def test_onestep_game_tiny_gpt_gelu_fault(chain: Chain, gpt_runs: dict[str, Any]
     """The whole game over a tiny-gpt run whose solver corrupted one GELU element: the challenger
     descends to that op and element, and the soft-float verifier's one-step check (a template
     program) decides against the solver."""
-    a = make_arena(chain, gpt_runs, "faulty")
-    own, honest = sources(a)
-    anchor = find_anchor(honest.replayer, own.checkpoint_roots, a.spec.checkpoint_interval)
-    g_ch = a.game(a.challenger)
-    gid = g_ch.challenge(a.task_id)
-    sp = SolverPlayer(a.game(a.solver), gid, AgentDB(":memory:"), own, a.backend)
-    cp = ChallengerPlayer(g_ch, gid, AgentDB(":memory:"), honest, anchor, solver_output_of(own), a.backend)
-    play([sp, cp], advance=lambda: chain.advance(CLOCK + 1))
+    g_ch, gid = _play_faulty(chain, gpt_runs)
     g = g_ch.get(gid)
     assert GameStatus(g.status) == GameStatus.CHALLENGER_WON
     assert not g_ch.events(gid, "TimedOut")  # decided by the one-step check

@@ -27,6 +27,8 @@ import pytest
 import softfloatpy as sf
 from web3 import Web3
 
+from protocol.chain.batch import encode_uint_arrays
+
 pytestmark = pytest.mark.anvil
 
 CANONICAL_NAN = 0x7FC00000
@@ -130,23 +132,6 @@ def numpy_ref(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ================================================================================================
 
 
-def _encode_u32_arrays(selector: bytes, *arrays: np.ndarray) -> bytes:
-    """ABI-encode ``f(uint32[], uint32[], ...)`` calldata with numpy (eth_abi is far slower)."""
-    n = len(arrays[0])
-    head = bytearray(selector)
-    offset = 32 * len(arrays)
-    for _ in arrays:
-        head += offset.to_bytes(32, "big")
-        offset += 32 * (n + 1)
-    body = bytearray()
-    for arr in arrays:
-        body += n.to_bytes(32, "big")
-        words = np.zeros((n, 8), dtype=">u4")
-        words[:, 7] = arr
-        body += words.tobytes()
-    return bytes(head + body)
-
-
 def _decode_u32_array(raw: bytes, n: int) -> np.ndarray:
     """Decode a returned ``uint32[]`` / ``uint8[]`` of length ``n`` (one 32-byte word per element)."""
     assert int.from_bytes(raw[32:64], "big") == n, "returned array has the wrong length"
@@ -160,7 +145,7 @@ def call_batch(w3: Web3, address: str, signature: str, *arrays: np.ndarray) -> n
     out = []
     for start in range(0, len(arrays[0]), BATCH):
         chunk = [arr[start : start + BATCH] for arr in arrays]
-        data = _encode_u32_arrays(selector, *chunk)
+        data = encode_uint_arrays(selector, list(chunk))
         raw = w3.eth.call({"to": address, "data": data, "gas": CALL_GAS})
         out.append(_decode_u32_array(bytes(raw), len(chunk[0])))
     return np.concatenate(out)
@@ -455,9 +440,7 @@ def test_single_call_functions_match_batches(arbiter: tuple[Web3, str], anvil_ch
 def test_batch_length_mismatch_reverts(arbiter: tuple[Web3, str]) -> None:
     """Operand arrays of different lengths are rejected with BatchLengthMismatch(2, 1)."""
     w3, address = arbiter
-    data = _encode_u32_arrays(
-        Web3.keccak(text="addBatch(uint32[],uint32[])")[:4], np.zeros(2, U32), np.zeros(2, U32)
-    )
+    data = encode_uint_arrays(Web3.keccak(text="addBatch(uint32[],uint32[])")[:4], [np.zeros(2, U32), np.zeros(2, U32)])
     # Patch the second array's length word to 1: a well-formed call with mismatched lengths.
     second_len_at = 4 + 64 + 32 * 3
     data = data[:second_len_at] + (1).to_bytes(32, "big") + data[second_len_at + 32 :]
