@@ -8,6 +8,7 @@ interface Vm {
     // ─────────────────────────────────────────────── environment
     function warp(uint256 newTimestamp) external;
     function roll(uint256 newHeight) external;
+    function fee(uint256 newBasefee) external;
     function deal(address account, uint256 newBalance) external;
     function etch(address target, bytes calldata code) external;
     function load(address target, bytes32 slot) external view returns (bytes32 data);
