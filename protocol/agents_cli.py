@@ -72,8 +72,9 @@ def add_solver_parser(sub: Any) -> None:
                        help="alter one scalar of the state committed as checkpoint N (1 = after c steps)")
     cheat.add_argument("--lazy", choices=["skip", "initial"], default=None,
                        help="skip every odd step, or do no step and commit the initial state as the result")
-    cheat.add_argument("--withhold", action="store_true",
-                       help="commit as usual but serve none of the artifacts (an empty store answers)")
+    cheat.add_argument("--withhold", nargs="?", const="offchain", choices=["offchain", "all"], default=None,
+                       help="commit as usual but serve none of the artifacts (an empty store answers); "
+                            "'all' also leaves availability demands on chain unanswered")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between ticks")
     p.set_defaults(func=run_solver)
 
@@ -102,9 +103,10 @@ def run_solver(args: argparse.Namespace) -> int:
         url = server.url
     cfg = SolverConfig(store_dir=Path(args.store), store_url=url, stake=args.stake,
                        price_fraction=args.price_fraction, poll_interval=args.poll, fault=fault,
-                       corrupt_step=args.corrupt_step, corrupt_checkpoint=args.corrupt_checkpoint, lazy=args.lazy)
+                       corrupt_step=args.corrupt_step, corrupt_checkpoint=args.corrupt_checkpoint, lazy=args.lazy,
+                       withhold=args.withhold)
     solver = Solver(chain, deployment, key, AgentDB(args.db), cfg, log)
-    cheating = fault is not None or args.withhold or args.lazy is not None or args.corrupt_step is not None or (
+    cheating = fault is not None or args.withhold is not None or args.lazy is not None or args.corrupt_step is not None or (
         args.corrupt_checkpoint is not None)
     log.info(logfmt(event="started", address=solver.me, rpc=args.rpc, artifacts=url, cheating=cheating))
     try:

@@ -13,7 +13,10 @@ picks up exactly where the chain is. The moves, in order:
 
 5. defend every dispute game opened on its results (deployments with a DisputeGame): replay its own
    run from its own checkpoints and answer each move (:mod:`protocol.agents.disputes`), publishing the
-   disputed op's output once it is opened, until the game is settled and the bond withdrawn.
+   disputed op's output once it is opened, until the game is settled and the bond withdrawn;
+6. answer every availability demand on its results (deployments with an AvailabilityChallenge) with
+   the demanded chunks of its own checkpoints (:mod:`protocol.agents.availability`), and withdraw the
+   gas refunds.
 
 A *dishonest* solver is the same daemon with a fault injected into training (``fault``), a state
 altered between steps, steps skipped or its artifacts withheld (:mod:`protocol.agents.dishonest`):
@@ -29,6 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from protocol.agents.availability import AvailabilityDesk
 from protocol.agents.common import (
     ETH,
     Stopper,
@@ -68,6 +72,9 @@ class SolverConfig:
     corrupt_step: int | None = None
     corrupt_checkpoint: int | None = None
     lazy: str | None = None
+    # "offchain": serve no artifacts (the CLI points the URIs at an empty store) but answer availability
+    # demands on chain; "all": answer none either.
+    withhold: str | None = None
     max_steps: int = 10_000  # tasks longer than this are not bid on (capacity)
 
 
@@ -105,6 +112,10 @@ class Solver:
         if deployment.dispute_game:
             self.desk = GameDesk(chain, deployment.dispute_game, key, db, log, after_move=self._publish)
             contracts.append(self.desk.contract)
+        self.avail: AvailabilityDesk | None = None
+        if deployment.availability:
+            self.avail = AvailabilityDesk(chain, deployment.availability, key, db, log)
+            contracts.append(self.avail.contract)
         self.watcher = EventWatcher(chain, contracts, db, name="solver", confirmations=config.confirmations,
                                     start_block=deployment.block)
         bind_sender(db, chain, self.me)
@@ -122,11 +133,16 @@ class Solver:
             if ev.name == "TaskPosted" and self.db.get("task", ev.args["taskId"]) is None:
                 self.db.put("task", ev.args["taskId"], {"state": "new"})
                 self.log.info(logfmt(event="task_seen", task=ev.args["taskId"], payment=ev.args["payment"] / ETH))
-            elif self.desk is not None:
-                self.desk.on_event(ev.name, ev.args)
+            else:
+                if self.desk is not None:
+                    self.desk.on_event(ev.name, ev.args)
+                if self.avail is not None:
+                    self.avail.on_event(ev.name, ev.args)
         self.watcher.commit()
         if self.desk is not None:
             self.desk.tick(self._player)
+        if self.avail is not None:
+            self.avail.tick(self._answer)
         for tid, rec in self.db.all("task"):
             if rec.get("state") not in ("done", "skipped"):
                 guarded(self.log, int(tid), partial(self.advance, int(tid), rec))
@@ -265,6 +281,38 @@ class Solver:
         own = TraceSource(replayer, roots, spec.checkpoint_interval)
         assert self.desk is not None
         return SolverPlayer(self.desk.game, gid, self.db, own, log=self.log)
+
+    def _answer(self, cid: int, rec: dict[str, Any]) -> Any:
+        """The answer to availability demand ``cid`` from this solver's own checkpoints (None if it
+        withholds everything, or has no record of the task)."""
+        from protocol.agents.dishonest import TamperedReplayer
+        from protocol.chain.availability import chunk_answer
+        from protocol.commit import LocalStore
+        from protocol.trace import Replayer
+
+        if self.cfg.withhold == "all":
+            if not rec.get("withheld"):
+                self.db.update("avail", cid, withheld=True)
+                self.log.warning(logfmt(event="withholding", challenge=cid, task=rec["task"],
+                                        note="availability demand left unanswered"))
+            return None
+        task = self.db.get("task", rec["task"]) or {}
+        if "manifest" not in task:
+            self.log.warning(logfmt(event="cannot_answer", challenge=cid, task=rec["task"],
+                                    reason="no manifest on record"))
+            return None
+        t = self.m.task(rec["task"])
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        store = LocalStore(self.cfg.store_dir)
+        manifest = store.get_json(task["manifest"])
+        roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
+        tamper = self._tamper(spec)
+        replayer = (Replayer(spec, fault=self.cfg.fault, store=store, manifest=manifest) if tamper is None else
+                    TamperedReplayer(spec, tamper, fault=self.cfg.fault, store=store, manifest=manifest))
+        k = int(rec["checkpoint"])
+        state = replayer.state_at(int(manifest["checkpoints"][k]["step"]))
+        return chunk_answer(roots, k, [v.detach().cpu() for v in state.values()], int(rec["tensor"]),
+                            int(rec["first"]), int(rec["count"]))
 
     def _publish(self, gid: int, rec: dict[str, Any], before: Any, g: Any) -> None:
         """Once the disputed op is open, serve its output so the challenger can name an element."""

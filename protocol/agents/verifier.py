@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from eth_utils import keccak
 
+from protocol.agents.availability import AvailabilityDesk, choose_chunks
 from protocol.agents.common import Stopper, bind_sender, guarded, logfmt, resolve_pending, run_loop, send_once
 from protocol.agents.db import AgentDB
 from protocol.agents.disputes import GameDesk
@@ -91,6 +92,10 @@ class Verifier:
             self.desk = GameDesk(chain, deployment.dispute_game, key, db, log,
                                  task_failed=lambda tid: self.m.status(tid) == TaskStatus.FAILED)
             contracts.append(self.desk.contract)
+        self.avail: AvailabilityDesk | None = None
+        if deployment.availability:
+            self.avail = AvailabilityDesk(chain, deployment.availability, key, db, log)
+            contracts.append(self.avail.contract)
         self.watcher = EventWatcher(chain, contracts, db, name="verifier",
                                     confirmations=config.confirmations, start_block=deployment.block)
         bind_sender(db, chain, self.m.address)
@@ -118,16 +123,23 @@ class Verifier:
             elif self.desk is not None and ev.name == "GameCreated":
                 finding = (self.db.get("result", tid) or {}).get("finding") or {}
                 self.desk.on_event(ev.name, ev.args, {"anchor": finding.get("interval")})
+            elif self.avail is not None:
+                self.avail.on_event(ev.name, ev.args)
         self.watcher.commit()
         if self.desk is not None:
             self.desk.tick(self._player)
-            if not self.desk.active() and self.m.proceeds() > 0:
-                # The beneficiary's share of a slash, credited in the StakeManager (one claim per
-                # finished game at most: the key counts them).
-                won = sum(1 for _, rec in self.db.all("game") if rec.get("state") == "done")
-                if send_once(self.db, f"claimProceeds:{won}", lambda: self.m.proceeds() == 0,
-                             self.m.claim_proceeds, self.log, games=won):
-                    self.log.warning(logfmt(event="reward_claimed", games=won))
+        if self.avail is not None:
+            self.avail.tick()
+        busy = (self.desk is not None and bool(self.desk.active())) or (self.avail is not None and bool(self.avail.open()))
+        if not busy and self.m.proceeds() > 0:
+            # The beneficiary's share of a slash, credited in the StakeManager (one claim per finished
+            # game or demand at most: the key counts them).
+            won = sum(1 for _, rec in self.db.all("game") if rec.get("state") == "done")
+            ended = self.avail.finished() if self.avail is not None else 0
+            key = f"claimProceeds:{won}" if ended == 0 else f"claimProceeds:{won}:{ended}"
+            if send_once(self.db, key, lambda: self.m.proceeds() == 0, self.m.claim_proceeds, self.log,
+                         games=won, demands=ended):
+                self.log.warning(logfmt(event="reward_claimed", games=won, demands=ended))
         for key, rec in self.db.all("result"):
             if rec.get("state") == "pending":
                 guarded(self.log, int(key), partial(self.check, int(key), rec))
@@ -218,9 +230,9 @@ class Verifier:
         else:
             honest = self.replay_all(tid)
             if TraceTree(honest).root == bytes(self.m.task(tid).traceRoot):
-                self.db.update("result", tid, state="accepted")
-                self.log.warning(logfmt(event="result_right_but_unchecked", task=tid, reason=finding.kind,
+                self.log.warning(logfmt(event="result_right", task=tid, reason=finding.kind,
                                         note="the whole replay gives the committed trace root"))
+                self.demand_data(tid, finding)
                 return
             self.db.update("result", tid, honest_roots=["0x" + r.hex() for r in honest])
         anchor = None if pin == NO_PIN else pin
@@ -230,6 +242,42 @@ class Verifier:
             self.desk.on_event("GameCreated", {"gameId": gid, "taskId": tid, "solver": "",
                                                "challenger": self.m.address, "bond": game.bond()},
                                {"anchor": anchor})
+
+    def demand_data(self, tid: int, finding: Finding) -> None:
+        """The result is right but its data is not to be had: demand part of it on chain.
+
+        Which checkpoint: the one that could not be fetched, or the final state (the model the
+        submitter paid for) when the manifest itself could not. Which chunks: drawn from the state's
+        chunks with the verifier's secret and the result's block hash, so the solver cannot know in
+        advance which part it must keep. The solver answers (and the data is on chain) or is slashed.
+        """
+        import torch
+
+        from protocol.agents.solver import resolve_spec
+        from protocol.chain.availability import state_layout
+        from protocol.commit.tensor import tensor_bytes
+        from protocol.models import build_model
+        from protocol.spec import open_dataset
+        from protocol.train import initial_state
+
+        if self.avail is None:
+            self.db.update("result", tid, state="accepted")
+            self.log.warning(logfmt(event="result_right_but_unchecked", task=tid, reason=finding.kind,
+                                    note="no availability contract in this deployment"))
+            return
+        t = self.m.task(tid)
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        n_checkpoints = int(t.steps) // int(t.checkpointInterval) + 1
+        checkpoint = n_checkpoints - 1
+        if finding.kind == "unavailable" and finding.interval is not None:
+            checkpoint = finding.interval
+        state = initial_state(build_model(spec, open_dataset(spec)), torch.device("cpu"))
+        shapes = [tensor_bytes(v)[1:] for v in state.values()]  # (dtype, shape): the same at every checkpoint
+        rec = self.db.get("result", tid) or {}
+        block_hash = bytes(self.chain.w3.eth.get_block(rec["block"])["hash"]) if "block" in rec else b""
+        tensor, first = choose_chunks(self.secret, block_hash, shapes)
+        self.db.update("result", tid, state="demanded", demand=[checkpoint, tensor, first])
+        self.avail.demand(tid, checkpoint, tensor, first, state_layout(spec))
 
     def replay_all(self, tid: int) -> list[bytes]:
         """The task's checkpoint roots, S_0 to the last, trained here from the spec."""

@@ -33,12 +33,22 @@ class Params:
     dispute_bond: int = 10**17  # wei a challenger posts per game (to the solver if the challenger loses)
     dispute_degree: int = 4  # k of the game's k-ary queries: k - 1 leaves per reveal
     dispute_clock: int | None = None  # seconds per party per game; default a quarter of dispute_timeout
+    availability_bond: int = 10**17  # wei behind a demand for chunks (the answer's gas is paid from it)
+    availability_window: int | None = None  # seconds an answer has; default a quarter of dispute_timeout
+    availability_refund_bps: int = 10_000  # share of an answer's gas cost (at the base fee) paid from the bond
 
     @property
     def game_clock(self) -> int:
         """Each party's time per game: ``dispute_clock`` or a quarter of the dispute timeout, so that a
         game always ends (both clocks spent) before the market may expire its dispute."""
         return self.dispute_clock if self.dispute_clock is not None else max(1, self.dispute_timeout // 4)
+
+    @property
+    def response_window(self) -> int:
+        """Seconds an availability demand may be answered: ``availability_window`` or a quarter of the
+        dispute timeout, so that it always ends before the market may expire its dispute."""
+        w = self.availability_window
+        return w if w is not None else max(1, self.dispute_timeout // 4)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class Deployment:
     params: dict[str, object] = field(default_factory=dict)
     dispute_game: str = ""  # DisputeGame ("" in a deployment without one: results cannot be challenged)
     step_verifier: str = ""  # its one-step verifier
+    availability: str = ""  # AvailabilityChallenge ("": results' data cannot be demanded on chain)
 
     def save(self, directory: Path = DEPLOYMENTS_DIR) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -108,9 +119,23 @@ def deploy_dispute(chain: Chain, key: str, deployment: Deployment, verifier: str
     return dataclasses.replace(deployment, dispute_game=game.address, step_verifier=verifier)
 
 
+def deploy_availability(chain: Chain, key: str, deployment: Deployment, params: Params | None = None) -> Deployment:
+    """Deploy an AvailabilityChallenge and authorise it in the market as a second dispute contract."""
+    params = params or Params()
+    window = params.response_window
+    if window >= params.dispute_timeout:
+        raise ChainError(f"availability_window {window} s must stay below dispute_timeout "
+                         f"{params.dispute_timeout} s, or the market may expire a demand still open")
+    market = chain.contract("TaskMarket", deployment.task_market)
+    avail = chain.deploy("AvailabilityChallenge", market.address, params.availability_bond, window,
+                         params.availability_refund_bps, key=key)
+    chain.transact(market.functions.setDisputeContract(avail.address, True), key=key)
+    return dataclasses.replace(deployment, availability=avail.address)
+
+
 def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployment:
-    """Deploy StakeManager, TaskMarket, Float32Arbiter, the soft-float one-step verifier and the
-    DisputeGame over it, and wire them together."""
+    """Deploy StakeManager, TaskMarket, Float32Arbiter, the soft-float one-step verifier, the
+    DisputeGame over it and the AvailabilityChallenge, and wire them together."""
     params = params or Params()
     deployer = Account.from_key(key).address
     sink = params.sink or deployer
@@ -137,7 +162,8 @@ def deploy_all(chain: Chain, key: str, params: Params | None = None) -> Deployme
         stake_manager=stake.address,
         task_market=market.address,
         float32_arbiter=arbiter.address,
-        params={**asdict(params), "sink": sink, "dispute_clock": params.game_clock},
+        params={**asdict(params), "sink": sink, "dispute_clock": params.game_clock,
+                "availability_window": params.response_window},
     )
     verifier = chain.deploy("ScalarStepVerifier", key=key)
-    return deploy_dispute(chain, key, base, verifier.address, params)
+    return deploy_availability(chain, key, deploy_dispute(chain, key, base, verifier.address, params), params)

@@ -317,6 +317,16 @@ class TensorCommitment:
             raise CommitError(f"chunk {j} out of range ({self.num_chunks} chunks)")
         return self.data[j * CHUNK_BYTES : (j + 1) * CHUNK_BYTES]
 
+    def chunk_proof(self, j: int) -> list[bytes]:
+        """RFC 9162 audit path of chunk ``j`` in the chunk root, bottom-up."""
+        self.chunk(j)  # range check
+        return inclusion_path_from_levels(self._levels, j)
+
+    @property
+    def dtype_code(self) -> int:
+        """The dtype's code in the tensor id."""
+        return DTYPES[self.dtype][0]
+
     def element_bits(self, flat_index: int) -> int:
         """Raw bits of element ``flat_index``."""
         w = DTYPES[self.dtype][1]
