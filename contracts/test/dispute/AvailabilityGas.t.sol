@@ -251,6 +251,7 @@ contract AvailabilityGasTest is MarketFixture {
         emit log_named_uint("challenge: calldata bytes", data.length);
         emit log_named_uint("challenge: gas measured around the call (gasleft)", used);
         emit log_named_uint("challenge: tx estimate (+ 21000 + 16/byte)", used + 21_000 + 16 * data.length);
+        emit log_named_uint("challenge: tx, calldata at 4/16", used + _intrinsic(data));
         assertEq(uint256(ac.getChallenge(ac.challengeCount()).status), uint256(IAvailabilityChallenge.Status.Open));
         assertLt(used, 400_000);
     }
@@ -274,6 +275,7 @@ contract AvailabilityGasTest is MarketFixture {
         uint256 used = _measure(address(this), 0, data);
         emit log_named_uint("claimUnanswered (first loss: slashes): gas measured (gasleft)", used);
         emit log_named_uint("claimUnanswered: tx estimate (+ 21000 + 16/byte)", used + 21_000 + 16 * data.length);
+        emit log_named_uint("claimUnanswered: tx, calldata at 4/16", used + _intrinsic(data));
         assertEq(uint256(market.getTask(taskId).status), uint256(IDisputeHook.TaskStatus.Failed));
         assertLt(used, 400_000);
     }
