@@ -25,12 +25,14 @@ contract AvailabilityChallenge is IAvailabilityChallenge, ReentrancyGuard {
     /// @inheritdoc IAvailabilityChallenge
     uint256 public immutable refundBps;
 
-    /// @notice Most chunks one challenge may ask for (8 KiB of float32 data, ~0.4M gas to answer).
+    /// @notice Most chunks one challenge may ask for (8 KiB of float32 data; an answer of 32 chunks
+    ///         executes in ~0.39M gas and, with its 20 KB of calldata, costs ~0.7M).
     uint256 public constant MAX_CHUNKS = 32;
-    /// @notice Gas of an answer that `gasleft()` cannot see: the transaction's base cost and what
-    ///         follows the measurement (the credits and the event's fixed part). Calldata and the
-    ///         event's data are added per byte.
-    uint256 public constant ANSWER_OVERHEAD_GAS = 21_000 + 30_000;
+    /// @notice Gas of an answer that `gasleft()` cannot see: the transaction's base cost (21,000) and
+    ///         what follows the measurement (~66,000 for the two credits and the credit total written
+    ///         from zero, the event's fixed part). Calldata and the event's data are added per byte.
+    ///         Measured in contracts/test/dispute/AvailabilityGas.t.sol (refund / charged gas 0.98-1.00).
+    uint256 public constant ANSWER_OVERHEAD_GAS = 21_000 + 70_000;
 
     /// @inheritdoc IAvailabilityChallenge
     uint256 public challengeCount;
@@ -137,8 +139,11 @@ contract AvailabilityChallenge is IAvailabilityChallenge, ReentrancyGuard {
 
         c.status = Status.Answered; // before the market call: nothing can answer or claim twice
         totalBonds -= c.bond;
+        // The bond is split the same way whatever the market answers (SolverWon, or Closed/Expired when
+        // the task already ended): the data is on chain either way.
+        // slither-disable-next-line unused-return
         market.resolveDispute(c.disputeId, false);
-        (uint256 refund, uint256 returned) = _payAnswer(c, gasStart, dataBytes);
+        (uint256 refund, uint256 returned) = _payAnswer(c, gasStart, dataBytes, _canonicalLength(a));
         _emitAnswered(challengeId, c.firstChunk, a, refund, returned);
     }
 
@@ -156,17 +161,38 @@ contract AvailabilityChallenge is IAvailabilityChallenge, ReentrancyGuard {
     ///         rest to the challenger. The cost is what `gasleft()` measured since `gasStart`, plus
     ///         what it cannot see (the transaction's base cost, its calldata at 16 gas a byte, the
     ///         event's data at 8 a byte), at the block's base fee: a priority fee is the answerer's own
-    ///         choice and is not refunded.
-    function _payAnswer(Challenge storage c, uint256 gasStart, uint256 dataBytes)
+    ///         choice and is not refunded. Calldata counts at most the standard encoding's length:
+    ///         the decoder ignores bytes past it, and padding must not buy a larger share of the bond.
+    function _payAnswer(Challenge storage c, uint256 gasStart, uint256 dataBytes, uint256 canonicalBytes)
         internal
         returns (uint256 refund, uint256 returned)
     {
-        uint256 used = gasStart - gasleft() + ANSWER_OVERHEAD_GAS + 16 * msg.data.length + 8 * dataBytes;
+        uint256 callBytes = msg.data.length < canonicalBytes ? msg.data.length : canonicalBytes;
+        uint256 used = gasStart - gasleft() + ANSWER_OVERHEAD_GAS + 16 * callBytes + 8 * dataBytes;
         refund = used * block.basefee * refundBps / 10_000;
         if (refund > c.bond) refund = c.bond;
         returned = c.bond - refund;
         _credit(msg.sender, refund);
         _credit(c.challenger, returned);
+    }
+
+    /// @notice Bytes of the standard ABI encoding of `answer(challengeId, a)`: the selector, the id and
+    ///         the struct's offset, the struct's nine head words, then each dynamic member (a length
+    ///         word and its words; arrays of dynamic items add an offset word and a length word per item,
+    ///         bytes padded to whole words).
+    function _canonicalLength(ChunkAnswer calldata a) internal pure returns (uint256 n) {
+        n = 4 + 32 + 32 + 9 * 32;
+        n += 32 + 32 * a.traceProof.length;
+        n += 32 + 32 * a.idProof.length;
+        n += 32 + 32 * a.shape.length;
+        n += 32 + 64 * a.chunks.length;
+        for (uint256 i; i < a.chunks.length; ++i) {
+            n += (a.chunks[i].length + 31) / 32 * 32;
+        }
+        n += 32 + 64 * a.chunkProofs.length;
+        for (uint256 i; i < a.chunkProofs.length; ++i) {
+            n += 32 * a.chunkProofs[i].length;
+        }
     }
 
     /// @notice Each chunk of the asked range that exists, of its exact length, opens to the chunk

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from protocol.agents.submitter import post
+from protocol.chain.availability import Availability
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.devnet import Anvil
@@ -37,6 +38,7 @@ def small_spec(tmp: Path, steps: int = 20, interval: int = 5, name: str = "digit
 
 GAME_CLOCK = 60  # seconds per party per game: room for every move at one block a second
 GAME_BOND = 10**17
+AVAILABILITY_WINDOW = 40  # seconds to answer an availability demand
 
 
 @dataclass
@@ -84,7 +86,7 @@ def devnet(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Devnet]:
         chain = Chain.connect(node.rpc_url)
         chain.dev_keys = node.keys
         params = Params(unbonding_delay=3600, dispute_timeout=3600, dispute_clock=clock,
-                        dispute_bond=GAME_BOND)
+                        dispute_bond=GAME_BOND, availability_bond=GAME_BOND, availability_window=AVAILABILITY_WINDOW)
         d = deploy_all(chain, node.keys[0], params)
         d.save(tmp_path / "deployments")
         net = Devnet(node, chain, d, tmp_path)
@@ -134,6 +136,7 @@ def assert_solvent(devnet: Devnet, m: Market) -> None:
     assert acc["stake_manager_balance"] == acc["stake_manager_accounted"]
     assert acc["market_balance"] == acc["market_accounted"]
     assert DisputeGame(devnet.chain, devnet.deployment.dispute_game, m.key).solvent()
+    assert Availability(devnet.chain, devnet.deployment.availability, m.key).solvent()
 
 
 def solver_command(devnet: Devnet, extra: list[str] | None = None) -> list[str]:
