@@ -11,6 +11,7 @@ from typing import Any
 
 from eth_account import Account
 
+from protocol.chain.availability import Availability, Status
 from protocol.chain.client import Chain, key_from_env
 from protocol.chain.deploy import DEPLOYMENTS_DIR, Deployment, Params, deploy_all, load_params
 from protocol.chain.devnet import Anvil
@@ -54,6 +55,7 @@ def run_devnet(args: argparse.Namespace) -> int:
         print(f"devnet: anvil on {node.rpc_url} (chain id {d.chain_id})")
         print(f"deployment written to {path}")
         print(f"  StakeManager   {d.stake_manager}\n  TaskMarket     {d.task_market}\n  Float32Arbiter {d.float32_arbiter}")
+        print(f"  DisputeGame    {d.dispute_game}\n  Availability   {d.availability}")
         print("funded development keys (never use them on a real chain):")
         for i, k in enumerate(node.keys[:5]):
             print(f"  [{i}] {Account.from_key(k).address}  {k}")
@@ -168,7 +170,8 @@ def _who(address: str, names: dict[str, str]) -> str:
     return names.get(address, f"{address[:6]}…{address[-4:]}")
 
 
-def participants(m: Market, game: DisputeGame | None = None) -> list[tuple[str, str]]:
+def participants(m: Market, game: DisputeGame | None = None,
+                 avail: Availability | None = None) -> list[tuple[str, str]]:
     """(roles, address) of every submitter, winning solver and challenger, in order of appearance."""
     roles: dict[str, list[str]] = {}
 
@@ -183,6 +186,9 @@ def participants(m: Market, game: DisputeGame | None = None) -> list[tuple[str, 
     if game is not None:
         for gid in range(1, game.game_count() + 1):
             add(game.get(gid).challenger, "challenger")
+    if avail is not None:
+        for cid in range(1, avail.challenge_count() + 1):
+            add(avail.get(cid).challenger, "challenger")
     return [("+".join(r), a) for a, r in roles.items()]
 
 
@@ -201,7 +207,30 @@ def balance_table(m: Market, labelled: list[tuple[str, str]], game: DisputeGame 
     return rows
 
 
-def solvency_lines(m: Market, game: DisputeGame | None = None) -> tuple[list[str], bool]:
+def demand_table(avail: Availability, names: dict[str, str] | None = None) -> list[str]:
+    """One row per availability demand: what was demanded, by whom, until when, and how it ended."""
+    names = names or {}
+    rows = [f"{'demand':>6} {'task':>4}  {'challenger':<12} {'solver':<12} {'checkpoint':>10} {'tensor':>6} "
+            f"{'chunks':>9} {'deadline':>10} {'bond':>10}  result"]
+    for cid in range(1, avail.challenge_count() + 1):
+        c = avail.get(cid)
+        status = Status(c.status)
+        result = status.name.lower()
+        if status == Status.ANSWERED:
+            ev = avail.answered(cid)
+            if ev is not None:
+                result += f" ({len(ev['chunks'])} chunks on chain, {fmt_eth(int(ev['refund']))} ETH gas refunded)"
+        first = int(c.firstChunk)
+        rows.append(
+            f"{cid:>6} {int(c.taskId):>4}  {_who(c.challenger, names):<12} {_who(c.solver, names):<12} "
+            f"{int(c.checkpoint):>10} {int(c.tensor):>6} {f'{first}..{first + int(c.count) - 1}':>9} "
+            f"{int(c.deadline):>10} {fmt_eth(int(c.bond)):>10}  {result}"
+        )
+    return rows
+
+
+def solvency_lines(m: Market, game: DisputeGame | None = None,
+                   avail: Availability | None = None) -> tuple[list[str], bool]:
     """Each contract's balance next to what it accounts for; True when every one matches to the wei."""
     acct = m.accounted()
     checks = [("StakeManager", acct["stake_manager_balance"], acct["stake_manager_accounted"],
@@ -210,6 +239,10 @@ def solvency_lines(m: Market, game: DisputeGame | None = None) -> tuple[list[str
     if game is not None:
         bonds, credits = game.totals()
         checks.append(("DisputeGame", m.chain.balance(game.game.address), bonds + credits, "bonds + credits"))
+    if avail is not None:
+        bonds = int(m.chain.call(avail.contract.functions.totalBonds()))
+        credits = int(m.chain.call(avail.contract.functions.totalCredits()))
+        checks.append(("Availability", m.chain.balance(avail.contract.address), bonds + credits, "bonds + credits"))
     lines = [f"solvency: {name:<12} holds {fmt_eth(held):>14} ETH, accounts for {fmt_eth(owed):>14} ({what}) "
              f"-> {'OK' if held == owed else 'MISMATCH'}" for name, held, owed, what in checks]
     return lines, all(held == owed for _, held, owed, _ in checks)
@@ -221,20 +254,25 @@ def run_status(args: argparse.Namespace) -> int:
     reader = "0x" + "11" * 32  # read-only: the key never signs here
     m = Market(chain, d, reader)
     game = DisputeGame(chain, d.dispute_game, reader) if d.dispute_game else None
+    avail = Availability(chain, d.availability, reader) if d.availability else None
     print(f"chain {d.chain_id} at {args.rpc}; TaskMarket {d.task_market}"
-          + (f"; DisputeGame {d.dispute_game}" if game is not None else ""))
+          + (f"; DisputeGame {d.dispute_game}" if game is not None else "")
+          + (f"; AvailabilityChallenge {d.availability}" if avail is not None else ""))
     print("\ntasks")
     print("\n".join(task_table(m)))
-    labelled = participants(m, game)
+    labelled = participants(m, game, avail)
     if game is not None:
         print("\ngames")
         print("\n".join(game_table(game)))
+    if avail is not None and avail.challenge_count() > 0:
+        print("\navailability demands")
+        print("\n".join(demand_table(avail)))
     known = {a.lower() for _, a in labelled}
     labelled += [("address", a) for a in args.address if a.lower() not in known]
     if labelled:
         print("\nbalances")
         print("\n".join(balance_table(m, labelled, game)))
-    lines, _ = solvency_lines(m, game)
+    lines, _ = solvency_lines(m, game, avail)
     print()
     print("\n".join(lines))
     return 0

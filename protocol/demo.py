@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from protocol.chain.availability import Availability
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.devnet import Anvil
@@ -619,9 +620,11 @@ def report(story: Story, m: Market, t1: int, t2: int, people: list[str], address
         total += delta
         owned += inside
         print(f"  {n:<10} {delta / ETH:+.6f} ETH   (gas paid {spent[a] / ETH:.6f} ETH)")
-    held = sum(chain.balance(x) for x in (story.d.stake_manager, story.d.task_market, story.d.dispute_game))
+    held = sum(chain.balance(x) for x in (story.d.stake_manager, story.d.task_market, story.d.dispute_game)
+               + ((story.d.availability,) if story.d.availability else ()))
     print(f"  together   {total / ETH:+.6f} ETH")
-    lines, solvent = solvency_lines(m, story.game)
+    avail = Availability(chain, story.d.availability, m.key) if story.d.availability else None
+    lines, solvent = solvency_lines(m, story.game, avail)
     print()
     print("\n".join(lines))
     conserved = total == 0 and held == owned

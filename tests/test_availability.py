@@ -139,6 +139,15 @@ def test_answered_demand_puts_the_chunks_on_chain_and_the_task_completes(chain: 
     # The refund pays the answer's gas at the base fee, within the contract's estimate of what it cannot measure.
     cost = int(receipt["gasUsed"]) * int(chain.w3.eth.get_block(receipt["blockNumber"])["baseFeePerGas"])
     assert 0.8 * cost <= refund <= 1.3 * cost, (refund, cost)
+    # `verigrad status` shows the demand and its outcome, and the contract's solvency.
+    from protocol.chain_cli import demand_table, solvency_lines
+
+    (head, row) = demand_table(w.avail)
+    assert all(word in head for word in ("demand", "checkpoint", "tensor", "chunks", "deadline", "bond", "result"))
+    assert row.split()[:2] == [str(cid), str(w.task_id)] and f"{first}..{first + MAX_CHUNKS - 1}" in row
+    assert "answered (32 chunks on chain" in row
+    lines, solvent = solvency_lines(w.submitter, None, w.avail)
+    assert solvent and any(line.startswith("solvency: Availability") for line in lines)
     w.answerer.withdraw()
     w.avail.withdraw()
     assert paid(w, w.solver) - before[w.solver.address] == refund
