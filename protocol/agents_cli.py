@@ -161,7 +161,9 @@ def add_submit_parser(sub: Any) -> None:
         description="Post a task from a spec (a reference name or a TOML path), then follow it until it "
         "settles and verify the returned model against the committed roots.",
         epilog="examples:\n  VERIGRAD_KEY=0x... verigrad submit digits-mlp --payment 1 --stake 0.5\n"
-        "  verigrad submit my-spec.toml --payment 2 --stake 1 --no-follow",
+        "  verigrad submit my-spec.toml --payment 2 --stake 1 --no-follow\n"
+        "  verigrad submit digits-mlp --payment 1 --stake 0.5 --demand-data   (get the model even from a "
+        "solver that serves nothing)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
@@ -173,11 +175,14 @@ def add_submit_parser(sub: Any) -> None:
                           ("challenge-window", 60)):
         p.add_argument(f"--{name}", type=int, default=default, help=f"seconds (default {default})")
     p.add_argument("--no-follow", action="store_true", help="post and exit")
+    p.add_argument("--demand-data", action="store_true",
+                   help="if the model cannot be fetched while the challenge window is open, demand it on chain "
+                        "(the solver answers with every chunk or is slashed); read it back from the chain")
     p.set_defaults(func=run_submit)
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from protocol.agents.submitter import follow, post, verify_result
+    from protocol.agents.submitter import demand_model, follow, model_from_chain, post, verify_result
     from protocol.chain.market import TaskStatus
 
     if args.payment == 0:
@@ -192,11 +197,35 @@ def run_submit(args: argparse.Namespace) -> int:
     print(tid, flush=True)
     if args.no_follow:
         return 0
-    status = follow(m, tid, log)
+    avail = None
+    if args.demand_data:
+        from protocol.chain.availability import Availability
+
+        if not deployment.availability:
+            raise VerigradError("--demand-data needs a deployment with an AvailabilityChallenge "
+                                "(redeploy with `verigrad deploy`)")
+        avail = Availability(chain, deployment.availability, key)
+    demanded = {"any": False}
+
+    def on_result() -> None:
+        if avail is None:
+            return
+        try:
+            verify_result(m, tid)
+        except VerigradError as exc:
+            log.warning(logfmt(event="model_unavailable", task=tid, reason=str(exc), action="demanding it on chain"))
+            demand_model(m, avail, tid, log)
+            demanded["any"] = True
+
+    status = follow(m, tid, log, on_result=on_result)
     if status == TaskStatus.COMPLETED:
-        v = verify_result(m, tid)
-        log.info(logfmt(event="verified", task=tid, final_state_root="0x" + v.final_state_root.hex(),
-                        tensors=len(v.tensors)))
+        if demanded["any"] and avail is not None:
+            tensors = model_from_chain(m, avail, tid)
+            log.info(logfmt(event="verified_from_chain", task=tid, tensors=len(tensors)))
+        else:
+            v = verify_result(m, tid)
+            log.info(logfmt(event="verified", task=tid, final_state_root="0x" + v.final_state_root.hex(),
+                            tensors=len(v.tensors)))
     if m.payments() > 0:
         m.withdraw_payments()
     return 0 if status == TaskStatus.COMPLETED else 1

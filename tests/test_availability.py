@@ -209,3 +209,42 @@ def test_demanded_chunk_is_drawn_over_the_whole_state(run: dict[str, Any]) -> No
     assert all(0 <= first < counts[j] for j, first in picks)
     assert len(set(picks)) > 150  # spread, not stuck on one chunk
     assert choose_chunks(b"s" * 32, b"b" * 32, shapes) == choose_chunks(b"s" * 32, b"b" * 32, shapes)
+
+
+def test_submitter_gets_its_model_from_the_chain(chain: Chain, run: dict[str, Any]) -> None:
+    """The submitter demands every chunk of the final parameters; the solver answers each demand from
+    its store; the model rebuilt from the answers is bit for bit the solver's final checkpoint."""
+    import logging
+
+    import torch
+
+    from protocol.agents.submitter import VerificationError, demand_model, model_from_chain
+
+    w = make_world(chain, run)
+    mine = Availability(chain, w.avail.contract.address, w.submitter.key)
+    log = logging.getLogger("test")
+    ids = demand_model(w.submitter, mine, w.task_id, log)
+    assert len(ids) == 7  # fc0.weight 128 chunks: 4 demands; fc0.bias, fc1.weight, fc1.bias: one each
+    assert demand_model(w.submitter, mine, w.task_id, log) == ids  # nothing demanded twice
+    k = len(w.roots) - 1
+    final = tensors_at(w, k)
+    for cid in ids[:-1]:
+        c = mine.get(cid)
+        w.answerer.answer(cid, chunk_answer(w.roots, k, final, int(c.tensor), int(c.firstChunk), int(c.count)))
+    with pytest.raises(VerificationError, match="fc1.bias .* not on chain"):
+        model_from_chain(w.submitter, mine, w.task_id)
+    c = mine.get(ids[-1])
+    w.answerer.answer(ids[-1], chunk_answer(w.roots, k, final, int(c.tensor), int(c.firstChunk), int(c.count)))
+    model = model_from_chain(w.submitter, mine, w.task_id)
+    stored = dict(w.replayer.state_at(int(w.manifest["checkpoints"][k]["step"])))
+    assert sorted(model) == ["fc0.bias", "fc0.weight", "fc1.bias", "fc1.weight"]
+    for name, tensor in model.items():
+        assert tensor.dtype == stored[name].dtype  # and the same bits:
+        assert tensor.view(-1).view(torch.int32).equal(stored[name].view(-1).view(torch.int32))
+    chain.advance(CHALLENGE_WINDOW)
+    w.solver.finalize(w.task_id)
+    assert w.submitter.status(w.task_id) == TaskStatus.COMPLETED
+    assert mine.credit_of() > 0 and w.answerer.credit_of() > 0  # the bonds split: gas to the answerer
+    mine.withdraw()
+    w.answerer.withdraw()
+    assert mine.solvent() and chain.balance(mine.contract.address) == 0

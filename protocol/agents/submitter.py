@@ -6,6 +6,13 @@ status change. Verifying fetches the manifest named by the result's artifact URI
 commits to the on-chain trace root and final state root, fetches the final checkpoint (every byte
 checked against its digest) and recomputes its state root: only a model that matches the chain
 is handed back.
+
+A solver may deliver a right result and serve nothing. While the challenge window is open the
+submitter can then demand its model on chain (:func:`demand_model`: every chunk of the final state's
+parameter tensors, in ranges of 32, through the AvailabilityChallenge): the solver answers each demand
+with the chunks and their proofs, or is slashed and the payment refunded. :func:`model_from_chain`
+reassembles the parameters from the answers and checks each against the tensor id the contract proved
+to be in the committed final state.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 
 from protocol.agents.common import logfmt
 from protocol.agents.http_store import open_any
+from protocol.chain.availability import MAX_CHUNKS, Availability, Status
 from protocol.chain.market import Market, TaskParams, TaskStatus
 from protocol.errors import VerigradError
 
@@ -57,8 +65,10 @@ def post(m: Market, spec_ref: str, payment: int, required_stake: int, bid_bond: 
     return m.post_task(params, payment)
 
 
-def follow(m: Market, task_id: int, log: logging.Logger, timeout: float = 3600.0, poll: float = 0.5) -> TaskStatus:
-    """Print every status change until the task settles; returns the final status."""
+def follow(m: Market, task_id: int, log: logging.Logger, timeout: float = 3600.0, poll: float = 0.5,
+           on_result: Any = None) -> TaskStatus:
+    """Print every status change until the task settles; returns the final status. ``on_result()`` is
+    called once when the result is on chain (its challenge window open)."""
     last = None
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -68,6 +78,8 @@ def follow(m: Market, task_id: int, log: logging.Logger, timeout: float = 3600.0
             log.info(logfmt(event="status", task=task_id, status=status.name, solver=t.solver,
                             open_disputes=t.openDisputes))
             last = status
+            if status == TaskStatus.RESULT_SUBMITTED and on_result is not None:
+                on_result()
         if status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
             return status
         time.sleep(poll)
@@ -97,3 +109,95 @@ def verify_result(m: Market, task_id: int) -> Verified:
         raise VerificationError(f"final checkpoint hashes to 0x{root.hex()}, the chain says "
                                 f"0x{bytes(t.finalStateRoot).hex()}")
     return Verified(bytes(t.traceRoot), bytes(t.finalStateRoot), tensors, manifest)
+
+
+def _final_state_template(m: Market, task_id: int) -> tuple[Any, list[tuple[str, Any]], set[str]]:
+    """The task's spec, a state of its shapes (S_0: every checkpoint has the same tensors, in order)
+    and the names of the model's parameters among them."""
+    import dataclasses
+
+    import torch
+
+    from protocol.agents.solver import resolve_spec
+    from protocol.models import build_model
+    from protocol.spec import open_dataset
+    from protocol.train import initial_state
+
+    t = m.task(task_id)
+    spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+    model = build_model(spec, open_dataset(spec))
+    state = initial_state(model, torch.device("cpu"))
+    return spec, list(state.items()), {name for name, _ in model.param_shapes()}
+
+
+def demand_model(m: Market, avail: Availability, task_id: int, log: logging.Logger) -> list[int]:
+    """Demand every chunk of the final state's parameter tensors on chain (ranges already demanded by
+    this account are not demanded again); returns the ids of the demands on the task."""
+    from protocol.chain.availability import state_layout
+    from protocol.commit.tensor import num_chunks, tensor_bytes
+
+    t = m.task(task_id)
+    spec, state, params = _final_state_template(m, task_id)
+    checkpoint = int(t.steps) // int(t.checkpointInterval)
+    mine = avail.challenges_of(task_id, avail.address)
+    have = {(int(c.checkpoint), int(c.tensor), int(c.firstChunk)) for c in map(avail.get, mine)}
+    layout = state_layout(spec)
+    for j, (name, value) in enumerate(state):
+        if name not in params:
+            continue
+        _, dtype, shape = tensor_bytes(value)
+        for first in range(0, num_chunks(dtype, shape), MAX_CHUNKS):
+            if (checkpoint, j, first) in have:
+                continue
+            cid = avail.challenge(task_id, checkpoint, j, first, MAX_CHUNKS, layout)
+            log.info(logfmt(event="demanded", task=task_id, demand=cid, tensor=name, first=first))
+            mine.append(cid)
+    return mine
+
+
+def model_from_chain(m: Market, avail: Availability, task_id: int) -> dict[str, Any]:
+    """The final model's parameters, from the answers to demands on the task (anyone's): each tensor
+    rebuilt from its chunks and checked against the id the contract proved in the final state."""
+    import numpy as np
+    import torch
+
+    from protocol.commit.tensor import DTYPES, dtype_from_code, num_chunks, tensor_bytes, tensor_id
+
+    t = m.task(task_id)
+    _, state, params = _final_state_template(m, task_id)
+    checkpoint = int(t.steps) // int(t.checkpointInterval)
+    chunks: dict[int, dict[int, bytes]] = {}
+    headers: dict[int, tuple[bytes, int, tuple[int, ...]]] = {}
+    for ev in avail.events("AvailabilityChallenged", taskId=task_id):
+        cid = int(ev["challengeId"])
+        if int(ev["checkpoint"]) != checkpoint or avail.status(cid) != Status.ANSWERED:
+            continue
+        ans = avail.answered(cid)
+        assert ans is not None
+        j = int(ev["tensor"])
+        headers[j] = (bytes(ans["tensorId"]), int(ans["dtype"]), tuple(int(d) for d in ans["shape"]))
+        for i, chunk in enumerate(ans["chunks"]):
+            chunks.setdefault(j, {})[int(ans["firstChunk"]) + i] = bytes(chunk)
+    out: dict[str, Any] = {}
+    for j, (name, value) in enumerate(state):
+        if name not in params:
+            continue
+        _, dtype, shape = tensor_bytes(value)
+        n = num_chunks(dtype, shape)
+        missing = [i for i in range(n) if i not in chunks.get(j, {})]
+        if missing:
+            raise VerificationError(f"tensor {name} (position {j}): chunks {missing[0]}..{missing[-1]} of {n} "
+                                    "are not on chain; demand them with `verigrad submit --demand-data` "
+                                    "while the challenge window is open")
+        tid_, code, got_shape = headers[j]
+        if dtype_from_code(code) != dtype or got_shape != shape:
+            raise VerificationError(f"tensor {name}: the chain has {dtype_from_code(code)}{list(got_shape)}, "
+                                    f"the spec gives {dtype}{list(shape)}")
+        data = b"".join(chunks[j][i] for i in range(n))
+        bits = np.frombuffer(data, dtype=DTYPES[dtype][2])  # big-endian element bits (docs/COMMITMENTS.md)
+        host = bits.astype(bits.dtype.newbyteorder("=")).view(np.dtype(dtype)).reshape(shape)
+        tensor = torch.from_numpy(host.copy())
+        if tensor_id(tensor) != tid_:
+            raise VerificationError(f"tensor {name}: the chunks on chain do not hash to its proven id")
+        out[name] = tensor
+    return out
