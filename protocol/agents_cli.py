@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,14 @@ def add_submit_parser(sub: Any) -> None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from protocol.agents.submitter import demand_model, follow, model_from_chain, post, verify_result
+    from protocol.agents.submitter import (
+        demand_model,
+        follow,
+        model_from_chain,
+        post,
+        settle_demands,
+        verify_result,
+    )
     from protocol.chain.market import TaskStatus
 
     if args.payment == 0:
@@ -217,7 +225,11 @@ def run_submit(args: argparse.Namespace) -> int:
             demand_model(m, avail, tid, log)
             demanded["any"] = True
 
-    status = follow(m, tid, log, on_result=on_result)
+    def on_tick() -> None:
+        if avail is not None and demanded["any"]:
+            settle_demands(m, avail, tid, log)  # an unanswered demand is claimed: the solver is slashed
+
+    status = follow(m, tid, log, on_result=on_result, on_tick=on_tick)
     if status == TaskStatus.COMPLETED:
         if demanded["any"] and avail is not None:
             tensors = model_from_chain(m, avail, tid)
@@ -228,4 +240,12 @@ def run_submit(args: argparse.Namespace) -> int:
                             tensors=len(v.tensors)))
     if m.payments() > 0:
         m.withdraw_payments()
+    if avail is not None and demanded["any"]:
+        # The bonds come back (less each answer's gas) once every demand has ended.
+        end = time.monotonic() + 600
+        while not settle_demands(m, avail, tid, log) and time.monotonic() < end:
+            time.sleep(1)
+        if avail.credit_of() > 0:
+            avail.withdraw()
+            log.info(logfmt(event="bonds_withdrawn", task=tid))
     return 0 if status == TaskStatus.COMPLETED else 1

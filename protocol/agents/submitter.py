@@ -25,6 +25,7 @@ from typing import Any
 from protocol.agents.common import logfmt
 from protocol.agents.http_store import open_any
 from protocol.chain.availability import MAX_CHUNKS, Availability, Status
+from protocol.chain.errors import ContractRevert
 from protocol.chain.market import Market, TaskParams, TaskStatus
 from protocol.errors import VerigradError
 
@@ -66,9 +67,9 @@ def post(m: Market, spec_ref: str, payment: int, required_stake: int, bid_bond: 
 
 
 def follow(m: Market, task_id: int, log: logging.Logger, timeout: float = 3600.0, poll: float = 0.5,
-           on_result: Any = None) -> TaskStatus:
+           on_result: Any = None, on_tick: Any = None) -> TaskStatus:
     """Print every status change until the task settles; returns the final status. ``on_result()`` is
-    called once when the result is on chain (its challenge window open)."""
+    called once when the result is on chain (its challenge window open), ``on_tick()`` every poll."""
     last = None
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -82,6 +83,8 @@ def follow(m: Market, task_id: int, log: logging.Logger, timeout: float = 3600.0
                 on_result()
         if status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
             return status
+        if on_tick is not None:
+            on_tick()
         time.sleep(poll)
     raise VerigradError(f"task {task_id} did not settle within {timeout:.0f} s (last status {last})")
 
@@ -153,6 +156,28 @@ def demand_model(m: Market, avail: Availability, task_id: int, log: logging.Logg
             log.info(logfmt(event="demanded", task=task_id, demand=cid, tensor=name, first=first))
             mine.append(cid)
     return mine
+
+
+def settle_demands(m: Market, avail: Availability, task_id: int, log: logging.Logger) -> bool:
+    """Claims this account's demands on the task left unanswered past their deadline (the solver is
+    slashed by the first); True once none of them is open."""
+    now = m.chain.now()
+    open_ = False
+    for cid in avail.challenges_of(task_id, avail.address):
+        c = avail.get(cid)
+        if Status(c.status) != Status.OPEN:
+            continue
+        if now < int(c.deadline):
+            open_ = True
+            continue
+        try:
+            avail.claim_unanswered(cid)
+        except ContractRevert as exc:  # claimed by someone else meanwhile: read again next time
+            log.info(logfmt(event="claim_skipped", task=task_id, demand=cid, reason=str(exc)))
+            open_ = True
+            continue
+        log.warning(logfmt(event="demand_unanswered", task=task_id, demand=cid, action="claimed"))
+    return not open_
 
 
 def model_from_chain(m: Market, avail: Availability, task_id: int) -> dict[str, Any]:
