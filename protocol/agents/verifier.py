@@ -19,7 +19,9 @@ than the secret. A mismatch, or a failed availability / consistency check, is a 
 lead to a challenge in the dispute game (:meth:`Verifier.challenge`): a mismatch in interval i opens
 a game with the bond, pinned at checkpoint i (the last one the verifier accepts, its *anchor*), and
 the verifier plays it to the end from its own re-execution (:mod:`protocol.agents.disputes`), then
-withdraws its bond and claims its share of the slash.
+withdraws its bond and claims its share of the slash. Withheld data of a result the verifier's own
+whole replay finds right is no case for a game: it demands a sample of the data on chain instead
+(:meth:`Verifier.demand_data`, :mod:`protocol.agents.availability`); the solver answers, or is slashed.
 """
 
 from __future__ import annotations
@@ -143,6 +145,8 @@ class Verifier:
         for key, rec in self.db.all("result"):
             if rec.get("state") == "pending":
                 guarded(self.log, int(key), partial(self.check, int(key), rec))
+            elif rec.get("state") == "demanding":
+                guarded(self.log, int(key), partial(self.send_demand, int(key), rec))
 
     # ------------------------------------------------------------------ checks
     def check(self, tid: int, rec: dict[str, Any]) -> None:
@@ -254,7 +258,6 @@ class Verifier:
         import torch
 
         from protocol.agents.solver import resolve_spec
-        from protocol.chain.availability import state_layout
         from protocol.commit.tensor import tensor_bytes
         from protocol.models import build_model
         from protocol.spec import open_dataset
@@ -276,8 +279,26 @@ class Verifier:
         rec = self.db.get("result", tid) or {}
         block_hash = bytes(self.chain.w3.eth.get_block(rec["block"])["hash"]) if "block" in rec else b""
         tensor, first = choose_chunks(self.secret, block_hash, shapes)
-        self.db.update("result", tid, state="demanded", demand=[checkpoint, tensor, first])
+        # Recorded before it is sent: a restart (or a failed send) sends it again from here, never twice.
+        self.send_demand(tid, self.db.update("result", tid, state="demanding", demand=[checkpoint, tensor, first]))
+
+    def send_demand(self, tid: int, rec: dict[str, Any]) -> None:
+        """Sends the demand recorded for ``tid`` (once: ``send_once``), while the challenge window is open."""
+        from protocol.agents.solver import resolve_spec
+        from protocol.chain.availability import state_layout
+
+        assert self.avail is not None
+        t = self.m.task(tid)
+        if not self.avail.av.challenges_of(tid, self.m.address) and (
+                TaskStatus(t.status) != TaskStatus.RESULT_SUBMITTED or self.chain.now() >= t.challengeDeadline):
+            self.db.update("result", tid, state="closed")
+            self.log.warning(logfmt(event="demand_too_late", task=tid, status=TaskStatus(t.status).name))
+            return
+        checkpoint, tensor, first = rec["demand"]
+        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
         self.avail.demand(tid, checkpoint, tensor, first, state_layout(spec))
+        if self.avail.av.challenges_of(tid, self.m.address):
+            self.db.update("result", tid, state="demanded")
 
     def replay_all(self, tid: int) -> list[bytes]:
         """The task's checkpoint roots, S_0 to the last, trained here from the spec."""
