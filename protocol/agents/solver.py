@@ -259,18 +259,17 @@ class Solver:
         return max(self.cfg.min_price, min(t.payment, int(t.payment * self.cfg.price_fraction)))
 
     # ------------------------------------------------------------------ disputes
-    def _player(self, gid: int, rec: dict[str, Any]) -> Any:
-        """The tracker of game ``gid``: this solver's own run, replayed from its own checkpoints."""
+    def _own_run(self, tid: int) -> tuple[Any, dict[str, Any], list[bytes], Any] | None:
+        """This solver's run of ``tid`` as committed: spec, manifest, checkpoint roots and a replayer from
+        its own checkpoints (with its fault and alterations, if it cheats); None without a manifest."""
         from protocol.agents.dishonest import TamperedReplayer
         from protocol.commit import LocalStore
-        from protocol.dispute.player import SolverPlayer, TraceSource
         from protocol.trace import Replayer
 
-        task = self.db.get("task", rec["task"]) or {}
+        task = self.db.get("task", tid) or {}
         if "manifest" not in task:
-            self.log.warning(logfmt(event="cannot_defend", game=gid, task=rec["task"], reason="no manifest on record"))
             return None
-        t = self.m.task(rec["task"])
+        t = self.m.task(tid)
         spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
         store = LocalStore(self.cfg.store_dir)
         manifest = store.get_json(task["manifest"])
@@ -278,6 +277,17 @@ class Solver:
         tamper = self._tamper(spec)
         replayer = (Replayer(spec, fault=self.cfg.fault, store=store, manifest=manifest) if tamper is None else
                     TamperedReplayer(spec, tamper, fault=self.cfg.fault, store=store, manifest=manifest))
+        return spec, manifest, roots, replayer
+
+    def _player(self, gid: int, rec: dict[str, Any]) -> Any:
+        """The tracker of game ``gid``: this solver's own run, replayed from its own checkpoints."""
+        from protocol.dispute.player import SolverPlayer, TraceSource
+
+        run = self._own_run(int(rec["task"]))
+        if run is None:
+            self.log.warning(logfmt(event="cannot_defend", game=gid, task=rec["task"], reason="no manifest on record"))
+            return None
+        spec, _, roots, replayer = run
         own = TraceSource(replayer, roots, spec.checkpoint_interval)
         assert self.desk is not None
         return SolverPlayer(self.desk.game, gid, self.db, own, log=self.log)
@@ -285,10 +295,7 @@ class Solver:
     def _answer(self, cid: int, rec: dict[str, Any]) -> Any:
         """The answer to availability demand ``cid`` from this solver's own checkpoints (None if it
         withholds everything, or has no record of the task)."""
-        from protocol.agents.dishonest import TamperedReplayer
         from protocol.chain.availability import chunk_answer
-        from protocol.commit import LocalStore
-        from protocol.trace import Replayer
 
         if self.cfg.withhold == "all":
             if not rec.get("withheld"):
@@ -296,19 +303,12 @@ class Solver:
                 self.log.warning(logfmt(event="withholding", challenge=cid, task=rec["task"],
                                         note="availability demand left unanswered"))
             return None
-        task = self.db.get("task", rec["task"]) or {}
-        if "manifest" not in task:
+        run = self._own_run(int(rec["task"]))
+        if run is None:
             self.log.warning(logfmt(event="cannot_answer", challenge=cid, task=rec["task"],
                                     reason="no manifest on record"))
             return None
-        t = self.m.task(rec["task"])
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
-        store = LocalStore(self.cfg.store_dir)
-        manifest = store.get_json(task["manifest"])
-        roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
-        tamper = self._tamper(spec)
-        replayer = (Replayer(spec, fault=self.cfg.fault, store=store, manifest=manifest) if tamper is None else
-                    TamperedReplayer(spec, tamper, fault=self.cfg.fault, store=store, manifest=manifest))
+        _, manifest, roots, replayer = run
         k = int(rec["checkpoint"])
         state = replayer.state_at(int(manifest["checkpoints"][k]["step"]))
         return chunk_answer(roots, k, [v.detach().cpu() for v in state.values()], int(rec["tensor"]),
