@@ -25,7 +25,7 @@ from protocol.chain import errors
 from protocol.chain.availability import MAX_CHUNKS, Availability, Status, chunk_answer, state_layout
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Params, deploy_all
-from protocol.chain.market import Market, SealedBid, TaskParams, TaskStatus
+from protocol.chain.market import Market, TaskParams, TaskStatus, sole_bidder_task
 from protocol.commit import LocalStore, TensorCommitment
 from protocol.commit.tensor import tensor_bytes
 from protocol.dispute.layout import task_graph_root
@@ -93,13 +93,7 @@ def make_world(chain: Chain, run: dict[str, Any]) -> World:
                     bid_bond=ETH // 100, bid_window=100, reveal_window=100, training_window=3600,
                     challenge_window=CHALLENGE_WINDOW, steps=spec.steps, checkpoint_interval=spec.checkpoint_interval)
     solver.deposit(STAKE)
-    tid = submitter.post_task(tp, PAYMENT)
-    bid = SealedBid.new(tid, PAYMENT // 2)
-    solver.commit_bid(bid)
-    chain.advance(100)
-    solver.reveal_bid(bid)
-    chain.advance(100)
-    submitter.close_auction(tid)
+    tid = sole_bidder_task(submitter, solver, tp, PAYMENT, PAYMENT // 2)
     solver.submit_result(tid, result.trace_root, spec.steps, result.final_state_root, "http://withheld.invalid/")
     solver.withdraw_payments()  # its bid bond
     manifest = json.loads((run["store"] / "manifest.json").read_text())

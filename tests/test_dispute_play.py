@@ -25,7 +25,7 @@ from protocol.agents.solver import initial_root
 from protocol.chain.client import Chain
 from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
-from protocol.chain.market import Market, SealedBid, TaskParams, TaskStatus
+from protocol.chain.market import Market, TaskParams, TaskStatus, sole_bidder_task
 from protocol.dispute.layout import task_graph_root
 from protocol.dispute.onestep import OneStepBackend
 from protocol.dispute.player import (
@@ -117,13 +117,7 @@ def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
                         bid_window=100, reveal_window=100, training_window=3600, challenge_window=3600,
                         steps=spec.steps, checkpoint_interval=spec.checkpoint_interval)
     solver.deposit(STAKE)
-    tid = submitter.post_task(params, PAYMENT)
-    bid = SealedBid.new(tid, PAYMENT // 2)
-    solver.commit_bid(bid)
-    chain.advance(100)
-    solver.reveal_bid(bid)
-    chain.advance(100)
-    submitter.close_auction(tid)
+    tid = sole_bidder_task(submitter, solver, params, PAYMENT, PAYMENT // 2)
     solver.submit_result(tid, result.trace_root, spec.steps, result.final_state_root,
                          f"{store}#{result.manifest_digest}")
     assert submitter.status(tid) == TaskStatus.RESULT_SUBMITTED

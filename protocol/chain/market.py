@@ -176,3 +176,16 @@ class Market:
             "market_balance": self.chain.balance(self.market.address),
             "market_accounted": escrow + bonds + payable_,
         }
+
+
+def sole_bidder_task(submitter: Market, solver: Market, params: TaskParams, payment: int, price: int) -> int:
+    """On a development chain (its clock advanced): ``submitter`` posts a task, ``solver`` (staked) bids
+    ``price`` alone, reveals and wins; returns the task id, assigned to ``solver``."""
+    tid = submitter.post_task(params, payment)
+    bid = SealedBid.new(tid, price)
+    solver.commit_bid(bid)
+    submitter.chain.advance(params.bid_window)
+    solver.reveal_bid(bid)
+    submitter.chain.advance(params.reveal_window)
+    submitter.close_auction(tid)
+    return tid

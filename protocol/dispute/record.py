@@ -41,7 +41,7 @@ from protocol.chain.client import Chain
 from protocol.chain.compile import artifact
 from protocol.chain.deploy import Deployment, Params, deploy_all
 from protocol.chain.dispute import DisputeGame, GameStatus, Phase
-from protocol.chain.market import Market, SealedBid, TaskParams
+from protocol.chain.market import Market, TaskParams, sole_bidder_task
 from protocol.commit import LocalStore
 from protocol.dispute.layout import task_graph_root
 from protocol.dispute.player import (
@@ -153,13 +153,7 @@ def post_task(chain: Chain, keys: list[str], runs: Runs, params: Params = DEMO_P
                     bid_bond=ETH // 100, bid_window=60, reveal_window=60, training_window=3600,
                     challenge_window=3600, steps=spec.steps, checkpoint_interval=spec.checkpoint_interval)
     solver.deposit(STAKE)
-    tid = submitter.post_task(tp, PAYMENT)
-    bid = SealedBid.new(tid, PAYMENT // 2)
-    solver.commit_bid(bid)
-    chain.advance(60)
-    solver.reveal_bid(bid)
-    chain.advance(60)
-    submitter.close_auction(tid)
+    tid = sole_bidder_task(submitter, solver, tp, PAYMENT, PAYMENT // 2)
     r = runs.faulty
     solver.submit_result(tid, r.trace_root, spec.steps, r.final_state_root,
                          f"{runs.store_dir.resolve().as_uri()}#{r.manifest_digest}")
