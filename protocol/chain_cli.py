@@ -101,10 +101,11 @@ def run_deploy(args: argparse.Namespace) -> int:
 def add_status_parser(sub: Any) -> None:
     p = sub.add_parser(
         "status",
-        help="tasks, dispute games and balances as tables",
+        help="tasks, dispute games, availability demands and balances as tables",
         description="Show every task of the deployment, every dispute game (task, challenger, solver, level, "
-        "whose turn, clocks left, bond, result) and the balances of everyone who took part (submitters, "
-        "solvers, challengers) and of any --address, then the solvency of every contract.",
+        "whose turn, clocks left, bond, result), every availability demand (checkpoint, tensor, chunks, "
+        "deadline, bond, outcome) and the balances of everyone who took part (submitters, solvers, "
+        "challengers) and of any --address, then the solvency of every contract.",
         epilog="examples:\n  verigrad status --rpc http://127.0.0.1:8545\n"
         "  verigrad status --deployments runs/demo/deployments --address 0xabc...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
