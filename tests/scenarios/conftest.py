@@ -80,13 +80,15 @@ class Devnet:
 @pytest.fixture
 def devnet(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Devnet]:
     """The devnet; ``@pytest.mark.parametrize("devnet", [{"clock": 25}], indirect=True)`` gives a game
-    a shorter clock (scenarios that end on a timeout need not wait a full minute)."""
+    a shorter clock (scenarios that end on a timeout need not wait a full minute), and
+    ``{"availability_window": 20}`` a shorter time to answer an availability demand."""
     clock = getattr(request, "param", {}).get("clock", GAME_CLOCK)
+    window = getattr(request, "param", {}).get("availability_window", AVAILABILITY_WINDOW)
     with Anvil(accounts=10, block_time=1) as node:
         chain = Chain.connect(node.rpc_url)
         chain.dev_keys = node.keys
         params = Params(unbonding_delay=3600, dispute_timeout=3600, dispute_clock=clock,
-                        dispute_bond=GAME_BOND, availability_bond=GAME_BOND, availability_window=AVAILABILITY_WINDOW)
+                        dispute_bond=GAME_BOND, availability_bond=GAME_BOND, availability_window=window)
         d = deploy_all(chain, node.keys[0], params)
         d.save(tmp_path / "deployments")
         net = Devnet(node, chain, d, tmp_path)
