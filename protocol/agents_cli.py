@@ -126,7 +126,9 @@ def add_verifier_parser(sub: Any) -> None:
         description="A long-running verifier. Checks every submitted result's artifacts for availability "
         "and consistency with the chain, re-executes a secretly sampled share of its checkpoint intervals, "
         "and on a mismatch challenges with the game's bond and plays the dispute game to its end "
-        "(then withdraws the bond and claims its share of the slash).",
+        "(then withdraws the bond and claims its share of the slash). A result whose artifacts cannot be "
+        "fetched is replayed whole: if it is wrong, a game; if it is right, an availability demand for a "
+        "secretly drawn range of its data, which the solver answers on chain or is slashed.",
         epilog="examples:\n  VERIGRAD_KEY=0x... verigrad verifier --db runs/verifier.db\n"
         "  verigrad verifier --sample-rate 1.0     (re-execute every interval)",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -242,3 +242,45 @@ def test_submitter_gets_its_model_from_the_chain(chain: Chain, run: dict[str, An
     mine.withdraw()
     w.answerer.withdraw()
     assert mine.solvent() and chain.balance(mine.contract.address) == 0
+
+
+def test_desk_restarted_at_any_point_sends_nothing_twice(chain: Chain, run: dict[str, Any], tmp_path: Path) -> None:
+    """The verifier's desk over one database file, restarted (a new desk on the same file) after the
+    demand was sent but not recorded, and again after its claim: one demand, one claim, one
+    withdrawal, and the records say how each ended."""
+    import logging
+
+    from protocol.agents.availability import AvailabilityDesk
+    from protocol.agents.common import bind_sender, resolve_pending
+    from protocol.agents.db import AgentDB
+
+    w = make_world(chain, run)
+    path, log, me = str(tmp_path / "verifier.db"), logging.getLogger("test"), w.challenger.address
+
+    def desk() -> AvailabilityDesk:
+        db = AgentDB(path)
+        bind_sender(db, chain, me)
+        resolve_pending(db, chain, me, log, wait=1.0)  # what a daemon does first at start-up
+        return AvailabilityDesk(chain, w.avail.contract.address, w.challenger.key, db, log)
+
+    nonce = lambda: int(chain.w3.eth.get_transaction_count(me))  # noqa: E731
+    start = nonce()
+    d = desk()
+    d.demand(w.task_id, 2, 0, 5, run["layout"])
+    d.db.begin_action(f"availability:{w.task_id}")  # as if killed before the receipt was recorded
+    d = desk()
+    d.demand(w.task_id, 2, 0, 5, run["layout"])  # found on chain: not sent again
+    assert w.avail.challenge_count() == 1 and nonce() == start + 1
+    assert d.open() and d.open()[0][1]["role"] == "challenger"
+    d.tick()  # inside the window: nothing to do
+    assert nonce() == start + 1
+    chain.advance(WINDOW)
+    d.tick()  # claims, then withdraws the bond
+    assert w.avail.status(1) == Status.UNANSWERED and nonce() == start + 3
+    d = desk()
+    d.tick()
+    d = desk()
+    d.tick()
+    assert nonce() == start + 3 and not d.open() and d.finished() == 1
+    assert (d.db.get("avail", 1) or {}).get("status") == "UNANSWERED"
+    assert w.avail.credit_of(me) == 0 and w.submitter.status(w.task_id) == TaskStatus.FAILED
