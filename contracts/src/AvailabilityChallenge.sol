@@ -28,11 +28,12 @@ contract AvailabilityChallenge is IAvailabilityChallenge, ReentrancyGuard {
     /// @notice Most chunks one challenge may ask for (8 KiB of float32 data; an answer of 32 chunks
     ///         executes in ~0.39M gas and, with its 20 KB of calldata, costs ~0.7M).
     uint256 public constant MAX_CHUNKS = 32;
-    /// @notice Gas of an answer that `gasleft()` cannot see: the transaction's base cost (21,000) and
-    ///         what follows the measurement (~66,000 for the two credits and the credit total written
-    ///         from zero, the event's fixed part). Calldata and the event's data are added per byte.
-    ///         Measured in contracts/test/dispute/AvailabilityGas.t.sol (refund / charged gas 0.98-1.00).
-    uint256 public constant ANSWER_OVERHEAD_GAS = 21_000 + 70_000;
+    /// @notice Gas of an answer that `gasleft()` cannot see, besides the answerer's credit, its calldata
+    ///         and the event's data (added by `_payAnswer`): the transaction's base cost (21,000) and
+    ///         what follows the measurement (the event's fixed part, copying the chunks to memory for
+    ///         it, returning). Calibrated in contracts/test/dispute/AvailabilityGas.t.sol and
+    ///         benchmarks/availability_cost.py.
+    uint256 public constant ANSWER_OVERHEAD_GAS = 21_000 + 3_000;
 
     /// @inheritdoc IAvailabilityChallenge
     uint256 public challengeCount;
@@ -158,22 +159,33 @@ contract AvailabilityChallenge is IAvailabilityChallenge, ReentrancyGuard {
     }
 
     /// @notice Splits the bond of an answered challenge: the answer's gas cost to the answerer, the
-    ///         rest to the challenger. The cost is what `gasleft()` measured since `gasStart`, plus
-    ///         what it cannot see (the transaction's base cost, its calldata at 16 gas a byte, the
-    ///         event's data at 8 a byte), at the block's base fee: a priority fee is the answerer's own
-    ///         choice and is not refunded. Calldata counts at most the standard encoding's length:
-    ///         the decoder ignores bytes past it, and padding must not buy a larger share of the bond.
+    ///         rest to the challenger. The whole bond is credited to the challenger first, so that the
+    ///         storage writes of the credits are measured by `gasleft()` like the rest of the answer;
+    ///         what it cannot see is added: the transaction's base cost and the event's fixed part
+    ///         (`ANSWER_OVERHEAD_GAS`), the answerer's credit (20,000 gas if it held none, else 2,900),
+    ///         its calldata at 16 gas a byte and the event's data at 8 a byte. The cost is priced at
+    ///         the block's base fee: a priority fee is the answerer's own choice and is not refunded.
+    ///         Calldata counts at most the standard encoding's length: the decoder ignores bytes past
+    ///         it, and padding must not buy a larger share of the bond.
     function _payAnswer(Challenge storage c, uint256 gasStart, uint256 dataBytes, uint256 canonicalBytes)
         internal
         returns (uint256 refund, uint256 returned)
     {
+        address challenger = c.challenger;
+        uint256 amount = c.bond;
+        _credit(challenger, amount);
+        uint256 prior = _credits[msg.sender]; // read now: the write below then costs what is added for it
         uint256 callBytes = msg.data.length < canonicalBytes ? msg.data.length : canonicalBytes;
-        uint256 used = gasStart - gasleft() + ANSWER_OVERHEAD_GAS + 16 * callBytes + 8 * dataBytes;
+        uint256 unseen = ANSWER_OVERHEAD_GAS + (prior == 0 ? 20_000 : 2_900) + 16 * callBytes + 8 * dataBytes;
+        uint256 used = gasStart - gasleft() + unseen;
         refund = used * block.basefee * refundBps / 10_000;
-        if (refund > c.bond) refund = c.bond;
-        returned = c.bond - refund;
-        _credit(msg.sender, refund);
-        _credit(c.challenger, returned);
+        if (refund > amount) refund = amount;
+        returned = amount - refund;
+        if (refund > 0) {
+            // The credits' total is unchanged: the refund moves from the challenger to the answerer.
+            _credits[challenger] -= refund;
+            _credits[msg.sender] += refund;
+        }
     }
 
     /// @notice Bytes of the standard ABI encoding of `answer(challengeId, a)`: the selector, the id and
