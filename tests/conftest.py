@@ -31,6 +31,15 @@ def anvil_chain(anvil: Anvil) -> Chain:
 
 
 @pytest.fixture
+def chain(anvil_chain: Chain) -> Iterator[Chain]:
+    """The session's anvil, reverted to a snapshot after the test (``gas_spent`` counted from zero)."""
+    snap = anvil_chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    anvil_chain.gas_spent.clear()
+    yield anvil_chain
+    anvil_chain.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+
+
+@pytest.fixture
 def deploy(anvil_chain: Chain) -> Callable[..., Any]:
     """``deploy(name, *ctor_args, key=None, value=0)`` on the session anvil -> web3 contract."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,14 +55,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = train(spec, out_dir=d / "store", progress=False)
     return {"spec_path": path, "spec": spec, "result": result, "store": d / "store",
             "layout": state_layout(spec), "graph_root": task_graph_root(spec)}
-
-
-@pytest.fixture
-def chain(anvil_chain: Chain) -> Iterator[Chain]:
-    snap = anvil_chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-    anvil_chain.gas_spent.clear()
-    yield anvil_chain
-    anvil_chain.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
 
 
 @dataclass

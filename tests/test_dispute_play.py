@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,14 +124,6 @@ def make_arena(chain: Chain, runs: dict[str, Any], which: str) -> Arena:
     manifest = json.loads((store / "manifest.json").read_text())
     return Arena(chain, deployment, deployment.dispute_game, submitter, solver, challenger, tid, manifest, store, spec,
                  fault, OneStepBackend())
-
-
-@pytest.fixture
-def chain(anvil_chain: Chain) -> Iterator[Chain]:
-    snap = anvil_chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-    anvil_chain.gas_spent.clear()
-    yield anvil_chain
-    anvil_chain.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
 
 
 def sources(a: Arena) -> tuple[TraceSource, TraceSource]:

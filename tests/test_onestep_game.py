@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from test_dispute_play import (  # the arena of the game tests: one place builds it
     CLOCK,
-    chain,  # noqa: F401 (fixture)
     make_arena,
     runs,  # noqa: F401 (fixture)
     solver_output_of,
@@ -51,7 +50,7 @@ def _play_faulty(c: Chain, task_runs: dict[str, Any]) -> tuple[Any, int]:
     return g_ch, gid
 
 
-def test_onestep_game_level4_gas(chain: Chain, runs: dict[str, Any]) -> None:  # noqa: F811 (fixtures)
+def test_onestep_game_level4_gas(chain: Chain, runs: dict[str, Any]) -> None:  # noqa: F811 (fixture)
     g_ch, gid = _play_faulty(chain, runs)
     assert GameStatus(g_ch.get(gid).status) == GameStatus.CHALLENGER_WON
     events = g_ch.game.events
@@ -85,7 +84,7 @@ def gpt_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return out
 
 
-def test_onestep_game_tiny_gpt_gelu_fault(chain: Chain, gpt_runs: dict[str, Any]) -> None:  # noqa: F811 (fixture)
+def test_onestep_game_tiny_gpt_gelu_fault(chain: Chain, gpt_runs: dict[str, Any]) -> None:
     """The whole game over a tiny-gpt run whose solver corrupted one GELU element: the challenger
     descends to that op and element, and the soft-float verifier's one-step check (a template
     program) decides against the solver."""
