@@ -34,18 +34,11 @@ contract AvailabilityChallengeTest is MarketFixture, AvailabilityWorld {
     }
 
     function _deliver() internal returns (uint256 id) {
-        _stake(alice, STAKE);
         ITaskMarket.TaskParams memory p = _params();
         bytes32[] memory states = _states();
         p.initialStateRoot = states[0];
         p.opGraphRoot = _opGraphRoot();
-        vm.prank(submitter);
-        id = market.postTask{value: PAYMENT}(p);
-        _commit(id, alice, 1 ether);
-        _toReveal(id);
-        _reveal(id, alice, 1 ether);
-        _toClose(id);
-        market.closeAuction(id);
+        id = _assignedWith(alice, 1 ether, p);
         vm.prank(alice);
         market.submitResult(id, MerkleBuilder.root(states), STEPS, states[N_CP - 1], "http://alice/artifacts");
     }

@@ -119,7 +119,6 @@ contract AvailabilityGasTest is MarketFixture {
     }
 
     function _deliver() internal returns (uint256 id) {
-        _stake(alice, STAKE);
         ITaskMarket.TaskParams memory p = _params();
         bytes32[] memory states = _states();
         IAvailabilityChallenge.StateLayout memory l = _layout();
@@ -127,13 +126,7 @@ contract AvailabilityGasTest is MarketFixture {
         p.opGraphRoot = Bisection.graphCommitment(
             l.graphRoot, keccak256(abi.encode(l.numOps, l.stateSize, l.designated, l.inputsRoot))
         );
-        vm.prank(submitter);
-        id = market.postTask{value: PAYMENT}(p);
-        _commit(id, alice, 1 ether);
-        _toReveal(id);
-        _reveal(id, alice, 1 ether);
-        _toClose(id);
-        market.closeAuction(id);
+        id = _assignedWith(alice, 1 ether, p);
         vm.prank(alice);
         market.submitResult(id, MerkleBuilder.root(states), STEPS, states[N_CP - 1], "http://alice/artifacts");
     }

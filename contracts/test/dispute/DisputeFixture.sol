@@ -258,14 +258,7 @@ abstract contract DisputeFixture is MarketFixture {
 
     /// @dev A task delivered by alice with the trace of the honest or the lying run.
     function _deliver(bool lying) internal returns (uint256 id) {
-        if (sm.freeStakeOf(alice) < STAKE) _stake(alice, STAKE);
-        vm.prank(submitter);
-        id = market.postTask{value: PAYMENT}(_worldParams());
-        _commit(id, alice, PAYMENT);
-        _toReveal(id);
-        _reveal(id, alice, PAYMENT);
-        _toClose(id);
-        market.closeAuction(id);
+        id = _assignedWith(alice, PAYMENT, _worldParams());
         vm.prank(alice);
         market.submitResult(id, MerkleBuilder.root(_l1(lying)), W_STEPS, _state(W_STEPS, lying), "ipfs://run");
         taskId = id;

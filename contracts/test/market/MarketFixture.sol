@@ -124,8 +124,17 @@ abstract contract MarketFixture is TestBase {
 
     /// @dev Posts a task that `who` wins alone at `price` (paid the payment: no runner-up).
     function _assigned(address who, uint256 price) internal returns (uint256 taskId) {
+        return _assignedWith(who, price, _params());
+    }
+
+    /// @dev A task of parameters `p` posted by the submitter and won by `who` at `price` (staked if needed).
+    function _assignedWith(address who, uint256 price, ITaskMarket.TaskParams memory p)
+        internal
+        returns (uint256 taskId)
+    {
         if (sm.freeStakeOf(who) < STAKE) _stake(who, STAKE);
-        taskId = _post();
+        vm.prank(submitter);
+        taskId = market.postTask{value: PAYMENT}(p);
         _commit(taskId, who, price);
         _toReveal(taskId);
         _reveal(taskId, who, price);
