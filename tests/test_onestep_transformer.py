@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,15 @@ def _numel(d: Any) -> int:
     return n
 
 
+def _template_ops(run: dict[str, Any]) -> Iterator[Any]:
+    """The step's template ops, one descriptor per distinct (kind, shapes, attrs), in graph order."""
+    done = set()
+    for d in run["graph"]:
+        if d.kind in TEMPLATE_KINDS and (d.kind, d.shapes, d.attrs) not in done:
+            done.add((d.kind, d.shapes, d.attrs))
+            yield d
+
+
 def _attrs(run: dict[str, Any], d: Any) -> dict[str, Any]:
     return dict(run["honest"].records[d.index].attrs)
 
@@ -96,11 +106,7 @@ def test_templates_equal_tracer(run: dict[str, Any]) -> None:
     class, random elements, and for ops with a class per column an element of every class, relocated
     from their class's template, are the tracer's programs."""
     rng = random.Random(11)
-    done = set()
-    for d in run["graph"]:
-        if d.kind not in TEMPLATE_KINDS or (d.kind, d.shapes, d.attrs) in done:
-            continue
-        done.add((d.kind, d.shapes, d.attrs))
+    for d in _template_ops(run):
         attrs = _attrs(run, d)
         tp = template_program(d.kind, d.shapes, attrs)
         assert (tp.root, tp.length, tp.registers) == (d.program_root, d.program_length, d.program_registers)
@@ -126,11 +132,7 @@ def test_template_leaves_relocate_on_chain(verifier: Any, run: dict[str, Any]) -
     """The contract relocates each committed leaf exactly as Python does (instructions that move an
     input or an immediate, the first, the middle and the last), for two elements of every template op."""
     rng = random.Random(12)
-    done = set()
-    for d in run["graph"]:
-        if d.kind not in TEMPLATE_KINDS or (d.kind, d.shapes, d.attrs) in done:
-            continue
-        done.add((d.kind, d.shapes, d.attrs))
+    for d in _template_ops(run):
         tp = template_program(d.kind, d.shapes, _attrs(run, d))
         for e in (rng.randrange(_numel(d)), _numel(d) - 1):
             c = tp.element_class(e)

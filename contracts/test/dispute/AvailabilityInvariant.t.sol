@@ -1,15 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {InvariantBase} from "../utils/InvariantBase.sol";
+import {InvariantBase, VmEnv} from "../utils/InvariantBase.sol";
 import {IAvailabilityChallenge} from "../../src/interfaces/IAvailabilityChallenge.sol";
 import {AvailabilityHandler} from "./AvailabilityHandler.sol";
-
-/// @dev The cheatcodes that carry counts from one invariant run to the next.
-interface VmEnv {
-    function setEnv(string calldata name, string calldata value) external;
-    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
-}
 
 /// @notice Over random sequences of demands, answers (garbage and honest), claims, finalizations,
 ///         withdrawals and time: no bond is ever stuck or lost, every forbidden outcome counts zero,

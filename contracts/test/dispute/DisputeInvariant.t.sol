@@ -1,15 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {InvariantBase} from "../utils/InvariantBase.sol";
+import {InvariantBase, VmEnv} from "../utils/InvariantBase.sol";
 import {DisputeHandler} from "./DisputeHandler.sol";
-
-/// @dev The cheatcodes that carry a count from one invariant run to the next (the process
-///      environment is all that outlives a run's state).
-interface VmEnv {
-    function setEnv(string calldata name, string calldata value) external;
-    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
-}
 
 /// @notice The honest side never loses, and the ETH the game contracts, the market and the stake
 ///         manager hold always equals what they account for, over at least MIN_GAMES random games.

@@ -3,6 +3,13 @@ pragma solidity 0.8.37;
 
 import {TestBase} from "./TestBase.sol";
 
+/// @dev The cheatcodes that carry a count from one invariant run to the next (the process
+///      environment is all that outlives a run's state).
+interface VmEnv {
+    function setEnv(string calldata name, string calldata value) external;
+    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
+}
+
 /// @title InvariantBase
 /// @notice The target lists forge's invariant runner reads from a test contract (by these function
 ///         names), so an invariant test can restrict fuzzing to a handler and its chosen functions.
