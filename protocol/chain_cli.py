@@ -241,8 +241,7 @@ def solvency_lines(m: Market, game: DisputeGame | None = None,
         bonds, credits = game.totals()
         checks.append(("DisputeGame", m.chain.balance(game.game.address), bonds + credits, "bonds + credits"))
     if avail is not None:
-        bonds = int(m.chain.call(avail.contract.functions.totalBonds()))
-        credits = int(m.chain.call(avail.contract.functions.totalCredits()))
+        bonds, credits = avail.totals()
         checks.append(("Availability", m.chain.balance(avail.contract.address), bonds + credits, "bonds + credits"))
     lines = [f"solvency: {name:<12} holds {fmt_eth(held):>14} ETH, accounts for {fmt_eth(owed):>14} ({what}) "
              f"-> {'OK' if held == owed else 'MISMATCH'}" for name, held, owed, what in checks]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import keccak
@@ -27,6 +28,36 @@ from protocol.agents.db import AgentDB
 from protocol.chain.availability import MAX_CHUNKS, Availability, ChunkAnswer, StateLayout, Status
 from protocol.chain.client import Chain
 from protocol.commit.tensor import num_chunks
+
+
+@dataclass(frozen=True)
+class TensorSlot:
+    """One tensor of a task's training state: its name, dtype and shape, and whether the model's
+    parameter (the rest are optimizer state and the step counter)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    param: bool
+
+    @property
+    def chunks(self) -> int:
+        return num_chunks(self.dtype, self.shape)
+
+
+def state_template(spec: Any) -> list[TensorSlot]:
+    """The tensors of every state of ``spec`` in state order (every checkpoint has S_0's)."""
+    import torch
+
+    from protocol.commit.tensor import tensor_bytes
+    from protocol.models import build_model
+    from protocol.spec import open_dataset
+    from protocol.train import initial_state
+
+    model = build_model(spec, open_dataset(spec))
+    params = {name for name, _ in model.param_shapes()}
+    return [TensorSlot(name, *tensor_bytes(value)[1:], param=name in params)
+            for name, value in initial_state(model, torch.device("cpu")).items()]
 
 
 def choose_chunks(secret: bytes, block_hash: bytes, shapes: list[tuple[str, tuple[int, ...]]]) -> tuple[int, int]:

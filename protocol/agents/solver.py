@@ -87,6 +87,11 @@ def resolve_spec(uri: str) -> Any:
     return load_spec(uri.removeprefix("file://"))
 
 
+def task_spec(t: Any) -> Any:
+    """The spec of an on-chain task ``t`` (its URI resolved), with the steps the task fixes."""
+    return dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+
+
 def initial_root(spec: Any) -> bytes:
     """S_0's root as the spec's seed gives it."""
     import torch
@@ -270,7 +275,7 @@ class Solver:
         if "manifest" not in task:
             return None
         t = self.m.task(tid)
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        spec = task_spec(t)
         store = LocalStore(self.cfg.store_dir)
         manifest = store.get_json(task["manifest"])
         roots = [bytes.fromhex(c["state_root"].removeprefix("0x")) for c in manifest["checkpoints"]]
@@ -338,7 +343,7 @@ class Solver:
         from protocol.agents.dishonest import train_dishonest
         from protocol.train import train
 
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        spec = task_spec(t)
         tamper = self._tamper(spec)
         self.log.info(logfmt(event="training", task=tid, spec=spec.name, steps=spec.steps,
                              cheating=self.cfg.fault is not None or tamper is not None))

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.agents.availability import TensorSlot, state_template
 from protocol.agents.common import logfmt
 from protocol.agents.http_store import open_any
 from protocol.chain.availability import MAX_CHUNKS, Availability, Status
@@ -114,46 +115,33 @@ def verify_result(m: Market, task_id: int) -> Verified:
     return Verified(bytes(t.traceRoot), bytes(t.finalStateRoot), tensors, manifest)
 
 
-def _final_state_template(m: Market, task_id: int) -> tuple[Any, list[tuple[str, Any]], set[str]]:
-    """The task's spec, a state of its shapes (S_0: every checkpoint has the same tensors, in order)
-    and the names of the model's parameters among them."""
-    import dataclasses
+def _final_state_template(m: Market, task_id: int) -> tuple[Any, list[TensorSlot]]:
+    """The task's spec and the tensors of its states (the final one has S_0's, in order)."""
+    from protocol.agents.solver import task_spec
 
-    import torch
-
-    from protocol.agents.solver import resolve_spec
-    from protocol.models import build_model
-    from protocol.spec import open_dataset
-    from protocol.train import initial_state
-
-    t = m.task(task_id)
-    spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
-    model = build_model(spec, open_dataset(spec))
-    state = initial_state(model, torch.device("cpu"))
-    return spec, list(state.items()), {name for name, _ in model.param_shapes()}
+    spec = task_spec(m.task(task_id))
+    return spec, state_template(spec)
 
 
 def demand_model(m: Market, avail: Availability, task_id: int, log: logging.Logger) -> list[int]:
     """Demand every chunk of the final state's parameter tensors on chain (ranges already demanded by
     this account are not demanded again); returns the ids of the demands on the task."""
     from protocol.chain.availability import state_layout
-    from protocol.commit.tensor import num_chunks, tensor_bytes
 
     t = m.task(task_id)
-    spec, state, params = _final_state_template(m, task_id)
+    spec, slots = _final_state_template(m, task_id)
     checkpoint = int(t.steps) // int(t.checkpointInterval)
     mine = avail.challenges_of(task_id, avail.address)
     have = {(int(c.checkpoint), int(c.tensor), int(c.firstChunk)) for c in map(avail.get, mine)}
     layout = state_layout(spec)
-    for j, (name, value) in enumerate(state):
-        if name not in params:
+    for j, slot in enumerate(slots):
+        if not slot.param:
             continue
-        _, dtype, shape = tensor_bytes(value)
-        for first in range(0, num_chunks(dtype, shape), MAX_CHUNKS):
+        for first in range(0, slot.chunks, MAX_CHUNKS):
             if (checkpoint, j, first) in have:
                 continue
             cid = avail.challenge(task_id, checkpoint, j, first, MAX_CHUNKS, layout)
-            log.info(logfmt(event="demanded", task=task_id, demand=cid, tensor=name, first=first))
+            log.info(logfmt(event="demanded", task=task_id, demand=cid, tensor=slot.name, first=first))
             mine.append(cid)
     return mine
 
@@ -186,10 +174,10 @@ def model_from_chain(m: Market, avail: Availability, task_id: int) -> dict[str, 
     import numpy as np
     import torch
 
-    from protocol.commit.tensor import DTYPES, dtype_from_code, num_chunks, tensor_bytes, tensor_id
+    from protocol.commit.tensor import DTYPES, dtype_from_code, tensor_id
 
     t = m.task(task_id)
-    _, state, params = _final_state_template(m, task_id)
+    _, slots = _final_state_template(m, task_id)
     checkpoint = int(t.steps) // int(t.checkpointInterval)
     chunks: dict[int, dict[int, bytes]] = {}
     headers: dict[int, tuple[bytes, int, tuple[int, ...]]] = {}
@@ -204,11 +192,10 @@ def model_from_chain(m: Market, avail: Availability, task_id: int) -> dict[str, 
         for i, chunk in enumerate(ans["chunks"]):
             chunks.setdefault(j, {})[int(ans["firstChunk"]) + i] = bytes(chunk)
     out: dict[str, Any] = {}
-    for j, (name, value) in enumerate(state):
-        if name not in params:
+    for j, slot in enumerate(slots):
+        if not slot.param:
             continue
-        _, dtype, shape = tensor_bytes(value)
-        n = num_chunks(dtype, shape)
+        name, dtype, shape, n = slot.name, slot.dtype, slot.shape, slot.chunks
         missing = [i for i in range(n) if i not in chunks.get(j, {})]
         if missing:
             raise VerificationError(f"tensor {name} (position {j}): chunks {missing[0]}..{missing[-1]} of {n} "

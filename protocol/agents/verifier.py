@@ -35,7 +35,7 @@ from typing import Any, cast
 
 from eth_utils import keccak
 
-from protocol.agents.availability import AvailabilityDesk, choose_chunks
+from protocol.agents.availability import AvailabilityDesk, choose_chunks, state_template
 from protocol.agents.common import Stopper, bind_sender, guarded, logfmt, resolve_pending, run_loop, send_once
 from protocol.agents.db import AgentDB
 from protocol.agents.disputes import GameDesk
@@ -166,7 +166,7 @@ class Verifier:
         self.challenge(tid, finding)
 
     def find(self, tid: int, t: Any, progress: list[list[Any]], block_hash: bytes) -> Finding | None:
-        from protocol.agents.solver import resolve_spec
+        from protocol.agents.solver import task_spec
         from protocol.commit import TraceTree
 
         url, _, manifest_digest = str(t.artifactURI).partition("#")
@@ -183,7 +183,7 @@ class Verifier:
         for n, root in progress:
             if n > len(roots) or TraceTree(roots[: int(n)]).root != bytes.fromhex(root.removeprefix("0x")):
                 return Finding("inconsistent", f"progress commitment over {n} checkpoints is not a prefix of the result")
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        spec = task_spec(t)
         n_intervals = len(roots) - 1
         chosen = sample_intervals(self.secret, block_hash, n_intervals, self.cfg.sample_rate)
         self.log.info(logfmt(event="sampled", task=tid, intervals=chosen,
@@ -255,13 +255,7 @@ class Verifier:
         chunks with the verifier's secret and the result's block hash, so the solver cannot know in
         advance which part it must keep. The solver answers (and the data is on chain) or is slashed.
         """
-        import torch
-
-        from protocol.agents.solver import resolve_spec
-        from protocol.commit.tensor import tensor_bytes
-        from protocol.models import build_model
-        from protocol.spec import open_dataset
-        from protocol.train import initial_state
+        from protocol.agents.solver import task_spec
 
         if self.avail is None:
             self.db.update("result", tid, state="accepted")
@@ -269,13 +263,12 @@ class Verifier:
                                     note="no availability contract in this deployment"))
             return
         t = self.m.task(tid)
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        spec = task_spec(t)
         n_checkpoints = int(t.steps) // int(t.checkpointInterval) + 1
         checkpoint = n_checkpoints - 1
         if finding.kind == "unavailable" and finding.interval is not None:
             checkpoint = finding.interval
-        state = initial_state(build_model(spec, open_dataset(spec)), torch.device("cpu"))
-        shapes = [tensor_bytes(v)[1:] for v in state.values()]  # (dtype, shape): the same at every checkpoint
+        shapes = [(slot.dtype, slot.shape) for slot in state_template(spec)]
         rec = self.db.get("result", tid) or {}
         block_hash = bytes(self.chain.w3.eth.get_block(rec["block"])["hash"]) if "block" in rec else b""
         tensor, first = choose_chunks(self.secret, block_hash, shapes)
@@ -284,7 +277,7 @@ class Verifier:
 
     def send_demand(self, tid: int, rec: dict[str, Any]) -> None:
         """Sends the demand recorded for ``tid`` (once: ``send_once``), while the challenge window is open."""
-        from protocol.agents.solver import resolve_spec
+        from protocol.agents.solver import task_spec
         from protocol.chain.availability import state_layout
 
         assert self.avail is not None
@@ -295,25 +288,25 @@ class Verifier:
             self.log.warning(logfmt(event="demand_too_late", task=tid, status=TaskStatus(t.status).name))
             return
         checkpoint, tensor, first = rec["demand"]
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        spec = task_spec(t)
         self.avail.demand(tid, checkpoint, tensor, first, state_layout(spec))
         if self.avail.av.challenges_of(tid, self.m.address):
             self.db.update("result", tid, state="demanded")
 
     def replay_all(self, tid: int) -> list[bytes]:
         """The task's checkpoint roots, S_0 to the last, trained here from the spec."""
-        from protocol.agents.solver import resolve_spec
+        from protocol.agents.solver import task_spec
         from protocol.train import train
 
         t = self.m.task(tid)
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        spec = task_spec(t)
         self.log.info(logfmt(event="replaying_all", task=tid, steps=spec.steps))
         return [c.state_root for c in train(spec, progress=None).checkpoints]
 
     def _player(self, gid: int, rec: dict[str, Any]) -> Any:
         """The challenger's tracker: the solver's checkpoints up to the anchor, honest replay below."""
         from protocol.agents.disputes import fetch_output
-        from protocol.agents.solver import resolve_spec
+        from protocol.agents.solver import task_spec
         from protocol.dispute.player import TraceSource
         from protocol.trace import Replayer
 
@@ -321,7 +314,7 @@ class Verifier:
         t = self.m.task(rec["task"])
         url, _, digest = str(t.artifactURI).partition("#")
         store = open_any(url)
-        spec = dataclasses.replace(resolve_spec(t.specURI), steps=int(t.steps))
+        spec = task_spec(t)
         game = self.desk.game
 
         def solver_output(step: int, op: int) -> Any:

@@ -169,8 +169,11 @@ class Availability:
     def credit_of(self, who: str | None = None) -> int:
         return int(self.chain.call(self.contract.functions.creditOf(who or self.address)))
 
+    def totals(self) -> tuple[int, int]:
+        """The bonds of open demands and the credits owed."""
+        return (int(self.chain.call(self.contract.functions.totalBonds())),
+                int(self.chain.call(self.contract.functions.totalCredits())))
+
     def solvent(self) -> bool:
         """Its balance is exactly the bonds of open demands plus the credits owed."""
-        bonds = int(self.chain.call(self.contract.functions.totalBonds()))
-        credits = int(self.chain.call(self.contract.functions.totalCredits()))
-        return self.chain.balance(self.contract.address) == bonds + credits
+        return self.chain.balance(self.contract.address) == sum(self.totals())
